@@ -1,0 +1,364 @@
+"""Config: YAML validated at load; every error names the file, the line and the key.
+
+Secrets are never read from the file: the config names environment variables instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from monitor.errors import ConfigError
+from probes.base import Duration, parse_duration
+from probes.settings import (
+    IntegratedProbeSettings,
+    MqttBrokerSettings,
+    MqttProbeSettings,
+    ProbeConfig,
+)
+from simulator.settings import SimulatorSettings
+
+_NAME = r"^[A-Za-z0-9_.:-]+$"
+
+
+def _parse_percent(value: Any) -> Any:
+    """Accept ``99.5`` or ``"99.5%"``; a target is a percentage."""
+    if isinstance(value, str):
+        text = value.strip().removesuffix("%").strip()
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a percentage (e.g. 99.5)") from None
+    return value
+
+
+#: A target in percent: at least 50 (a fraction such as 0.99 is a mistake), below 100
+#: (a 100 % target leaves no error budget to compute burn rates against).
+Percent = Annotated[float, BeforeValidator(_parse_percent), Field(ge=50, lt=100)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LatencyObjective(_Strict):
+    """``target`` % of the probes' exchanges must succeed within ``threshold`` seconds."""
+
+    kind: Literal["latency"]
+    name: str = Field(pattern=_NAME)
+    threshold: Duration
+    target: Percent
+    #: Probes counted by this objective; default all probes of the service.
+    probes: list[str] | None = None
+
+    @property
+    def target_ratio(self) -> float:
+        """The target as a ratio (0.99 for 99 %)."""
+        return self.target / 100.0
+
+
+class AvailabilityObjective(_Strict):
+    """The service is available ``target`` % of the eligible minutes."""
+
+    kind: Literal["availability"]
+    name: str = Field(pattern=_NAME)
+    target: Percent
+    probes: list[str] | None = None
+
+    @property
+    def target_ratio(self) -> float:
+        """The target as a ratio (0.99 for 99 %)."""
+        return self.target / 100.0
+
+
+Objective = Annotated[LatencyObjective | AvailabilityObjective, Field(discriminator="kind")]
+
+
+class ServiceConfig(_Strict):
+    """A monitored service: its probes and the objectives its contract sets."""
+
+    name: str = Field(pattern=_NAME)
+    description: str = ""
+    probes: list[ProbeConfig] = Field(min_length=1)
+    objectives: list[Objective] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _names_resolve(self) -> ServiceConfig:
+        probe_names = [p.name for p in self.probes]
+        _no_duplicates(probe_names, "probe")
+        _no_duplicates([o.name for o in self.objectives], "objective")
+        for objective in self.objectives:
+            for name in objective.probes or []:
+                if name not in probe_names:
+                    raise ValueError(
+                        f"objective {objective.name!r} names unknown probe {name!r}"
+                    )
+        return self
+
+    def probes_of(self, objective: LatencyObjective | AvailabilityObjective) -> list[str]:
+        """Names of the probes an objective counts."""
+        return list(objective.probes) if objective.probes else [p.name for p in self.probes]
+
+
+class ServerConfig(_Strict):
+    """The HTTP server for /metrics, /healthz and the JSON API."""
+
+    listen: str = "127.0.0.1:9177"
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"{value!r} is not HOST:PORT")
+        return value
+
+    @property
+    def host(self) -> str:
+        """The listen address without the port (IPv6 brackets removed)."""
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        """The listen port (0 picks a free one)."""
+        return int(self.listen.rpartition(":")[2])
+
+
+class StorageConfig(_Strict):
+    """The SQLite store."""
+
+    path: str = "data/sla-monitor.sqlite3"
+    #: Raw results older than this are pruned; minute rollups are kept for 400 days.
+    raw_retention_days: int = Field(default=90, ge=1)
+    #: Results are written in transactions of at most this many rows ...
+    batch_size: int = Field(default=1000, ge=1, le=100_000)
+    #: ... or at least this often.
+    flush_interval: Duration = 1.0
+
+
+class SchedulerConfig(_Strict):
+    """Global limits of the probe scheduler."""
+
+    #: Probe runs in flight at once, across all probes.
+    max_concurrency: int = Field(default=1000, ge=1)
+    #: Results waiting for the collector; when full, probes wait (nothing is dropped).
+    queue_size: int = Field(default=100_000, ge=1)
+
+
+class Config(_Strict):
+    """The whole configuration of one daemon."""
+
+    #: Time zone of calendar windows and reports.
+    timezone: str = "Europe/Brussels"
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    brokers: dict[str, MqttBrokerSettings] = Field(default_factory=dict)
+    services: list[ServiceConfig] = Field(min_length=1)
+    simulator: SimulatorSettings | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Config:
+        _no_duplicates([s.name for s in self.services], "service")
+        for service in self.services:
+            for probe in service.probes:
+                for broker in _brokers_used(probe):
+                    if broker not in self.brokers:
+                        raise ValueError(
+                            f"service {service.name!r} probe {probe.name!r} uses broker "
+                            f"{broker!r}, which is not defined under brokers"
+                        )
+        if self.simulator is not None:
+            for responder in self.simulator.mqtt:
+                if responder.broker not in self.brokers:
+                    raise ValueError(
+                        f"simulator responder on {responder.request_topic!r} uses broker "
+                        f"{responder.broker!r}, which is not defined under brokers"
+                    )
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The configured time zone."""
+        return ZoneInfo(self.timezone)
+
+    def service(self, name: str) -> ServiceConfig:
+        """The service called ``name``."""
+        for service in self.services:
+            if service.name == name:
+                return service
+        raise KeyError(name)
+
+
+def _brokers_used(probe: Any) -> Iterator[str]:
+    if isinstance(probe, MqttProbeSettings):
+        yield probe.broker
+    elif isinstance(probe, IntegratedProbeSettings):
+        for step in probe.steps:
+            if step.kind == "mqtt":
+                yield step.broker
+
+
+def _no_duplicates(names: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{what} name {name!r} is used twice")
+        seen.add(name)
+
+
+# --- loading with line numbers ------------------------------------------------------------
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe loader that remembers the line of every mapping key and sequence item."""
+
+
+def _build(node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int],
+           loader: _LineLoader) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            if key in result:
+                raise ConfigError(
+                    f"line {key_node.start_mark.line + 1}: key {key!r} appears twice"
+                )
+            child = (*path, key)
+            result[key] = _build(value_node, child, lines, loader)
+            lines[child] = key_node.start_mark.line + 1
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, (*path, i), lines, loader) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _resolve(loc: tuple[str | int, ...], data: Any) -> tuple[tuple[str | int, ...], bool]:
+    """Map a pydantic error location onto the document: drop union tags such as
+    ``mqtt`` that are not keys, keep the deepest path that exists. Returns the path and
+    whether the full location exists in the document."""
+    path: list[str | int] = []
+    node = data
+    exists = True
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, dict) and isinstance(part, str) and "kind" in node:
+            continue  # a discriminated union's tag (e.g. 'mqtt'), not a key
+        else:
+            exists = False
+            path.append(part)
+            break
+    return tuple(path), exists
+
+
+def _format_errors(source: str, error: ValidationError, data: Any,
+                   lines: dict[tuple[str | int, ...], int]) -> str:
+    messages = []
+    for item in error.errors(include_url=False):
+        path, exists = _resolve(tuple(item["loc"]), data)
+        probe = path if exists else path[:-1]
+        while probe not in lines and probe:
+            probe = probe[:-1]
+        line = lines.get(probe, 1)
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling and its place in the file)"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        elif "input" in item and item["type"] not in ("model_type",):
+            shown = repr(item["input"])
+            if len(shown) <= 40 and not isinstance(item["input"], dict | list):
+                message = f"{message} (got {shown})"
+        messages.append(f"{source}:{line}: {_dotted(path)}: {message}")
+    return "\n".join(messages)
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Validate a YAML document; raise ``ConfigError`` naming file, line and key."""
+    loader = _LineLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise ConfigError(f"{source}:{line}: not valid YAML: {exc.problem}") from None
+    finally:
+        loader.dispose()  # type: ignore[no-untyped-call]
+    if root is None:
+        raise ConfigError(f"{source}:1: the file is empty")
+    lines: dict[tuple[str | int, ...], int] = {}
+    try:
+        data = _build(root, (), lines, _LineLoader(""))
+    except ConfigError as exc:
+        raise ConfigError(f"{source}:{str(exc).removeprefix('line ')}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise ConfigError(f"{source}:{line}: not valid YAML: {exc.problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}:1: the top level must be a mapping of sections")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(source, exc, data, lines)) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{file}: is a directory, not a config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read: {exc}") from None
+    return parse_config(text, str(file))
+
+
+__all__ = [
+    "AvailabilityObjective",
+    "Config",
+    "LatencyObjective",
+    "Objective",
+    "ServiceConfig",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+]

@@ -1,0 +1,96 @@
+"""Config models of the simulator (the ``simulator:`` section of a config file)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from probes.base import Duration
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LatencySettings(_Strict):
+    """Handling delay: a lognormal body, plus a slow tail drawn uniformly from [min, max]."""
+
+    distribution: Literal["lognormal", "constant"] = "lognormal"
+    #: Median of the lognormal (or the constant delay), in seconds.
+    median: Duration = 0.1
+    #: Shape of the lognormal (standard deviation of log(delay)).
+    sigma: float = Field(default=0.5, ge=0, le=5)
+    #: Share of requests taking a slow path, and its range in seconds.
+    tail_probability: float = Field(default=0.0, ge=0, le=1)
+    tail_min: float = Field(default=1.0, ge=0)
+    tail_max: float = Field(default=3.0, ge=0)
+    #: Cap applied to every drawn delay, in seconds.
+    max: Duration = 60.0
+
+    @model_validator(mode="after")
+    def _tail_ordered(self) -> LatencySettings:
+        if self.tail_max < self.tail_min:
+            raise ValueError("tail_max must not be below tail_min")
+        return self
+
+
+class OutageSettings(_Strict):
+    """A recurring outage: ``duration`` down every ``every``, starting ``offset`` into each
+    period (counted from the Unix epoch, so every process agrees on when it happens)."""
+
+    every: Duration
+    duration: Duration
+    offset: float = Field(default=0.0, ge=0)
+    #: ``drop``: no answer at all (the probe times out); ``error``: an error answer.
+    mode: Literal["drop", "error"] = "drop"
+
+
+class ProfileSettings(_Strict):
+    """How a simulated endpoint behaves."""
+
+    latency: LatencySettings = Field(default_factory=LatencySettings)
+    #: Share of requests answered with an error (HTTP 503, or an MQTT error reply).
+    error_rate: float = Field(default=0.0, ge=0, le=1)
+    outages: list[OutageSettings] = Field(default_factory=list)
+
+
+class MqttResponderSettings(_Strict):
+    """Answers requests on one topic (the reply goes to the request's ``reply_to``)."""
+
+    broker: str = "default"
+    request_topic: str = Field(pattern=r"^[^#+\x00]+$")
+    profile: str
+
+
+class HttpRouteSettings(_Strict):
+    """One simulated integrated-service endpoint."""
+
+    path: str = Field(pattern=r"^/[A-Za-z0-9_./-]*$")
+    profile: str
+
+
+class HttpServerSettings(_Strict):
+    """The simulator's HTTP server (loopback by default)."""
+
+    listen: str = "127.0.0.1:8181"
+    routes: list[HttpRouteSettings] = Field(default_factory=list)
+
+
+class SimulatorSettings(_Strict):
+    """The simulated network."""
+
+    seed: int = 1
+    profiles: dict[str, ProfileSettings] = Field(default_factory=dict)
+    mqtt: list[MqttResponderSettings] = Field(default_factory=list)
+    http: HttpServerSettings | None = None
+    #: Optional CSV file where every served request is appended (the truth log).
+    truth_log: str | None = None
+
+    @model_validator(mode="after")
+    def _profiles_exist(self) -> SimulatorSettings:
+        used = [r.profile for r in self.mqtt] + [r.profile for r in (self.http.routes if self.http else [])]
+        for name in used:
+            if name not in self.profiles:
+                raise ValueError(f"profile {name!r} is not defined under simulator.profiles")
+        return self
