@@ -103,9 +103,7 @@ class ServiceConfig(_Strict):
         for objective in self.objectives:
             for name in objective.probes or []:
                 if name not in probe_names:
-                    raise ValueError(
-                        f"objective {objective.name!r} names unknown probe {name!r}"
-                    )
+                    raise ValueError(f"objective {objective.name!r} names unknown probe {name!r}")
         return self
 
     def probes_of(self, objective: LatencyObjective | AvailabilityObjective) -> list[str]:
@@ -236,24 +234,26 @@ class _LineLoader(yaml.SafeLoader):
     """A safe loader that remembers the line of every mapping key and sequence item."""
 
 
-def _build(node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int],
-           loader: _LineLoader) -> Any:
+def _build(
+    node: yaml.Node,
+    path: tuple[str | int, ...],
+    lines: dict[tuple[str | int, ...], int],
+    loader: _LineLoader,
+) -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = loader.construct_object(key_node, deep=True)
             if key in result:
-                raise ConfigError(
-                    f"line {key_node.start_mark.line + 1}: key {key!r} appears twice"
-                )
+                raise ConfigError(f"line {key_node.start_mark.line + 1}: key {key!r} appears twice")
             child = (*path, key)
             result[key] = _build(value_node, child, lines, loader)
             lines[child] = key_node.start_mark.line + 1
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), lines, loader) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+    return loader.construct_object(node, deep=True)
 
 
 def _dotted(loc: tuple[str | int, ...]) -> str:
@@ -271,10 +271,9 @@ def _resolve(loc: tuple[str | int, ...], data: Any) -> tuple[tuple[str | int, ..
     node = data
     exists = True
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            path.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
             node = node[part]
             path.append(part)
         elif isinstance(node, dict) and isinstance(part, str) and "kind" in node:
@@ -286,8 +285,9 @@ def _resolve(loc: tuple[str | int, ...], data: Any) -> tuple[tuple[str | int, ..
     return tuple(path), exists
 
 
-def _format_errors(source: str, error: ValidationError, data: Any,
-                   lines: dict[tuple[str | int, ...], int]) -> str:
+def _format_errors(
+    source: str, error: ValidationError, data: Any, lines: dict[tuple[str | int, ...], int]
+) -> str:
     messages = []
     for item in error.errors(include_url=False):
         path, exists = _resolve(tuple(item["loc"]), data)
@@ -318,7 +318,7 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         line = mark.line + 1 if mark is not None else 1
         raise ConfigError(f"{source}:{line}: not valid YAML: {exc.problem}") from None
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
     if root is None:
         raise ConfigError(f"{source}:1: the file is empty")
     lines: dict[tuple[str | int, ...], int] = {}

@@ -19,7 +19,7 @@ for _name in ("amqtt", "transitions"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 
-class _NoDelayBroker(Broker):
+class _NoDelayBroker(Broker):  # type: ignore[misc]
     """amqtt's broker with TCP_NODELAY on every accepted socket (Nagle + delayed ACKs
     add ~30 ms to a request/reply round trip otherwise)."""
 
@@ -27,7 +27,7 @@ class _NoDelayBroker(Broker):
         sock = writer.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await super().stream_connected(reader, writer, listener_name)  # type: ignore[misc]
+        await super().stream_connected(reader, writer, listener_name)
 
 
 class EmbeddedBroker:

@@ -1,0 +1,43 @@
+"""The value that flows from the scheduler to the collector: one probe run, stamped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from probes.base import Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One probe run.
+
+    Attributes:
+        service: the service the probe belongs to.
+        probe: the probe's name, unique within the service.
+        kind: the probe kind (mqtt, http, integrated).
+        started_at: UTC epoch seconds when the exchange began; the result counts in the
+            minute it started in (the contract times a message from when it was sent).
+        latency_s: measured latency (monotonic clock, exchange only).
+        outcome: ok or the error class.
+        detail: short reason for a failure.
+        request_id: correlation id sent to the target.
+    """
+
+    service: str
+    probe: str
+    kind: str
+    started_at: float
+    latency_s: float
+    outcome: Outcome
+    detail: str = ""
+    request_id: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the exchange succeeded."""
+        return self.outcome is Outcome.OK
+
+    @property
+    def minute(self) -> int:
+        """The epoch minute the result counts in."""
+        return int(self.started_at // 60)

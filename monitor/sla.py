@@ -1,0 +1,229 @@
+"""SLA math, pure and without I/O: minute rollups, exact threshold compliance, percentile
+estimates from log-spaced buckets, error budgets and minute availability states.
+
+The daemon, the Prometheus rules and the monthly report all count with this module, so
+they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TypeVar
+
+K = TypeVar("K", str, int)
+
+#: Relative accuracy of percentile estimates (DESIGN decision 1: <= 1 %).
+RELATIVE_ACCURACY = 0.01
+#: Ratio between consecutive bucket bounds: bucket i holds (GAMMA**(i-1), GAMMA**i].
+GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
+_LOG_GAMMA = math.log(GAMMA)
+#: Latencies below this (1 µs) share the lowest bucket; nothing real is that fast.
+MIN_LATENCY_S = 1e-6
+_MIN_INDEX = math.ceil(math.log(MIN_LATENCY_S) / _LOG_GAMMA)
+
+
+def bucket_index(latency_s: float) -> int:
+    """The log bucket holding ``latency_s``: the smallest i with latency <= GAMMA**i."""
+    if latency_s <= MIN_LATENCY_S:
+        return _MIN_INDEX
+    index = math.ceil(math.log(latency_s) / _LOG_GAMMA)
+    # Guard the float edge: log() may land a hair above an exact bound.
+    if GAMMA ** (index - 1) >= latency_s:
+        index -= 1
+    return index
+
+
+def bucket_value(index: int) -> float:
+    """The value that represents bucket ``index``: within RELATIVE_ACCURACY of any
+    latency in (GAMMA**(index-1), GAMMA**index]."""
+    return 2 * GAMMA**index / (GAMMA + 1)
+
+
+def quantile_rank(q: float, count: int) -> int:
+    """The 1-based nearest rank of quantile ``q`` among ``count`` values: the smallest
+    value such that at least a share ``q`` of the values are at or below it."""
+    if not 0 < q <= 1:
+        raise ValueError(f"quantile {q} is not in (0, 1]")
+    return max(1, math.ceil(q * count - 1e-9))
+
+
+def exact_quantile(values: Iterable[float], q: float) -> float | None:
+    """The nearest-rank quantile of ``values`` (what ``estimate_quantile`` estimates)."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    return ordered[quantile_rank(q, len(ordered)) - 1]
+
+
+def estimate_quantile(buckets: Mapping[int, int], q: float) -> float | None:
+    """Estimate the nearest-rank quantile from log-bucket counts (relative error <= 1 %)."""
+    total = sum(buckets.values())
+    if total == 0:
+        return None
+    rank = quantile_rank(q, total)
+    seen = 0
+    for index in sorted(buckets):
+        seen += buckets[index]
+        if seen >= rank:
+            return bucket_value(index)
+    raise AssertionError("unreachable: ranks never exceed the total")
+
+
+def threshold_key(threshold_s: float) -> str:
+    """The stable text form of a threshold, used as a key in stored rollups."""
+    return repr(float(threshold_s))
+
+
+@dataclass(slots=True)
+class Rollup:
+    """Counts of one probe (or a sum of probes) over one minute (or a window of minutes).
+
+    ``good`` counts successful exchanges at or below each threshold (the contract's
+    "within 1 s"); ``buckets`` holds the log-bucket counts of successful exchanges.
+    Failures are counted in ``attempts`` but never in ``good``: they are bad events.
+    """
+
+    attempts: int = 0
+    ok: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    good: dict[str, int] = field(default_factory=dict)
+    buckets: dict[int, int] = field(default_factory=dict)
+    latency_sum_s: float = 0.0
+
+    def add(self, ok: bool, outcome: str, latency_s: float, thresholds: Iterable[float]) -> None:
+        """Count one result against the given thresholds."""
+        self.attempts += 1
+        if not ok:
+            self.failures[outcome] = self.failures.get(outcome, 0) + 1
+            return
+        self.ok += 1
+        self.latency_sum_s += latency_s
+        index = bucket_index(latency_s)
+        self.buckets[index] = self.buckets.get(index, 0) + 1
+        for threshold in thresholds:
+            key = threshold_key(threshold)
+            self.good[key] = self.good.get(key, 0) + (1 if latency_s <= threshold else 0)
+
+    def merge(self, other: Rollup, sign: int = 1) -> None:
+        """Add (``sign=1``) or remove (``sign=-1``) another rollup's counts, in place."""
+        self.attempts += sign * other.attempts
+        self.ok += sign * other.ok
+        self.latency_sum_s += sign * other.latency_sum_s
+        _add_counts(self.failures, other.failures, sign)
+        _add_counts(self.good, other.good, sign)
+        _add_counts(self.buckets, other.buckets, sign)
+
+    def copy(self) -> Rollup:
+        """An independent copy."""
+        return Rollup(
+            self.attempts,
+            self.ok,
+            dict(self.failures),
+            dict(self.good),
+            dict(self.buckets),
+            self.latency_sum_s,
+        )
+
+    def good_within(self, threshold_s: float) -> int:
+        """Successful exchanges at or below ``threshold_s`` (must be a counted threshold)."""
+        return self.good.get(threshold_key(threshold_s), 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (bucket indexes become strings)."""
+        return {
+            "attempts": self.attempts,
+            "ok": self.ok,
+            "failures": self.failures,
+            "good": self.good,
+            "buckets": {str(k): v for k, v in self.buckets.items()},
+            "latency_sum_s": self.latency_sum_s,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Rollup:
+        """The inverse of ``to_dict``."""
+        return cls(
+            attempts=int(data["attempts"]),
+            ok=int(data["ok"]),
+            failures={str(k): int(v) for k, v in data.get("failures", {}).items()},
+            good={str(k): int(v) for k, v in data.get("good", {}).items()},
+            buckets={int(k): int(v) for k, v in data.get("buckets", {}).items()},
+            latency_sum_s=float(data.get("latency_sum_s", 0.0)),
+        )
+
+
+def _add_counts(target: dict[K, int], source: Mapping[K, int], sign: int) -> None:
+    for key, count in source.items():
+        value = target.get(key, 0) + sign * count
+        if value:
+            target[key] = value
+        else:
+            target.pop(key, None)  # keep rollups sparse: zero counts are not stored
+
+
+def compliance(rollup: Rollup, threshold_s: float) -> float | None:
+    """Share of attempts that succeeded within the threshold; None with no attempts."""
+    if rollup.attempts == 0:
+        return None
+    return rollup.good_within(threshold_s) / rollup.attempts
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """The error budget of an objective over a window.
+
+    Attributes:
+        valid: events (or eligible minutes) counted.
+        bad: events (or minutes) that missed the objective.
+        allowed: bad events the target allows over ``valid`` events.
+        remaining_ratio: 1 - bad/allowed (negative once the budget is overspent).
+        burn_rate: observed bad ratio over the allowed bad ratio (1 = on budget).
+    """
+
+    valid: int
+    bad: int
+    allowed: float
+    remaining_ratio: float | None
+    burn_rate: float | None
+
+
+def error_budget(valid: int, good: int, target_ratio: float) -> Budget:
+    """The budget of ``valid`` events of which ``good`` met the objective."""
+    if not 0 < target_ratio < 1:
+        raise ValueError(f"target ratio {target_ratio} is not in (0, 1)")
+    bad = valid - good
+    allowed = (1 - target_ratio) * valid
+    if valid == 0:
+        return Budget(0, 0, 0.0, None, None)
+    remaining = 1 - bad / allowed
+    burn = (bad / valid) / (1 - target_ratio)
+    return Budget(valid, bad, allowed, remaining, burn)
+
+
+class MinuteState(StrEnum):
+    """What a minute counts as for availability (DESIGN decision 3)."""
+
+    UP = "up"
+    DOWN = "down"
+    EXCLUDED = "excluded"  # outside service hours or in announced maintenance
+    UNMONITORED = "unmonitored"  # the monitor produced no result
+
+
+def minute_state(rollup: Rollup | None, down_ratio: float = 0.5) -> MinuteState:
+    """A minute is down when more than ``down_ratio`` of its results failed (and at least
+    one did), unmonitored when it has no result, up otherwise."""
+    if rollup is None or rollup.attempts == 0:
+        return MinuteState.UNMONITORED
+    failed = rollup.attempts - rollup.ok
+    if failed >= 1 and failed > down_ratio * rollup.attempts:
+        return MinuteState.DOWN
+    return MinuteState.UP
+
+
+def availability(up_minutes: int, down_minutes: int) -> float | None:
+    """up / (up + down); excluded and unmonitored minutes are in neither."""
+    total = up_minutes + down_minutes
+    return up_minutes / total if total else None
