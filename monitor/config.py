@@ -98,8 +98,8 @@ class ServiceConfig(_Strict):
     @model_validator(mode="after")
     def _names_resolve(self) -> ServiceConfig:
         probe_names = [p.name for p in self.probes]
-        _no_duplicates(probe_names, "probe")
-        _no_duplicates([o.name for o in self.objectives], "objective")
+        _no_duplicates(probe_names, "probe", ("probes",))
+        _no_duplicates([o.name for o in self.objectives], "objective", ("objectives",))
         for objective in self.objectives:
             for name in objective.probes or []:
                 if name not in probe_names:
@@ -179,21 +179,23 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Config:
-        _no_duplicates([s.name for s in self.services], "service")
-        for service in self.services:
-            for probe in service.probes:
-                for broker in _brokers_used(probe):
+        _no_duplicates([s.name for s in self.services], "service", ("services",))
+        for i, service in enumerate(self.services):
+            for j, probe in enumerate(service.probes):
+                for loc, broker in _brokers_used(probe):
                     if broker not in self.brokers:
-                        raise ValueError(
+                        raise _LocatedValueError(
                             f"service {service.name!r} probe {probe.name!r} uses broker "
-                            f"{broker!r}, which is not defined under brokers"
+                            f"{broker!r}, which is not defined under brokers",
+                            ("services", i, "probes", j, *loc),
                         )
         if self.simulator is not None:
-            for responder in self.simulator.mqtt:
+            for k, responder in enumerate(self.simulator.mqtt):
                 if responder.broker not in self.brokers:
-                    raise ValueError(
+                    raise _LocatedValueError(
                         f"simulator responder on {responder.request_topic!r} uses broker "
-                        f"{responder.broker!r}, which is not defined under brokers"
+                        f"{responder.broker!r}, which is not defined under brokers",
+                        ("simulator", "mqtt", k, "broker"),
                     )
         return self
 
@@ -210,20 +212,31 @@ class Config(_Strict):
         raise KeyError(name)
 
 
-def _brokers_used(probe: Any) -> Iterator[str]:
+def _brokers_used(probe: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """The brokers a probe uses, each with its key's location inside the probe."""
     if isinstance(probe, MqttProbeSettings):
-        yield probe.broker
+        yield ("broker",), probe.broker
     elif isinstance(probe, IntegratedProbeSettings):
-        for step in probe.steps:
+        for k, step in enumerate(probe.steps):
             if step.kind == "mqtt":
-                yield step.broker
+                yield ("steps", k, "broker"), step.broker
 
 
-def _no_duplicates(names: list[str], what: str) -> None:
+class _LocatedValueError(ValueError):
+    """A cross-field error that knows which key it is about, below the validator's own
+    location: a model validator's errors are otherwise reported at the model itself (for
+    the whole config, line 1 and no key)."""
+
+    def __init__(self, message: str, loc: tuple[str | int, ...]) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+def _no_duplicates(names: list[str], what: str, loc: tuple[str | int, ...] = ()) -> None:
     seen: set[str] = set()
-    for name in names:
+    for i, name in enumerate(names):
         if name in seen:
-            raise ValueError(f"{what} name {name!r} is used twice")
+            raise _LocatedValueError(f"{what} name {name!r} is used twice", (*loc, i, "name"))
         seen.add(name)
 
 
@@ -276,7 +289,7 @@ def _resolve(loc: tuple[str | int, ...], data: Any) -> tuple[tuple[str | int, ..
         if in_dict or in_list:
             node = node[part]
             path.append(part)
-        elif isinstance(node, dict) and isinstance(part, str) and "kind" in node:
+        elif isinstance(node, dict) and isinstance(part, str) and part == node.get("kind"):
             continue  # a discriminated union's tag (e.g. 'mqtt'), not a key
         else:
             exists = False
@@ -290,7 +303,11 @@ def _format_errors(
 ) -> str:
     messages = []
     for item in error.errors(include_url=False):
-        path, exists = _resolve(tuple(item["loc"]), data)
+        loc = tuple(item["loc"])
+        cause = item.get("ctx", {}).get("error")
+        if isinstance(cause, _LocatedValueError):
+            loc = (*loc, *cause.loc)
+        path, exists = _resolve(loc, data)
         probe = path if exists else path[:-1]
         while probe not in lines and probe:
             probe = probe[:-1]

@@ -30,9 +30,12 @@ def bucket_index(latency_s: float) -> int:
     if latency_s <= MIN_LATENCY_S:
         return _MIN_INDEX
     index = math.ceil(math.log(latency_s) / _LOG_GAMMA)
-    # Guard the float edge: log() may land a hair above an exact bound.
+    # Guard the float edges: log() may land a hair above an exact bound, or exactly on a
+    # bound for a latency a hair above it.
     if GAMMA ** (index - 1) >= latency_s:
         index -= 1
+    elif GAMMA**index < latency_s:
+        index += 1
     return index
 
 
@@ -104,8 +107,9 @@ class Rollup:
         index = bucket_index(latency_s)
         self.buckets[index] = self.buckets.get(index, 0) + 1
         for threshold in thresholds:
-            key = threshold_key(threshold)
-            self.good[key] = self.good.get(key, 0) + (1 if latency_s <= threshold else 0)
+            if latency_s <= threshold:
+                key = threshold_key(threshold)
+                self.good[key] = self.good.get(key, 0) + 1  # sparse: no zero entries
 
     def merge(self, other: Rollup, sign: int = 1) -> None:
         """Add (``sign=1``) or remove (``sign=-1``) another rollup's counts, in place."""

@@ -1,0 +1,178 @@
+"""The collector: takes results off the queue and counts each one exactly once, in the
+Prometheus metrics, the in-memory ledger and (batched) the store.
+
+A result the collector has taken is never lost: when a store write fails, the batch is kept
+and retried; on shutdown the queue is drained and the last batch flushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from monitor.clock import Clock
+from monitor.errors import StoreError
+from monitor.ledger import Ledger
+from monitor.metrics import Metrics
+from monitor.results import Result
+from monitor.sla import Rollup
+from monitor.store import RollupKey, Store
+
+log = logging.getLogger(__name__)
+
+
+class Collector:
+    """Consumes results until told to stop, then drains and flushes.
+
+    Args:
+        queue: where the scheduler puts results.
+        ledger: in-memory windows.
+        store: where raw results and rollups are written.
+        metrics: Prometheus instruments.
+        clock: time source for window sliding.
+        batch_size: results per store transaction, at most.
+        flush_interval_s: longest time a result waits before it is written.
+    """
+
+    def __init__(
+        self,
+        queue: asyncio.Queue[Result],
+        ledger: Ledger,
+        store: Store,
+        metrics: Metrics,
+        clock: Clock,
+        batch_size: int = 1000,
+        flush_interval_s: float = 1.0,
+    ) -> None:
+        self.queue = queue
+        self.ledger = ledger
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self._pending: list[Result] = []
+        self._deltas: dict[RollupKey, Rollup] = {}
+        self.accepted = 0
+        self.written = 0
+        self._retry_after = 0.0
+        self._failures_in_row = 0
+
+    def accept(self, result: Result) -> None:
+        """Count one result in metrics and ledger and stage it for the store."""
+        self.accepted += 1
+        self.metrics.accepted.inc()
+        self.metrics.observe(result)
+        self.ledger.add(result)
+        self._pending.append(result)
+        key = (result.service, result.probe, result.minute)
+        delta = self._deltas.get(key)
+        if delta is None:
+            delta = self._deltas[key] = Rollup()
+        delta.add(
+            result.ok,
+            result.outcome.value,
+            result.latency_s,
+            self.ledger.thresholds_of(result.service, result.probe),
+        )
+
+    async def flush(self) -> bool:
+        """Write the staged results and rollup deltas in one transaction.
+
+        Returns True when everything staged is on disk. On a store error the batch stays
+        staged (nothing is lost) and the next attempt waits with backoff.
+        """
+        if not self._pending:
+            return True
+        batch, deltas = self._pending, self._deltas
+        started = time.perf_counter()
+        try:
+            await self.store.write_batch(batch, deltas)
+        except StoreError as exc:
+            self.metrics.store_errors.inc()
+            self._failures_in_row += 1
+            backoff = min(30.0, 0.5 * 2 ** min(self._failures_in_row, 6))
+            self._retry_after = time.monotonic() + backoff
+            log.error(
+                "store write failed (%d results kept, retry in %.1fs): %s", len(batch), backoff, exc
+            )
+            return False
+        self.metrics.write_seconds.observe(time.perf_counter() - started)
+        self.metrics.written.inc(len(batch))
+        self.written += len(batch)
+        self._failures_in_row = 0
+        self._pending, self._deltas = [], {}
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set and the queue is empty, flushing as it goes.
+
+        Set ``stop`` only once nothing will be put on the queue any more (the scheduler
+        has finished its runs in flight).
+        """
+        next_flush = time.monotonic() + self.flush_interval_s
+        next_tick = 0.0
+        while True:
+            timeout = max(0.0, min(next_flush, next_tick + 1.0) - time.monotonic())
+            result = await self._get(timeout)
+            if result is not None:
+                self.accept(result)
+                # Take whatever else is already waiting without yielding per result.
+                while len(self._pending) < self.batch_size:
+                    try:
+                        self.accept(self.queue.get_nowait())
+                    except asyncio.QueueEmpty:
+                        break
+            self.metrics.queue_depth.set(self.queue.qsize())
+            now = time.monotonic()
+            due = now >= next_flush or len(self._pending) >= self.batch_size
+            if due and now >= self._retry_after:
+                await self.flush()
+                next_flush = time.monotonic() + self.flush_interval_s
+            if now >= next_tick + 1.0:
+                next_tick = now
+                await self._advance()
+            if stop.is_set() and self.queue.empty():
+                break
+        await self.drain()
+
+    async def _get(self, wait_s: float) -> Result | None:
+        """The next result, or None after ``wait_s`` seconds.
+
+        Not ``wait_for(queue.get())``: on Python 3.11 a result that arrives as the timeout
+        fires can be lost with it. Cancelling a waiting ``get`` leaves the item queued.
+        """
+        try:
+            return self.queue.get_nowait()
+        except asyncio.QueueEmpty:
+            pass
+        getter = asyncio.ensure_future(self.queue.get())
+        done, _ = await asyncio.wait({getter}, timeout=wait_s)
+        if getter in done or not getter.cancel():
+            return getter.result()
+        return None
+
+    async def _advance(self) -> None:
+        try:
+            await self.ledger.advance(self.clock.now(), self.store)
+        except StoreError as exc:
+            log.error("could not slide windows (will retry): %s", exc)
+
+    async def drain(self, attempts: int = 5) -> None:
+        """Take every result left in the queue and flush it, retrying a failing store."""
+        while True:
+            try:
+                self.accept(self.queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        for attempt in range(attempts):
+            if await self.flush():
+                return
+            await asyncio.sleep(min(2.0, 0.2 * 2**attempt))
+        log.critical("%d results could not be written to the store at shutdown", len(self._pending))
+
+    @property
+    def staged(self) -> int:
+        """Results accepted but not yet on disk."""
+        return len(self._pending)

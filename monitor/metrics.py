@@ -1,0 +1,205 @@
+"""Prometheus metrics: probe instruments updated per result, SLA gauges computed at scrape.
+
+The registry is built here and passed around; nothing registers into prometheus_client's
+global REGISTRY, so two daemons (or tests) in one process never collide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from monitor.config import Config, LatencyObjective
+from monitor.figures import ObjectiveFigures
+from monitor.results import Result
+from probes.base import Outcome
+
+#: Latency buckets besides the configured thresholds (every threshold is added as a
+#: bucket bound, so `le="<threshold>"` counts exactly what the contract counts).
+BASE_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 4.0, 5.0, 10.0, 30.0)
+
+
+def bucket_bounds(config: Config) -> list[float]:
+    """Histogram bounds: the base set plus every latency threshold of the config."""
+    bounds = set(BASE_BUCKETS_S)
+    for service in config.services:
+        for objective in service.objectives:
+            if isinstance(objective, LatencyObjective):
+                bounds.add(float(objective.threshold))
+    return sorted(bounds)
+
+
+class Metrics:
+    """Every instrument of the daemon, on one registry."""
+
+    def __init__(self, config: Config, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.duration = Histogram(
+            "sla_probe_duration_seconds",
+            "Latency of successful probe exchanges (monotonic clock, exchange only).",
+            ["service", "probe", "kind"],
+            buckets=bucket_bounds(config),
+            registry=r,
+        )
+        self.attempts = Counter(
+            "sla_probe_attempts",
+            "Probe exchanges by outcome; every attempt is a valid SLA event.",
+            ["service", "probe", "kind", "outcome"],
+            registry=r,
+        )
+        self.failures = Counter(
+            "sla_probe_failures",
+            "Failed probe exchanges by error class (timeout, connect, status, body, ...).",
+            ["service", "probe", "error"],
+            registry=r,
+        )
+        self.up = Gauge(
+            "sla_probe_up",
+            "1 when the probe's last exchange succeeded.",
+            ["service", "probe"],
+            registry=r,
+        )
+        self.lag = Histogram(
+            "sla_scheduler_lag_seconds",
+            "How late probe runs start against their schedule.",
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0),
+            registry=r,
+        )
+        self.skipped = Counter(
+            "sla_scheduler_skipped_runs",
+            "Probe runs not started because the previous schedule slot was still waiting.",
+            ["service", "probe"],
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "sla_collector_queue_depth", "Results waiting for the collector.", registry=r
+        )
+        self.accepted = Counter(
+            "sla_collector_results", "Results taken from the queue by the collector.", registry=r
+        )
+        self.written = Counter(
+            "sla_store_written_results", "Results committed to the store.", registry=r
+        )
+        self.write_seconds = Histogram(
+            "sla_store_write_seconds",
+            "Duration of one store transaction (a batch of results and its rollups).",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "sla_store_errors",
+            "Store writes that failed (the batch is kept and retried).",
+            registry=r,
+        )
+        self.broker_connected = Gauge(
+            "sla_broker_connected",
+            "1 while the MQTT connection to the broker is up.",
+            ["broker"],
+            registry=r,
+        )
+        self._children: dict[tuple[str, str], _ProbeChildren] = {}
+        for service in config.services:
+            for probe in service.probes:
+                self._children[(service.name, probe.name)] = _ProbeChildren(
+                    self, service.name, probe.name, probe.kind
+                )
+
+    def observe(self, result: Result) -> None:
+        """Count one result (children are cached: a label lookup per result costs ~30 %)."""
+        children = self._children.get((result.service, result.probe))
+        if children is None:
+            return
+        children.attempts[result.outcome.metric_outcome].inc()
+        if result.ok:
+            children.duration.observe(result.latency_s)
+            children.up.set(1)
+        else:
+            children.failure(result.outcome).inc()
+            children.up.set(0)
+
+
+class _ProbeChildren:
+    """Label children of one probe, created up front so every series exists from the
+    first scrape (a counter that appears late loses its first increase in rate())."""
+
+    def __init__(self, metrics: Metrics, service: str, probe: str, kind: str) -> None:
+        self._metrics = metrics
+        self._service = service
+        self._probe = probe
+        self.duration = metrics.duration.labels(service, probe, kind)
+        self.attempts = {
+            outcome: metrics.attempts.labels(service, probe, kind, outcome)
+            for outcome in ("ok", "error", "timeout")
+        }
+        self.up = metrics.up.labels(service, probe)
+        self._failures: dict[Outcome, Counter] = {}
+
+    def failure(self, outcome: Outcome) -> Counter:
+        """The failure counter child of one error class."""
+        child = self._failures.get(outcome)
+        if child is None:
+            child = self._metrics.failures.labels(self._service, self._probe, outcome.value)
+            self._failures[outcome] = child
+        return child
+
+
+class SlaCollector(Collector):
+    """Yields the SLA gauges from the ledger at scrape time."""
+
+    def __init__(self, figures: Callable[[], list[ObjectiveFigures]]) -> None:
+        self._figures = figures
+
+    def collect(self) -> Iterable[Metric]:
+        """Build the gauges of every objective and window."""
+        compliance = GaugeMetricFamily(
+            "sla_objective_compliance_ratio",
+            "Share of valid events (or eligible minutes) that met the objective.",
+            labels=["service", "objective", "window"],
+        )
+        target = GaugeMetricFamily(
+            "sla_objective_target_ratio", "The objective's target.", labels=["service", "objective"]
+        )
+        budget = GaugeMetricFamily(
+            "sla_error_budget_remaining_ratio",
+            "1 - bad/allowed over the window (negative once overspent).",
+            labels=["service", "objective", "window"],
+        )
+        quantile = GaugeMetricFamily(
+            "sla_latency_quantile_seconds",
+            "Latency quantile estimates (relative error <= 1 %) over the window.",
+            labels=["service", "quantile", "window"],
+        )
+        maintenance = GaugeMetricFamily(
+            "sla_maintenance_active",
+            "1 while a planned maintenance window is open.",
+            labels=["service"],
+        )
+        services_seen: set[str] = set()
+        quantiles_done: set[tuple[str, str, str]] = set()
+        for figures in self._figures():
+            target.add_metric([figures.service, figures.objective], figures.target_ratio)
+            if figures.service not in services_seen:
+                services_seen.add(figures.service)
+                maintenance.add_metric([figures.service], 0.0)
+            for window, values in figures.windows.items():
+                if values.compliance is not None:
+                    compliance.add_metric(
+                        [figures.service, figures.objective, window], values.compliance
+                    )
+                if values.budget_remaining_ratio is not None:
+                    budget.add_metric(
+                        [figures.service, figures.objective, window], values.budget_remaining_ratio
+                    )
+                for name, value in values.quantiles.items():
+                    key = (figures.service, name, window)
+                    # Objectives of one service over the same probes share quantiles.
+                    if value is not None and key not in quantiles_done:
+                        quantiles_done.add(key)
+                        quantile.add_metric(
+                            [figures.service, name.removeprefix("p"), window], value
+                        )
+        yield from (compliance, target, budget, quantile, maintenance)
