@@ -6,6 +6,7 @@ disagree, and a restart rebuilds every window from what is on disk (DESIGN decis
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import Mapping, Sequence
@@ -92,6 +93,9 @@ class SqliteStore:
         self.path = Path(path)
         self._synchronous = synchronous
         self._db: aiosqlite.Connection | None = None
+        # One connection, several tasks (collector, pruning, API): without this a
+        # statement of one task could run inside, and be committed with, another's batch.
+        self._lock = asyncio.Lock()
 
     async def open(self) -> None:
         """Open the file (creating its folder) and the schema."""
@@ -118,49 +122,50 @@ class SqliteStore:
         self, results: Sequence[Result], deltas: Mapping[RollupKey, Rollup]
     ) -> None:
         """Insert raw results and add rollup deltas in one transaction."""
-        db = self.db
-        try:
-            await db.execute("BEGIN IMMEDIATE")
-            await db.executemany(
-                "INSERT INTO results (service, probe, kind, started_at, latency_s, outcome,"
-                " detail, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        r.service,
-                        r.probe,
-                        r.kind,
-                        r.started_at,
-                        r.latency_s,
-                        r.outcome.value,
-                        r.detail,
-                        r.request_id,
-                    )
-                    for r in results
-                ],
-            )
-            for (service, probe, minute), delta in deltas.items():
-                async with db.execute(
-                    "SELECT body FROM rollups WHERE minute = ? AND service = ? AND probe = ?",
-                    (minute, service, probe),
-                ) as cursor:
-                    row = await cursor.fetchone()
-                merged = _merge_body(row[0] if row else None, delta)
-                await db.execute(
-                    "INSERT OR REPLACE INTO rollups (service, probe, minute, attempts, ok, body)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        service,
-                        probe,
-                        minute,
-                        merged.attempts,
-                        merged.ok,
-                        json.dumps(merged.to_dict(), separators=(",", ":")),
-                    ),
+        async with self._lock:
+            db = self.db
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+                await db.executemany(
+                    "INSERT INTO results (service, probe, kind, started_at, latency_s, outcome,"
+                    " detail, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            r.service,
+                            r.probe,
+                            r.kind,
+                            r.started_at,
+                            r.latency_s,
+                            r.outcome.value,
+                            r.detail,
+                            r.request_id,
+                        )
+                        for r in results
+                    ],
                 )
-            await db.commit()
-        except (OSError, aiosqlite.Error) as exc:
-            await self._rollback()
-            raise StoreError(f"cannot write to the store {self.path}: {exc}") from exc
+                for (service, probe, minute), delta in deltas.items():
+                    async with db.execute(
+                        "SELECT body FROM rollups WHERE minute = ? AND service = ? AND probe = ?",
+                        (minute, service, probe),
+                    ) as cursor:
+                        row = await cursor.fetchone()
+                    merged = _merge_body(row[0] if row else None, delta)
+                    await db.execute(
+                        "INSERT OR REPLACE INTO rollups"
+                        " (service, probe, minute, attempts, ok, body) VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            service,
+                            probe,
+                            minute,
+                            merged.attempts,
+                            merged.ok,
+                            json.dumps(merged.to_dict(), separators=(",", ":")),
+                        ),
+                    )
+                await db.commit()
+            except (OSError, aiosqlite.Error) as exc:
+                await self._rollback()
+                raise StoreError(f"cannot write to the store {self.path}: {exc}") from exc
 
     async def _rollback(self) -> None:
         # If the connection is gone the rollback fails too; the write error is what matters.
@@ -171,52 +176,59 @@ class SqliteStore:
         self, start_minute: int, end_minute: int, service: str | None = None
     ) -> list[tuple[RollupKey, Rollup]]:
         """Rollups of minutes in ``[start_minute, end_minute)``."""
-        query = "SELECT service, probe, minute, body FROM rollups WHERE minute >= ? AND minute < ?"
-        args: tuple[object, ...] = (start_minute, end_minute)
-        if service is not None:
-            query += " AND service = ?"
-            args = (*args, service)
-        query += " ORDER BY minute, service, probe"
-        try:
-            async with self.db.execute(query, args) as cursor:
-                rows = await cursor.fetchall()
-        except (OSError, aiosqlite.Error) as exc:
-            raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
-        return [((s, p, m), Rollup.from_dict(json.loads(b))) for s, p, m, b in rows]
+        async with self._lock:
+            query = (
+                "SELECT service, probe, minute, body FROM rollups WHERE minute >= ? AND minute < ?"
+            )
+            args: tuple[object, ...] = (start_minute, end_minute)
+            if service is not None:
+                query += " AND service = ?"
+                args = (*args, service)
+            query += " ORDER BY minute, service, probe"
+            try:
+                async with self.db.execute(query, args) as cursor:
+                    rows = await cursor.fetchall()
+            except (OSError, aiosqlite.Error) as exc:
+                raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+            return [((s, p, m), Rollup.from_dict(json.loads(b))) for s, p, m, b in rows]
 
     async def results(self, start: float, end: float, service: str | None = None) -> list[Result]:
         """Raw results that started in ``[start, end)``."""
-        query = (
-            "SELECT service, probe, kind, started_at, latency_s, outcome, detail, request_id"
-            " FROM results WHERE started_at >= ? AND started_at < ?"
-        )
-        args: tuple[object, ...] = (start, end)
-        if service is not None:
-            query += " AND service = ?"
-            args = (*args, service)
-        query += " ORDER BY started_at, id"
-        try:
-            async with self.db.execute(query, args) as cursor:
-                rows = await cursor.fetchall()
-        except (OSError, aiosqlite.Error) as exc:
-            raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
-        return [Result(s, p, k, t, lat, Outcome(o), d, rid) for s, p, k, t, lat, o, d, rid in rows]
+        async with self._lock:
+            query = (
+                "SELECT service, probe, kind, started_at, latency_s, outcome, detail, request_id"
+                " FROM results WHERE started_at >= ? AND started_at < ?"
+            )
+            args: tuple[object, ...] = (start, end)
+            if service is not None:
+                query += " AND service = ?"
+                args = (*args, service)
+            query += " ORDER BY started_at, id"
+            try:
+                async with self.db.execute(query, args) as cursor:
+                    rows = await cursor.fetchall()
+            except (OSError, aiosqlite.Error) as exc:
+                raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+            return [
+                Result(s, p, k, t, lat, Outcome(o), d, rid) for s, p, k, t, lat, o, d, rid in rows
+            ]
 
     async def prune(self, raw_before: float, rollups_before_minute: int) -> int:
         """Delete old raw results and rollups."""
-        try:
-            cursor = await self.db.execute(
-                "DELETE FROM results WHERE started_at < ?", (raw_before,)
-            )
-            deleted = cursor.rowcount
-            cursor = await self.db.execute(
-                "DELETE FROM rollups WHERE minute < ?", (rollups_before_minute,)
-            )
-            deleted += cursor.rowcount
-            await self.db.commit()
-        except (OSError, aiosqlite.Error) as exc:
-            raise StoreError(f"cannot prune the store {self.path}: {exc}") from exc
-        return deleted
+        async with self._lock:
+            try:
+                cursor = await self.db.execute(
+                    "DELETE FROM results WHERE started_at < ?", (raw_before,)
+                )
+                deleted = cursor.rowcount
+                cursor = await self.db.execute(
+                    "DELETE FROM rollups WHERE minute < ?", (rollups_before_minute,)
+                )
+                deleted += cursor.rowcount
+                await self.db.commit()
+            except (OSError, aiosqlite.Error) as exc:
+                raise StoreError(f"cannot prune the store {self.path}: {exc}") from exc
+            return deleted
 
     async def aclose(self) -> None:
         """Close the connection (every write was already committed)."""

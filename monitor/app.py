@@ -1,0 +1,186 @@
+"""Wiring: builds every part from the config and runs them in one TaskGroup.
+
+Shutdown order (DESIGN decision 5): stop scheduling; let probe runs in flight finish
+(bounded by their timeouts); drain the queue and flush to the store; close the probes'
+clients, the server and the store. Nothing measured is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from monitor.clock import Clock, SystemClock
+from monitor.collector import Collector
+from monitor.config import Config
+from monitor.errors import StoreError
+from monitor.figures import ObjectiveFigures, all_figures
+from monitor.ledger import Ledger
+from monitor.metrics import Metrics, SlaCollector
+from monitor.results import Result
+from monitor.scheduler import Job, Scheduler
+from monitor.server import Health, Server
+from monitor.store import SqliteStore, Store
+from probes.registry import ProbeResources, build_probe
+
+log = logging.getLogger(__name__)
+
+#: Minute rollups are kept this long (13 months of monthly reports, with margin).
+ROLLUP_RETENTION_DAYS = 400
+_PRUNE_EVERY_S = 3600.0
+
+
+class Daemon:
+    """One sla-monitor daemon.
+
+    Args:
+        config: the validated config.
+        clock: time source (a fake one in tests).
+        store: the store; by default a SqliteStore at ``config.storage.path``.
+        base_dir: folder relative store paths are resolved against (default: the cwd).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        store: Store | None = None,
+        base_dir: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        path = Path(config.storage.path)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        self.store: Store = store if store is not None else SqliteStore(path)
+        self.metrics = Metrics(config)
+        longest_timeout = max(p.timeout for s in config.services for p in s.probes)
+        # A minute is sealed once every result that started in it has surely arrived.
+        grace = int((longest_timeout + 2 * config.storage.flush_interval + 5) // 60) + 1
+        self.ledger = Ledger(config, grace_minutes=grace)
+        self.queue: asyncio.Queue[Result] = asyncio.Queue(config.scheduler.queue_size)
+        self.collector = Collector(
+            self.queue,
+            self.ledger,
+            self.store,
+            self.metrics,
+            self.clock,
+            batch_size=config.storage.batch_size,
+            flush_interval_s=config.storage.flush_interval,
+        )
+        self.metrics.registry.register(SlaCollector(self.figures))
+        self.server = Server(config, self.metrics.registry, self.figures, self.health)
+        self.resources = ProbeResources(config.brokers)
+        self.scheduler: Scheduler | None = None
+        self._started_at = time.monotonic()
+        self.ready = asyncio.Event()
+
+    def figures(self) -> list[ObjectiveFigures]:
+        """The current SLA figures of every objective."""
+        return all_figures(self.config, self.ledger, self.clock.now())
+
+    def health(self) -> Health:
+        """Healthy while the store takes writes."""
+        brokers = {name: c.connected for name, c in self.resources.connections.items()}
+        failing = self.collector._failures_in_row > 0
+        return Health(
+            healthy=not failing,
+            details={
+                "uptime_s": round(time.monotonic() - self._started_at, 1),
+                "results_accepted": self.collector.accepted,
+                "results_written": self.collector.written,
+                "results_staged": self.collector.staged,
+                "queue_depth": self.queue.qsize(),
+                "probes_in_flight": self.scheduler.in_flight if self.scheduler else 0,
+                "store": "failing" if failing else "ok",
+                "brokers_connected": brokers,
+            },
+        )
+
+    async def _build_jobs(self) -> list[Job]:
+        jobs = []
+        for service in self.config.services:
+            for settings in service.probes:
+                probe = await build_probe(settings, self.resources)
+                jobs.append(
+                    Job(
+                        service.name,
+                        settings.name,
+                        settings.kind,
+                        settings.interval,
+                        settings.timeout,
+                        probe,
+                    )
+                )
+        return jobs
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then shut down in order; returns when all is flushed."""
+        await self.store.open()
+        try:
+            await self.ledger.load(self.store, self.clock.now())
+            await self.server.start()
+            try:
+                jobs = await self._build_jobs()
+                self.scheduler = Scheduler(
+                    jobs,
+                    self.queue,
+                    self.clock,
+                    self.config.scheduler.max_concurrency,
+                    self.metrics,
+                )
+                log.info("sla-monitor: %d probes, serving %s", len(jobs), self.server.url)
+                self.ready.set()
+                await self._supervise(stop, self.scheduler)
+            finally:
+                for job in self.scheduler.jobs if self.scheduler else []:
+                    await job.probe.aclose()
+                await self.resources.aclose()
+                await self.server.stop()
+        finally:
+            await self.store.aclose()
+        log.info(
+            "sla-monitor stopped: %d results accepted, %d written",
+            self.collector.accepted,
+            self.collector.written,
+        )
+
+    async def _supervise(self, stop: asyncio.Event, scheduler: Scheduler) -> None:
+        probes_done = asyncio.Event()
+
+        async def schedule() -> None:
+            try:
+                await scheduler.run(stop)
+            finally:
+                probes_done.set()  # only now may the collector drain and stop
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(schedule(), name="scheduler")
+            group.create_task(self.collector.run(probes_done), name="collector")
+            housekeeping = group.create_task(self._housekeeping(), name="housekeeping")
+            await probes_done.wait()
+            housekeeping.cancel()
+
+    async def _housekeeping(self) -> None:
+        """Broker-state gauges every second; pruning of old rows every hour."""
+        next_prune = time.monotonic() + 60.0
+        while True:
+            for name, connection in self.resources.connections.items():
+                self.metrics.broker_connected.labels(name).set(1 if connection.connected else 0)
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + _PRUNE_EVERY_S
+                now = self.clock.now()
+                try:
+                    deleted = await self.store.prune(
+                        now - self.config.storage.raw_retention_days * 86400,
+                        int((now - ROLLUP_RETENTION_DAYS * 86400) // 60),
+                    )
+                except StoreError as exc:
+                    log.error("pruning failed (will retry in an hour): %s", exc)
+                else:
+                    if deleted:
+                        log.info("pruned %d old rows", deleted)
+            await asyncio.sleep(1.0)

@@ -1,0 +1,152 @@
+"""The ``sla-monitor`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from monitor import __version__
+from monitor.config import Config, load_config
+from monitor.errors import ConfigError, SlaMonitorError
+
+log = logging.getLogger("sla-monitor")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2  # a bad config or argument: the user must change something
+
+#: The demo's config, shipped with the code.
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sla-monitor",
+        description="Network-service SLA monitor: probes, exact SLA figures, metrics.",
+    )
+    parser.add_argument("--version", action="version", version=f"sla-monitor {__version__}")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the daemon")
+    run.add_argument("--config", required=True, type=Path, help="config file (YAML)")
+
+    demo = commands.add_parser(
+        "demo", help="embedded broker + simulator + daemon on the demo config"
+    )
+    demo.add_argument("--config", type=Path, default=DEMO_CONFIG, help=argparse.SUPPRESS)
+
+    check = commands.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("path", type=Path)
+
+    simulate = commands.add_parser("simulate", help="run the simulated network alone")
+    simulate.add_argument("--config", required=True, type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "check-config":
+            return _check_config(args.path)
+        config = load_config(args.config)
+        if args.command == "run":
+            return _run_until_signal(lambda stop: _run(config, stop))
+        if args.command == "demo":
+            return _run_until_signal(lambda stop: _demo(config, stop))
+        if args.command == "simulate":
+            return _run_until_signal(lambda stop: _simulate(config, stop))
+    except ConfigError as exc:
+        print(f"sla-monitor: config error:\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SlaMonitorError as exc:
+        print(f"sla-monitor: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as exc:  # e.g. the listen port is taken
+        print(f"sla-monitor: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def _check_config(path: Path) -> int:
+    config = load_config(path)
+    probes = sum(len(s.probes) for s in config.services)
+    objectives = sum(len(s.objectives) for s in config.services)
+    print(f"{path}: OK ({len(config.services)} services, {probes} probes, {objectives} objectives)")
+    return EXIT_OK
+
+
+def _run_until_signal(body: Callable[[asyncio.Event], Awaitable[None]]) -> int:
+    """Run ``body`` until SIGTERM or SIGINT sets its stop event."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # The handler only sets the event; shutdown happens in order in `body`.
+            loop.add_signal_handler(sig, stop.set)
+        await body(stop)
+
+    asyncio.run(main())
+    return EXIT_OK
+
+
+async def _run(config: Config, stop: asyncio.Event) -> None:
+    from monitor.app import Daemon
+
+    await Daemon(config).run(stop)
+
+
+async def _simulate(config: Config, stop: asyncio.Event) -> None:
+    from simulator.network import run_simulator
+
+    if config.simulator is None:
+        raise ConfigError("the config has no simulator: section")
+    await run_simulator(config.simulator, config.brokers, stop)
+
+
+async def _demo(config: Config, stop: asyncio.Event) -> None:
+    from monitor.app import Daemon
+    from monitor.embedded_broker import EmbeddedBroker
+    from simulator.network import Simulator
+
+    if config.simulator is None:
+        raise ConfigError("the demo config has no simulator: section")
+    brokers = [EmbeddedBroker(b.host, b.port) for b in config.brokers.values()]
+    for broker in brokers:
+        await broker.start()
+    try:
+        async with Simulator(config.simulator, config.brokers, keep_records=False):
+            daemon = Daemon(config)
+            task = asyncio.create_task(daemon.run(stop))
+            ready = asyncio.create_task(daemon.ready.wait())
+            await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+            if daemon.ready.is_set():
+                url = daemon.server.url
+                print(
+                    "\nsla-monitor demo is running (Ctrl-C to stop):\n"
+                    f"  SLA figures (JSON)   {url}/api/sla\n"
+                    f"  Prometheus metrics   {url}/metrics\n"
+                    f"  health               {url}/healthz\n"
+                    f"  store                {config.storage.path}\n"
+                    "Figures fill in as results arrive; after a minute every objective has one.\n",
+                    flush=True,
+                )
+            else:
+                ready.cancel()
+            await task
+    finally:
+        for broker in brokers:
+            await broker.stop()
