@@ -94,7 +94,9 @@ class Rollup:
     failures: dict[str, int] = field(default_factory=dict)
     good: dict[str, int] = field(default_factory=dict)
     buckets: dict[int, int] = field(default_factory=dict)
-    latency_sum_s: float = 0.0
+    #: Sum of successful latencies in whole microseconds: an integer, so subtracting a
+    #: minute from a window restores the sum exactly (floats would drift).
+    latency_sum_us: int = 0
 
     def add(self, ok: bool, outcome: str, latency_s: float, thresholds: Iterable[float]) -> None:
         """Count one result against the given thresholds."""
@@ -103,7 +105,7 @@ class Rollup:
             self.failures[outcome] = self.failures.get(outcome, 0) + 1
             return
         self.ok += 1
-        self.latency_sum_s += latency_s
+        self.latency_sum_us += round(latency_s * 1_000_000)
         index = bucket_index(latency_s)
         self.buckets[index] = self.buckets.get(index, 0) + 1
         for threshold in thresholds:
@@ -115,7 +117,7 @@ class Rollup:
         """Add (``sign=1``) or remove (``sign=-1``) another rollup's counts, in place."""
         self.attempts += sign * other.attempts
         self.ok += sign * other.ok
-        self.latency_sum_s += sign * other.latency_sum_s
+        self.latency_sum_us += sign * other.latency_sum_us
         _add_counts(self.failures, other.failures, sign)
         _add_counts(self.good, other.good, sign)
         _add_counts(self.buckets, other.buckets, sign)
@@ -128,8 +130,13 @@ class Rollup:
             dict(self.failures),
             dict(self.good),
             dict(self.buckets),
-            self.latency_sum_s,
+            self.latency_sum_us,
         )
+
+    @property
+    def latency_sum_s(self) -> float:
+        """Sum of successful latencies, in seconds (microsecond resolution)."""
+        return self.latency_sum_us / 1_000_000
 
     def good_within(self, threshold_s: float) -> int:
         """Successful exchanges at or below ``threshold_s`` (must be a counted threshold)."""
@@ -143,7 +150,7 @@ class Rollup:
             "failures": self.failures,
             "good": self.good,
             "buckets": {str(k): v for k, v in self.buckets.items()},
-            "latency_sum_s": self.latency_sum_s,
+            "latency_sum_us": self.latency_sum_us,
         }
 
     @classmethod
@@ -155,7 +162,7 @@ class Rollup:
             failures={str(k): int(v) for k, v in data.get("failures", {}).items()},
             good={str(k): int(v) for k, v in data.get("good", {}).items()},
             buckets={int(k): int(v) for k, v in data.get("buckets", {}).items()},
-            latency_sum_s=float(data.get("latency_sum_s", 0.0)),
+            latency_sum_us=int(data.get("latency_sum_us", 0)),
         )
 
 

@@ -19,7 +19,7 @@ def parse_duration(value: Any) -> Any:
     Anything else is passed through so pydantic reports it with the key's location.
     """
     if isinstance(value, bool):
-        return value  # let pydantic reject it: YAML's `yes` is not a duration
+        raise ValueError("a duration must be a number or text such as 250ms, not yes/no")
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match is None:

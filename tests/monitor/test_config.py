@@ -1,0 +1,230 @@
+"""Config validation: a table of bad files with their exact errors, for the loader and the
+CLI (blackbox_exporter style), and the spellings a valid config accepts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.config import LatencyObjective, load_config, parse_config
+from monitor.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+TESTDATA = ROOT / "tests" / "testdata" / "config"
+DEMO = ROOT / "config" / "demo.yaml"
+
+#: Each bad file and the exact error lines it must produce, after "<path>:".
+BAD_CONFIGS: list[tuple[str, list[str]]] = [
+    (
+        "bad-unknown-key.yaml",
+        [
+            "7: services[0].probes[0].intervall: unknown key "
+            "(check its spelling and its place in the file)"
+        ],
+    ),
+    (
+        "bad-negative-interval.yaml",
+        ["7: services[0].probes[0].interval: Input should be greater than 0 (got -1)"],
+    ),
+    (
+        "bad-target-150-percent.yaml",
+        ["10: services[0].objectives[0].target: Input should be less than 100 (got '150%')"],
+    ),
+    (
+        "bad-threshold-fast.yaml",
+        [
+            "10: services[0].objectives[0].threshold: 'fast' is not a duration "
+            "(use seconds, or a number with ms, s, m or h) (got 'fast')"
+        ],
+    ),
+    (
+        "bad-missing-broker.yaml",
+        [
+            "12: services[0].probes[1].broker: service 'online' probe 'p2' uses broker "
+            "'elsewhere', which is not defined under brokers"
+        ],
+    ),
+    (
+        "bad-missing-default-broker.yaml",
+        [
+            "10: services[0].probes[0].steps[1].broker: service 'online' probe 'career' uses "
+            "broker 'default', which is not defined under brokers"
+        ],
+    ),
+    (
+        "bad-duplicate-probe.yaml",
+        ["7: services[0].probes[1].name: probe name 'p1' is used twice"],
+    ),
+    ("bad-duplicate-yaml-key.yaml", ["7: key 'url' appears twice"]),
+    ("bad-yaml-syntax.yaml", ["4: not valid YAML: expected the node content, but found '-'"]),
+    ("bad-empty.yaml", ["1: the file is empty"]),
+    (
+        "bad-interval-list.yaml",
+        ["7: services[0].probes[0].interval: Input should be a valid number"],
+    ),
+    (
+        "bad-target-fraction.yaml",
+        [
+            "11: services[0].objectives[0].target: "
+            "Input should be greater than or equal to 50 (got 0.99)"
+        ],
+    ),
+    (
+        "bad-missing-required-key.yaml",
+        ["4: services[0].probes[0].request_topic: required key is missing"],
+    ),
+    (
+        "bad-two-errors.yaml",
+        [
+            "7: services[0].probes[0].timeout: Input should be greater than 0 (got 0)",
+            "13: services[0].objectives[0].window: unknown key "
+            "(check its spelling and its place in the file)",
+        ],
+    ),
+]
+
+
+def expected_lines(name: str, lines: list[str]) -> list[str]:
+    path = TESTDATA / name
+    return [f"{path}:{line}" for line in lines]
+
+
+def check_config(path: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m monitor check-config PATH``, as a user would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", "check-config", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_every_bad_file_is_in_the_table() -> None:
+    assert sorted(p.name for p in TESTDATA.glob("bad-*.yaml")) == sorted(n for n, _ in BAD_CONFIGS)
+
+
+@pytest.mark.parametrize(("name", "lines"), BAD_CONFIGS, ids=[n for n, _ in BAD_CONFIGS])
+def test_load_config_rejects_bad_file_with_exact_errors(name: str, lines: list[str]) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(TESTDATA / name)
+    assert str(excinfo.value).splitlines() == expected_lines(name, lines)
+
+
+def test_load_config_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(missing)
+    assert str(excinfo.value) == f"{missing}: config file not found"
+
+
+@pytest.mark.parametrize(("name", "lines"), BAD_CONFIGS, ids=[n for n, _ in BAD_CONFIGS])
+def test_cli_check_config_rejects_bad_file(name: str, lines: list[str]) -> None:
+    completed = check_config(TESTDATA / name)
+    assert completed.returncode == 2, completed.stderr
+    for line in expected_lines(name, lines):
+        assert line in completed.stderr
+    assert "Traceback" not in completed.stderr + completed.stdout
+
+
+def test_cli_check_config_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    completed = check_config(missing)
+    assert completed.returncode == 2, completed.stderr
+    assert f"{missing}: config file not found" in completed.stderr
+    assert "Traceback" not in completed.stderr + completed.stdout
+
+
+@pytest.mark.parametrize("path", [DEMO, TESTDATA / "good-simulator.yaml"], ids=lambda p: p.name)
+def test_cli_check_config_accepts_good_file(path: Path) -> None:
+    completed = check_config(path)
+    assert completed.returncode == 0, completed.stderr
+    assert len(completed.stdout.strip().splitlines()) == 1
+    assert "Traceback" not in completed.stderr
+
+
+# --- what a valid config accepts ------------------------------------------------------------
+
+
+def test_demo_config_is_valid() -> None:
+    config = load_config(DEMO)
+    assert [s.name for s in config.services] == ["online-messages", "integrated-services"]
+    assert config.simulator is not None
+    assert config.server.port == 9177
+
+
+def test_config_with_a_simulator_section_parses() -> None:
+    config = load_config(TESTDATA / "good-simulator.yaml")
+    assert config.simulator is not None
+    assert config.simulator.seed == 7
+    assert config.simulator.profiles["online"].latency.median == 0.15
+    assert [r.request_topic for r in config.simulator.mqtt] == ["crossroads/online/a/request"]
+    service = config.service("online")
+    assert [p.interval for p in service.probes] == [0.25, 300.0, 0.5]
+    assert [p.timeout for p in service.probes] == [1.0, 2.0, 1.5]
+    assert [o.target for o in service.objectives] == [99.5, 99.5, 99.0]
+
+
+def probe_config(interval: str) -> str:
+    return (
+        "services:\n"
+        "  - name: s\n"
+        "    probes:\n"
+        "      - name: p\n"
+        "        kind: http\n"
+        "        url: http://127.0.0.1:8181/\n"
+        f"        interval: {interval}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("written", "seconds"),
+    [
+        ("250ms", 0.25),
+        ("1s", 1.0),
+        ("5m", 300.0),
+        ("1h", 3600.0),
+        ("1.5s", 1.5),
+        ("2", 2.0),
+        ("0.1", 0.1),
+        ('"3"', 3.0),
+    ],
+)
+def test_durations_accept_units_and_numbers(written: str, seconds: float) -> None:
+    config = parse_config(probe_config(written), "durations.yaml")
+    assert config.services[0].probes[0].interval == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("written", ["fast", "5 minutes", "-1s", "1d", "0", "0ms", "[1]"])
+def test_durations_reject_nonsense(written: str) -> None:
+    with pytest.raises(ConfigError, match=r"^durations\.yaml:7: services\[0\]\.probes\[0\]"):
+        parse_config(probe_config(written), "durations.yaml")
+
+
+def objective_config(target: str) -> str:
+    return probe_config("1s") + (
+        "    objectives:\n"
+        "      - name: o\n"
+        "        kind: latency\n"
+        "        threshold: 1s\n"
+        f"        target: {target}\n"
+    )
+
+
+@pytest.mark.parametrize("written", ['"99.5%"', "99.5%", "99.5", '"99.5"', '" 99.5 % "'])
+def test_targets_accept_percent_strings_and_numbers(written: str) -> None:
+    config = parse_config(objective_config(written), "targets.yaml")
+    objective = config.services[0].objectives[0]
+    assert isinstance(objective, LatencyObjective)
+    assert objective.target == 99.5
+    assert objective.target_ratio == pytest.approx(0.995)
+
+
+@pytest.mark.parametrize("written", ["0.99", "100", "100%", "49.9", "ninety", "-99"])
+def test_targets_outside_fifty_to_hundred_are_rejected(written: str) -> None:
+    with pytest.raises(ConfigError, match=r"^targets\.yaml:12: .*objectives\[0\]\.target: "):
+        parse_config(objective_config(written), "targets.yaml")
