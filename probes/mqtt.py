@@ -170,8 +170,13 @@ class MqttConnection:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                # Swallow only the cancellation we asked for, not one aimed at our caller.
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
         self._fail_pending(f"connection to broker {self.name} closed")
 
     async def __aenter__(self) -> MqttConnection:
@@ -198,7 +203,8 @@ class MqttConnection:
         now = time.perf_counter()
         self._abandoned[request_id] = now
         # Insertion order is age order: drop from the front.
-        for old_id, when in list(self._abandoned.items()):
+        while self._abandoned:
+            old_id, when = next(iter(self._abandoned.items()))
             if now - when < _LATE_MEMORY_S and len(self._abandoned) <= _LATE_MEMORY_MAX:
                 break
             del self._abandoned[old_id]
@@ -284,9 +290,10 @@ class MqttConnection:
             keepalive=self.settings.keepalive,
             # Nagle + delayed ACKs add ~30 ms to the p99 round trip (NOTES.md).
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-            # paho holds back QoS>0 publishes beyond 20 in flight, which would queue probes
-            # inside the client and add to their latency.
-            max_inflight_messages=65535,
+            # Mosquitto (default max_inflight_messages 20) silently drops a v3.1.1 client's
+            # QoS 2 publishes beyond 20 awaiting PUBREL, so never exceed that (measured with
+            # Mosquitto 2.0.11: 60 concurrent, 20 delivered). paho queues the rest briefly.
+            max_inflight_messages=20,
         )
         # Hundreds of concurrent probes are normal here, not a leak worth a warning.
         client.pending_calls_threshold = 1_000_000

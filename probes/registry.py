@@ -48,7 +48,7 @@ class ProbeResources:
         connection = MqttConnection(settings, name=broker)
         self._connections[broker] = connection
         connection.start()
-        await connection.wait_connected(min(_FIRST_CONNECT_WAIT_S, settings.keepalive))
+        await connection.wait_connected(_FIRST_CONNECT_WAIT_S)
         return connection
 
     @property
@@ -57,7 +57,7 @@ class ProbeResources:
         return self._connections
 
     def http_session(self) -> aiohttp.ClientSession:
-        """The shared keep-alive HTTP session, created on first use."""
+        """The shared keep-alive HTTP session, created on first use (inside the running loop)."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 # No pool limit: a probe must never queue inside the client behind others.
@@ -100,6 +100,7 @@ async def _build_integrated(settings: IntegratedProbeSettings, resources: ProbeR
     return IntegratedProbe(settings, resources)
 
 
+#: Builds one probe kind from its settings over the shared resources.
 ProbeFactory = Callable[[Any, ProbeResources], Awaitable[Probe]]
 
 #: The probe kinds: config ``kind`` -> factory of its class.

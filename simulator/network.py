@@ -43,16 +43,20 @@ class Simulator:
         self.settings = settings
         self._ready_timeout_s = ready_timeout_s
         self.truth = TruthLog(settings.truth_log, keep_records=keep_records)
-        self._mqtt = (
-            MqttResponder(settings, brokers, self.truth, drain_timeout_s=drain_timeout_s)
-            if settings.mqtt
-            else None
-        )
-        self._http = (
-            HttpServices(settings, self.truth, drain_timeout_s=drain_timeout_s)
-            if settings.http is not None
-            else None
-        )
+        try:
+            self._mqtt = (
+                MqttResponder(settings, brokers, self.truth, drain_timeout_s=drain_timeout_s)
+                if settings.mqtt
+                else None
+            )
+            self._http = (
+                HttpServices(settings, self.truth, drain_timeout_s=drain_timeout_s)
+                if settings.http is not None
+                else None
+            )
+        except BaseException:
+            self.truth.close()  # do not leak the CSV file of a simulator that never ran
+            raise
         self._flusher: asyncio.Task[None] | None = None
         self._started = False
 
@@ -73,7 +77,7 @@ class Simulator:
                 await self._mqtt.start()
                 if not await self._mqtt.wait_ready(self._ready_timeout_s):
                     log.warning(
-                        "simulator: not every broker answered within %.0f s; retrying in "
+                        "simulator: not every broker answered within %g s; retrying in "
                         "the background",
                         self._ready_timeout_s,
                     )

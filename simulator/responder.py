@@ -172,7 +172,7 @@ class MqttResponder:
                         self._clients.pop(name, None)
             except aiomqtt.MqttError as exc:
                 log.warning(
-                    "mqtt responder: broker %r (%s:%d) unavailable: %s; retrying in %.1f s",
+                    "mqtt responder: broker %r (%s:%d) unavailable: %s; retrying in %.2g s",
                     name,
                     broker.host,
                     broker.port,

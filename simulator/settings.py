@@ -89,7 +89,8 @@ class SimulatorSettings(_Strict):
 
     @model_validator(mode="after")
     def _profiles_exist(self) -> SimulatorSettings:
-        used = [r.profile for r in self.mqtt] + [r.profile for r in (self.http.routes if self.http else [])]
+        routes = self.http.routes if self.http else []
+        used = [r.profile for r in self.mqtt] + [r.profile for r in routes]
         for name in used:
             if name not in self.profiles:
                 raise ValueError(f"profile {name!r} is not defined under simulator.profiles")

@@ -17,11 +17,11 @@ from tests.support.brokers import Mosquitto, free_port, running_mosquitto
 async def broker_port(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[int]:
     """The port of a real Mosquitto or of the embedded amqtt broker."""
     if request.param == "mosquitto":
-        with running_mosquitto(tmp_path) as mosquitto:
-            yield mosquitto.port
-    else:
-        async with EmbeddedBroker("127.0.0.1", free_port()) as broker:
+        with running_mosquitto(tmp_path) as broker:
             yield broker.port
+    else:
+        async with EmbeddedBroker("127.0.0.1", free_port()) as embedded:
+            yield embedded.port
 
 
 def broker_settings(port: int) -> MqttBrokerSettings:

@@ -57,8 +57,8 @@ class Mosquitto:
             "log_type error\n"
             "max_queued_messages 100000\n"
         )
-        log = (self.workdir / "mosquitto.log").open("ab")
-        self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
+        with (self.workdir / "mosquitto.log").open("ab") as log:  # the child keeps its copy
+            self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
         wait_for_port(self.port)
 
     def stop(self) -> None:
