@@ -80,7 +80,11 @@ class Daemon:
 
     def figures(self) -> list[ObjectiveFigures]:
         """The current SLA figures of every objective."""
-        return all_figures(self.config, self.ledger, self.clock.now())
+        return self.figures_at(self.clock.now())
+
+    def figures_at(self, now: float) -> list[ObjectiveFigures]:
+        """The SLA figures of every objective as of ``now``."""
+        return all_figures(self.config, self.ledger, now)
 
     def health(self) -> Health:
         """Healthy while the store takes writes."""

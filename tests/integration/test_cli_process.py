@@ -1,0 +1,171 @@
+"""The daemon as users run it: a separate process, stopped by a signal; and the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from simulator.network import Simulator
+from tests.support.brokers import Mosquitto, free_port
+from tests.support.stack import brokers_of, daemon_config, simulator_settings, write_config
+
+pytestmark = [pytest.mark.slow]
+
+TOPICS = [f"net/{i}/request" for i in range(4)]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _spawn(args: list[str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "monitor", *args], cwd=cwd, stdout=out, stderr=out, env=env
+        )
+
+
+async def _poll(
+    url: str, ready: Any, timeout_s: float, process: subprocess.Popen[bytes], log: Path
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=2) as client:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            try:
+                body: dict[str, Any] = (await client.get(url)).json()
+            except httpx.TransportError:
+                body = {}
+            if body and ready(body):
+                return body
+            await asyncio.sleep(0.25)
+    raise AssertionError(f"{url} never became ready:\n{log.read_text()[-3000:]}")
+
+
+@pytest.mark.timeout(120)
+async def test_sigterm_under_load_loses_no_result(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """Every result the collector accepted is in SQLite after SIGTERM, and every request
+    the simulator saw is one of them."""
+    store = tmp_path / "sigterm.sqlite3"
+    port = free_port()
+    document = daemon_config(
+        store=store,
+        broker_port=mosquitto.port,
+        listen=f"127.0.0.1:{port}",
+        services=[
+            {
+                "name": "online",
+                "probes": [
+                    {
+                        "name": f"p{i}",
+                        "kind": "mqtt",
+                        "request_topic": t,
+                        "interval": 0.01,
+                        "timeout": 2,
+                    }
+                    for i, t in enumerate(TOPICS)
+                ],
+                "objectives": [{"name": "fast", "kind": "latency", "threshold": 1, "target": 99}],
+            }
+        ],
+    )
+    config = write_config(document, tmp_path / "config.yaml")
+    log = tmp_path / "daemon.log"
+    profile = {"latency": {"median": 0.2, "sigma": 0.8, "max": 1.5}}
+    settings = simulator_settings(seed=11, topics=TOPICS, profile=profile)
+    async with Simulator(settings, brokers_of(document)) as sim:
+        process = _spawn(["run", "--config", str(config)], tmp_path, log)
+        try:
+            await _poll(
+                f"http://127.0.0.1:{port}/healthz",
+                lambda b: b.get("results_written", 0) >= 1500,
+                60,
+                process,
+                log,
+            )
+            # Mid-load: ~400 runs/s, about 80 in flight, a batch staged.
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    output = log.read_text()
+    assert code == 0, output
+    assert "Traceback" not in output, output
+    match = re.search(r"stopped: (\d+) results accepted, (\d+) written", output)
+    assert match is not None, output
+    accepted, written = int(match[1]), int(match[2])
+    with sqlite3.connect(store) as db:
+        ids = {rid for (rid,) in db.execute("SELECT request_id FROM results")}
+        (rows,) = db.execute("SELECT count(*) FROM results").fetchone()
+    assert accepted == written == rows
+    assert rows > 1500
+    seen_by_simulator = {r.request_id for r in sim.truth.records}
+    assert seen_by_simulator <= ids, len(seen_by_simulator - ids)
+
+
+def _ports_free(*ports: int) -> None:
+    for port in ports:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                raise AssertionError(
+                    f"port {port} is taken; the demo needs it (is a demo already running?)"
+                ) from None
+
+
+@pytest.mark.timeout(150)
+async def test_demo_shows_every_objective_and_one_breach(tmp_path: Path) -> None:
+    """`sla-monitor demo` on a machine with nothing running: after a minute every
+    objective has a figure; integrated-4s is breached and the others are met."""
+    _ports_free(9177, 11883, 8181)
+    log = tmp_path / "demo.log"
+    process = _spawn(["demo"], tmp_path, log)
+
+    def ready(body: dict[str, Any]) -> bool:
+        objectives = [o for s in body["services"] for o in s["objectives"]]
+        integrated = next(o for o in objectives if o["objective"] == "integrated-4s")
+        return (
+            all(o["windows"]["1h"]["compliance"] is not None for o in objectives)
+            and integrated["windows"]["1h"]["valid"] >= 250
+        )
+
+    try:
+        body = await _poll("http://127.0.0.1:9177/api/sla", ready, 120, process, log)
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get("http://127.0.0.1:9177/metrics")).text
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = log.read_text()
+    assert code == 0, output
+    assert "http://127.0.0.1:9177/api/sla" in output
+    met = {
+        (s["name"], o["objective"]): o["windows"]["1h"]["met"]
+        for s in body["services"]
+        for o in s["objectives"]
+    }
+    assert met == {
+        ("online-messages", "online-1s"): True,
+        ("online-messages", "online-2s"): True,
+        ("online-messages", "availability"): True,
+        ("integrated-services", "integrated-4s"): False,
+        ("integrated-services", "availability"): True,
+    }
+    assert 'sla_objective_compliance_ratio{objective="integrated-4s"' in metrics
+    assert (tmp_path / "data" / "demo.sqlite3").exists()
