@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from monitor import __version__
-from monitor.config import Config, load_config
+from monitor.config import Config, load_config, missing_secrets
 from monitor.errors import ConfigError, SlaMonitorError
 
 log = logging.getLogger("sla-monitor")
@@ -20,8 +20,15 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2  # a bad config or argument: the user must change something
 
-#: The demo's config, shipped with the code.
-DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
+
+def _demo_config() -> Path:
+    """config/demo.yaml: beside the code in a checkout, under share/ once pip-installed."""
+    checkout = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
+    installed = Path(sys.prefix) / "share" / "sla-monitor" / "demo.yaml"
+    return checkout if checkout.exists() else installed
+
+
+DEMO_CONFIG = _demo_config()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check-config":
             return _check_config(args.path)
         config = load_config(args.config)
+        if args.command in ("run", "demo") and (missing := missing_secrets(config)):
+            raise ConfigError("\n".join(f"{args.config}: {m}" for m in missing))
         if args.command == "run":
             return _run_until_signal(lambda stop: _run(config, stop))
         if args.command == "demo":

@@ -5,6 +5,7 @@ Secrets are never read from the file: the config names environment variables ins
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -210,6 +211,17 @@ class Config(_Strict):
             if service.name == name:
                 return service
         raise KeyError(name)
+
+
+def missing_secrets(config: Config) -> list[str]:
+    """Errors for environment variables the config names but the environment lacks."""
+    errors = []
+    for name, broker in config.brokers.items():
+        for key in ("username_env", "password_env"):
+            variable = getattr(broker, key)
+            if variable is not None and variable not in os.environ:
+                errors.append(f"brokers.{name}.{key}: environment variable {variable} is not set")
+    return errors
 
 
 def _brokers_used(probe: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:

@@ -1,0 +1,30 @@
+# sla-monitor daemon. Build: docker build -t sla-monitor .
+# Run:  docker run -v $PWD/config/example.yaml:/etc/sla-monitor/config.yaml:ro \
+#                  -v sla-data:/var/lib/sla-monitor -p 9177:9177 sla-monitor
+# The mounted config must listen on 0.0.0.0:9177 to be reachable from outside the container.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /opt/sla-monitor
+COPY pyproject.toml README.md ./
+COPY monitor ./monitor
+COPY probes ./probes
+COPY simulator ./simulator
+COPY config ./config
+# Same install as the README's (`pip install .`), without the dev extras.
+RUN pip install --no-cache-dir . \
+    && useradd --system --uid 10001 --home-dir /var/lib/sla-monitor sla \
+    && mkdir -p /var/lib/sla-monitor /etc/sla-monitor \
+    && chown sla /var/lib/sla-monitor
+
+USER sla
+WORKDIR /var/lib/sla-monitor
+VOLUME ["/var/lib/sla-monitor"]
+EXPOSE 9177
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:9177/healthz', timeout=4).status == 200 else 1)"]
+ENTRYPOINT ["sla-monitor"]
+CMD ["run", "--config", "/etc/sla-monitor/config.yaml"]
