@@ -15,6 +15,7 @@ from pathlib import Path
 from monitor.clock import Clock, SystemClock
 from monitor.collector import Collector
 from monitor.config import Config
+from monitor.eligibility import Eligibility
 from monitor.errors import StoreError
 from monitor.figures import ObjectiveFigures, all_figures
 from monitor.ledger import Ledger
@@ -60,7 +61,8 @@ class Daemon:
         longest_timeout = max(p.timeout for s in config.services for p in s.probes)
         # A minute is sealed once every result that started in it has surely arrived.
         grace = int((longest_timeout + 2 * config.storage.flush_interval + 5) // 60) + 1
-        self.ledger = Ledger(config, grace_minutes=grace)
+        self.eligibility = Eligibility(config)
+        self.ledger = Ledger(config, self.eligibility, grace_minutes=grace)
         self.queue: asyncio.Queue[Result] = asyncio.Queue(config.scheduler.queue_size)
         self.collector = Collector(
             self.queue,
@@ -71,11 +73,12 @@ class Daemon:
             batch_size=config.storage.batch_size,
             flush_interval_s=config.storage.flush_interval,
         )
-        self.metrics.registry.register(SlaCollector(self.figures))
+        self.metrics.registry.register(SlaCollector(self.figures, self.maintenance_active))
         self.server = Server(config, self.metrics.registry, self.figures, self.health)
         self.resources = ProbeResources(config.brokers)
         self.scheduler: Scheduler | None = None
         self._started_at = time.monotonic()
+        self._maintenance_version: int | None = None
         self.ready = asyncio.Event()
 
     def figures(self) -> list[ObjectiveFigures]:
@@ -85,6 +88,20 @@ class Daemon:
     def figures_at(self, now: float) -> list[ObjectiveFigures]:
         """The SLA figures of every objective as of ``now``."""
         return all_figures(self.config, self.ledger, now)
+
+    def maintenance_active(self, service: str) -> bool:
+        """True while announced maintenance of ``service`` is under way."""
+        return self.eligibility.maintenance_at(service, self.clock.now()) is not None
+
+    async def reload_maintenance(self) -> bool:
+        """Take stored maintenance windows into account (added or removed at run time by
+        ``sla-monitor maintenance``); returns True when they changed."""
+        version = await self.store.maintenance_version()
+        if version == self._maintenance_version:
+            return False
+        self.eligibility.replace_stored_maintenance(await self.store.list_maintenance())
+        self._maintenance_version = version
+        return True
 
     def health(self) -> Health:
         """Healthy while the store takes writes."""
@@ -125,6 +142,7 @@ class Daemon:
         """Run until ``stop`` is set, then shut down in order; returns when all is flushed."""
         await self.store.open()
         try:
+            await self.reload_maintenance()
             await self.ledger.load(self.store, self.clock.now())
             await self.server.start()
             try:
@@ -169,9 +187,14 @@ class Daemon:
             housekeeping.cancel()
 
     async def _housekeeping(self) -> None:
-        """Broker-state gauges every second; pruning of old rows every hour."""
+        """Broker-state gauges and stored maintenance every second; pruning every hour."""
         next_prune = time.monotonic() + 60.0
         while True:
+            try:
+                if await self.reload_maintenance():
+                    log.info("maintenance windows reloaded from the store")
+            except StoreError as exc:
+                log.error("could not reload maintenance windows: %s", exc)
             for name, connection in self.resources.connections.items():
                 self.metrics.broker_connected.labels(name).set(1 if connection.connected else 0)
             if time.monotonic() >= next_prune:

@@ -15,7 +15,7 @@ from monitor.clock import Clock
 from monitor.errors import StoreError
 from monitor.ledger import Ledger
 from monitor.metrics import Metrics
-from monitor.results import Result
+from monitor.results import Result, ServiceMinute
 from monitor.sla import Rollup
 from monitor.store import RollupKey, Store
 
@@ -56,6 +56,7 @@ class Collector:
         self._deltas: dict[RollupKey, Rollup] = {}
         self.accepted = 0
         self.written = 0
+        self._decisions: list[ServiceMinute] = []
         self._retry_after = 0.0
         self._failures_in_row = 0
 
@@ -158,6 +159,20 @@ class Collector:
             await self.ledger.advance(self.clock.now(), self.store)
         except StoreError as exc:
             log.error("could not slide windows (will retry): %s", exc)
+        await self._write_decisions()
+
+    async def _write_decisions(self) -> None:
+        """Persist the minutes the ledger sealed, so a restart reuses its decisions."""
+        decisions = self._decisions + self.ledger.take_decisions()
+        if not decisions:
+            return
+        try:
+            await self.store.write_minute_states(decisions)
+        except StoreError as exc:
+            self._decisions = decisions  # kept and retried with the next tick
+            log.error("could not store %d minute decisions (will retry): %s", len(decisions), exc)
+        else:
+            self._decisions = []
 
     async def drain(self, attempts: int = 5) -> None:
         """Take every result left in the queue and flush it, retrying a failing store."""
@@ -168,6 +183,7 @@ class Collector:
                 break
         for attempt in range(attempts):
             if await self.flush():
+                await self._write_decisions()
                 return
             await asyncio.sleep(min(2.0, 0.2 * 2**attempt))
         log.critical("%d results could not be written to the store at shutdown", len(self._pending))

@@ -5,10 +5,12 @@ Secrets are never read from the file: the config names environment variables ins
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -46,6 +48,9 @@ def _parse_percent(value: Any) -> Any:
     return value
 
 
+#: A duration in seconds that may be zero.
+NonNegativeDuration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+
 #: A target in percent: at least 50 (a fraction such as 0.99 is a mistake), below 100
 #: (a 100 % target leaves no error budget to compute burn rates against).
 Percent = Annotated[float, BeforeValidator(_parse_percent), Field(ge=50, lt=100)]
@@ -78,6 +83,8 @@ class AvailabilityObjective(_Strict):
     name: str = Field(pattern=_NAME)
     target: Percent
     probes: list[str] | None = None
+    #: A minute is down when more than this share of its results failed (and at least one).
+    down_ratio: float = Field(default=0.5, gt=0, lt=1)
 
     @property
     def target_ratio(self) -> float:
@@ -88,6 +95,172 @@ class AvailabilityObjective(_Strict):
 Objective = Annotated[LatencyObjective | AvailabilityObjective, Field(discriminator="kind")]
 
 
+# --- service hours and maintenance --------------------------------------------------------
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = get_args(Weekday)
+_DAYS_HINT = "use mon, tue, wed, thu, fri, sat, sun, or a range such as mon-fri"
+_CLOCK = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def _weekday_index(name: Any) -> int:
+    text = name.strip().lower() if isinstance(name, str) else name
+    if text not in WEEKDAYS:
+        raise ValueError(f"unknown weekday {name!r} ({_DAYS_HINT})")
+    return WEEKDAYS.index(text)
+
+
+def _parse_days(value: Any) -> Any:
+    """Accept ``mon-fri`` (a range, wrapping past Sunday), ``mon`` or a list of names."""
+    if isinstance(value, str):
+        first, sep, last = value.partition("-")
+        if not sep:
+            return [WEEKDAYS[_weekday_index(value)]]
+        begin, end = _weekday_index(first), _weekday_index(last)
+        return [WEEKDAYS[(begin + k) % 7] for k in range((end - begin) % 7 + 1)]
+    if isinstance(value, list):
+        if not value:
+            raise ValueError(f"name at least one day ({_DAYS_HINT})")
+        indexes = sorted({_weekday_index(name) for name in value})
+        return [WEEKDAYS[i] for i in indexes]
+    return value
+
+
+def _parse_clock(value: Any) -> Any:
+    """Accept "HH:MM" from 00:00 to 24:00; normalise to two-digit hours."""
+    match = _CLOCK.match(value) if isinstance(value, str) else None
+    if match is not None:
+        hours, minutes = int(match.group(1)), int(match.group(2))
+        if (hours < 24 and minutes < 60) or (hours, minutes) == (24, 0):
+            return f"{hours:02d}:{minutes:02d}"
+    raise ValueError("not a time of day: use HH:MM from 00:00 to 24:00")
+
+
+#: A wall-clock time "HH:MM" in the config's time zone; "24:00" is the end of the day.
+ClockTime = Annotated[str, BeforeValidator(_parse_clock)]
+
+
+def _clock_minutes(text: str) -> int:
+    hours, _, minutes = text.partition(":")
+    return int(hours) * 60 + int(minutes)
+
+
+class HoursRule(_Strict):
+    """Open from ``start`` to ``end`` on ``days``; an end at or before the start runs into
+    the next day (22:00-06:00 on mon is Monday 22:00 to Tuesday 06:00)."""
+
+    days: Annotated[list[Weekday], BeforeValidator(_parse_days)]
+    start: ClockTime
+    end: ClockTime
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> HoursRule:
+        if self.start == "24:00":
+            raise _LocatedValueError("a start of 24:00 is the next day's 00:00", ("start",))
+        if self.start == self.end:
+            raise _LocatedValueError(
+                f"start and end are both {self.start}: write 00:00 to 24:00 for a whole day",
+                ("end",),
+            )
+        return self
+
+    @property
+    def weekdays(self) -> frozenset[int]:
+        """The days as ``date.weekday()`` numbers (Monday is 0)."""
+        return frozenset(WEEKDAYS.index(day) for day in self.days)
+
+    @property
+    def start_minute(self) -> int:
+        """Minutes from local midnight to the start."""
+        return _clock_minutes(self.start)
+
+    @property
+    def end_minute(self) -> int:
+        """Minutes from the start day's local midnight to the end (over 1440 when the
+        range crosses midnight)."""
+        end = _clock_minutes(self.end)
+        return end if end > self.start_minute else end + 1440
+
+
+def _supported_countries() -> dict[str, list[str]]:
+    # Imported here: the holidays package is large and only configs with holidays need it.
+    import holidays
+
+    return holidays.list_supported_countries()
+
+
+class HolidaySettings(_Strict):
+    """Public holidays (a whole local day each) are outside service hours."""
+
+    #: ISO 3166-1 alpha-2 code of a country the ``holidays`` package knows (e.g. BE).
+    country: str | None = None
+    #: A subdivision of that country, as the ``holidays`` package names it.
+    subdivision: str | None = None
+    extra_dates: list[dt.date] = Field(default_factory=list)
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, value: str | None) -> str | None:
+        if value is not None and value not in _supported_countries():
+            raise ValueError(
+                "unknown holiday country: use an ISO 3166-1 alpha-2 code the holidays "
+                "package supports, e.g. BE"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _known_subdivision(self) -> HolidaySettings:
+        if self.subdivision is None:
+            return self
+        if self.country is None:
+            raise _LocatedValueError("a subdivision needs a country", ("subdivision",))
+        known = _supported_countries()[self.country]
+        if self.subdivision not in known:
+            raise _LocatedValueError(
+                f"unknown subdivision {self.subdivision!r} of {self.country} "
+                f"(known: {', '.join(known) or 'none'})",
+                ("subdivision",),
+            )
+        return self
+
+
+class ScheduleConfig(_Strict):
+    """Service hours in the config's time zone: weekly rules minus public holidays."""
+
+    #: None: open around the clock (24x7).
+    hours: list[HoursRule] | None = Field(default=None, min_length=1)
+    holidays: HolidaySettings | None = None
+
+
+class MaintenanceConfig(_Strict):
+    """A planned maintenance window; naive times are in the config's time zone."""
+
+    start: dt.datetime
+    end: dt.datetime
+    reason: str = Field(min_length=1)
+    #: When users were told; None: long before, so the whole window counts.
+    announced_at: dt.datetime | None = None
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("give the reason users are told")
+        return value
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> MaintenanceConfig:
+        # Naive times get the config's zone later; comparing a naive with an aware time
+        # here would need that zone, so the two must be written alike.
+        if (self.start.tzinfo is None) != (self.end.tzinfo is None):
+            raise _LocatedValueError(
+                "give start and end both with a UTC offset or both without one", ("end",)
+            )
+        if self.end <= self.start:
+            raise _LocatedValueError("end must be after start", ("end",))
+        return self
+
+
 class ServiceConfig(_Strict):
     """A monitored service: its probes and the objectives its contract sets."""
 
@@ -95,6 +268,10 @@ class ServiceConfig(_Strict):
     description: str = ""
     probes: list[ProbeConfig] = Field(min_length=1)
     objectives: list[Objective] = Field(default_factory=list)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    maintenance: list[MaintenanceConfig] = Field(default_factory=list)
+    #: Provider services: their down or maintenance minutes may be excluded for this one.
+    depends_on: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _names_resolve(self) -> ServiceConfig:
@@ -168,6 +345,8 @@ class Config(_Strict):
     brokers: dict[str, MqttBrokerSettings] = Field(default_factory=dict)
     services: list[ServiceConfig] = Field(min_length=1)
     simulator: SimulatorSettings | None = None
+    #: A maintenance window excludes minutes only from its announcement plus this much.
+    maintenance_lead_time: NonNegativeDuration = 0.0
 
     @field_validator("timezone")
     @classmethod
@@ -200,6 +379,29 @@ class Config(_Strict):
                     )
         return self
 
+    @model_validator(mode="after")
+    def _dependencies_resolve(self) -> Config:
+        index = {s.name: i for i, s in enumerate(self.services)}
+        for i, service in enumerate(self.services):
+            for k, provider in enumerate(service.depends_on):
+                loc: tuple[str | int, ...] = ("services", i, "depends_on", k)
+                if provider == service.name:
+                    raise _LocatedValueError(
+                        f"service {service.name!r} cannot depend on itself", loc
+                    )
+                if provider not in index:
+                    raise _LocatedValueError(
+                        f"service {service.name!r} depends on unknown service {provider!r}", loc
+                    )
+        for i, service in enumerate(self.services):
+            cycle = _cycle_from(service.name, self)
+            if cycle is not None:
+                k = service.depends_on.index(cycle[1])
+                raise _LocatedValueError(
+                    f"dependency cycle: {' -> '.join(cycle)}", ("services", i, "depends_on", k)
+                )
+        return self
+
     @property
     def zone(self) -> ZoneInfo:
         """The configured time zone."""
@@ -222,6 +424,22 @@ def missing_secrets(config: Config) -> list[str]:
             if variable is not None and variable not in os.environ:
                 errors.append(f"brokers.{name}.{key}: environment variable {variable} is not set")
     return errors
+
+
+def _cycle_from(start: str, config: Config) -> list[str] | None:
+    """A dependency path from ``start`` back to itself, if there is one."""
+    providers = {s.name: s.depends_on for s in config.services}
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    seen: set[str] = set()
+    while stack:
+        name, path = stack.pop()
+        for provider in providers[name]:
+            if provider == start:
+                return [*path, provider]
+            if provider not in seen:
+                seen.add(provider)
+                stack.append((provider, [*path, provider]))
+    return None
 
 
 def _brokers_used(probe: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
@@ -257,6 +475,18 @@ def _no_duplicates(names: list[str], what: str, loc: tuple[str | int, ...] = ())
 
 class _LineLoader(yaml.SafeLoader):
     """A safe loader that remembers the line of every mapping key and sequence item."""
+
+
+# YAML 1.1 reads an unquoted 22:00 as the base-60 integer 1320 (06:00 stays text, as it
+# starts with 0). Service hours are written that way, so H:MM and HH:MM stay text here,
+# as in YAML 1.2. Inserted first: the first matching resolver wins.
+_LineLoader.yaml_implicit_resolvers = {
+    first: list(resolvers) for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _digit in "0123456789":
+    _LineLoader.yaml_implicit_resolvers.setdefault(_digit, []).insert(
+        0, ("tag:yaml.org,2002:str", re.compile(r"^[0-9]{1,2}:[0-9]{2}$"))
+    )
 
 
 def _build(
@@ -382,11 +612,19 @@ def load_config(path: str | Path) -> Config:
 
 
 __all__ = [
+    "WEEKDAYS",
     "AvailabilityObjective",
+    "ClockTime",
     "Config",
+    "HolidaySettings",
+    "HoursRule",
     "LatencyObjective",
+    "MaintenanceConfig",
+    "NonNegativeDuration",
     "Objective",
+    "ScheduleConfig",
     "ServiceConfig",
+    "Weekday",
     "load_config",
     "parse_config",
     "parse_duration",

@@ -7,14 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.config import AvailabilityObjective, Config, LatencyObjective
-from monitor.ledger import WINDOWS, Ledger, ObjectiveKey
-from monitor.sla import (
-    MinuteState,
-    availability,
-    compliance,
-    error_budget,
-    estimate_quantile,
-)
+from monitor.ledger import WINDOWS, Ledger, MinuteCode, ObjectiveKey
+from monitor.sla import availability, compliance, error_budget, estimate_quantile
 
 #: Quantiles shown beside the contract's thresholds.
 QUANTILES = (0.5, 0.99, 0.995)
@@ -34,6 +28,8 @@ class WindowFigures:
     met: bool | None
     quantiles: dict[str, float | None] = field(default_factory=dict)
     minutes: dict[str, int] = field(default_factory=dict)
+    #: Availability only: monitored minutes / eligible minutes (unmonitored are neither).
+    coverage: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -46,6 +42,7 @@ class WindowFigures:
             "error_budget": {
                 "allowed": self.budget_allowed,
                 "consumed": self.valid - self.good,
+                "remaining": self.budget_allowed - (self.valid - self.good),
                 "remaining_ratio": self.budget_remaining_ratio,
             },
             "burn_rate": self.burn_rate,
@@ -54,6 +51,7 @@ class WindowFigures:
             body["latency_quantiles_s"] = self.quantiles
         if self.minutes:
             body["minutes"] = self.minutes
+            body["coverage"] = self.coverage
         return body
 
 
@@ -129,20 +127,24 @@ def availability_figures(
     windows = {}
     key = ObjectiveKey(service, objective.name)
     for window in WINDOWS:
-        counts = ledger.minute_states(key, window, now)
-        up, down = counts[MinuteState.UP], counts[MinuteState.DOWN]
+        counts = ledger.minute_counts(key, window, now)
+        up, down = counts.get(MinuteCode.UP, 0), counts.get(MinuteCode.DOWN, 0)
+        unmonitored = counts.get(MinuteCode.UNMONITORED, 0)
         ratio = availability(up, down)
         budget = error_budget(up + down, up, objective.target_ratio)
+        minutes = {code.label: counts.get(code, 0) for code in MinuteCode if code.value}
+        monitored = up + down
         windows[window] = WindowFigures(
             window=window,
             compliance=ratio,
-            valid=up + down,
+            valid=monitored,
             good=up,
             budget_allowed=budget.allowed,
             budget_remaining_ratio=budget.remaining_ratio,
             burn_rate=budget.burn_rate,
             met=None if ratio is None else ratio >= objective.target_ratio,
-            minutes={state.value: count for state, count in counts.items()},
+            minutes=minutes,
+            coverage=monitored / (monitored + unmonitored) if monitored + unmonitored else None,
         )
     return ObjectiveFigures(
         service, objective.name, "availability", objective.target_ratio, None, probes, windows

@@ -1,9 +1,11 @@
-"""The ledger: rolling windows of minute rollups kept in memory for "now".
+"""The ledger: rolling and calendar windows over minute rollups, kept in memory for "now".
 
 Every figure is a sum of minute rollups: the sealed minutes of each window (kept as a
-running sum, slid forward by subtracting the minute that leaves, read back from the
-store) plus the minutes still open in memory. A restart rebuilds the same sums from the
-store, so figures before and after a restart are equal (DESIGN decisions 2, 5).
+running sum; a rolling window slides by subtracting the minute that leaves it, read back
+from the store) plus the minutes still open in memory. Sealing a minute decides, once, what
+it counts as (eligible, outside service hours, in maintenance; up, down, unmonitored,
+provider unavailable); the decision is persisted so a restart rebuilds the same sums
+(DESIGN decisions 2, 3, 5).
 """
 
 from __future__ import annotations
@@ -11,16 +13,33 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import IntEnum
+from zoneinfo import ZoneInfo
 
 from monitor.config import AvailabilityObjective, Config, LatencyObjective
-from monitor.results import Result
+from monitor.eligibility import Eligibility, Exclusion, month_bounds, month_of, previous_month
+from monitor.results import Result, ServiceMinute
 from monitor.sla import MinuteState, Rollup, minute_state
 from monitor.store import RollupKey, Store
 
 log = logging.getLogger(__name__)
 
 #: Rolling windows, in minutes. The window "1h" at minute m holds minutes (m-60, m].
-WINDOWS: dict[str, int] = {"1h": 60, "24h": 1440, "7d": 10080, "30d": 43200}
+ROLLING: dict[str, int] = {
+    "5m": 5,
+    "30m": 30,
+    "1h": 60,
+    "6h": 360,
+    "24h": 1440,
+    "7d": 10080,
+    "30d": 43200,
+}
+#: Calendar windows in the config's time zone: this month to date, and the previous month.
+CALENDAR = ("month", "previous_month")
+WINDOWS: tuple[str, ...] = (*ROLLING, *CALENDAR)
+
+#: Minutes of decisions kept in memory: the previous month is at most 62 days back.
+_RING = 64 * 1440
 #: Sealed minutes kept in full for a while, so a result that arrives after its minute was
 #: sealed (a long queue, a slow flush) still corrects that minute's availability state.
 _RECENT_SEALED = 15
@@ -28,13 +47,43 @@ _RECENT_SEALED = 15
 ProbeId = tuple[str, str]  # (service, probe)
 
 
-@dataclass
-class _ProbeLedger:
-    """One probe's open minutes and the running sums of its sealed minutes per window."""
+class MinuteCode(IntEnum):
+    """What a sealed minute counted as for one availability objective (one byte)."""
 
-    thresholds: tuple[float, ...]
-    open: dict[int, Rollup] = field(default_factory=dict)
-    sums: dict[str, Rollup] = field(default_factory=lambda: {w: Rollup() for w in WINDOWS})
+    UNKNOWN = 0
+    UP = 1
+    DOWN = 2
+    UNMONITORED = 3
+    OUTSIDE_HOURS = 4
+    MAINTENANCE = 5
+    PROVIDER = 6
+
+    @property
+    def label(self) -> str:
+        """The name used in the API, the store and reports."""
+        return _LABELS[self]
+
+    @classmethod
+    def from_label(cls, label: str) -> MinuteCode:
+        """The inverse of ``label``."""
+        return _BY_LABEL[label]
+
+
+_LABELS = {
+    MinuteCode.UNKNOWN: "unknown",
+    MinuteCode.UP: "up",
+    MinuteCode.DOWN: "down",
+    MinuteCode.UNMONITORED: "unmonitored",
+    MinuteCode.OUTSIDE_HOURS: Exclusion.OUTSIDE_HOURS.value,
+    MinuteCode.MAINTENANCE: Exclusion.MAINTENANCE.value,
+    MinuteCode.PROVIDER: Exclusion.PROVIDER.value,
+}
+_BY_LABEL = {label: code for code, label in _LABELS.items()}
+_EXCLUSION_CODE = {
+    None: MinuteCode.UP,  # placeholder: eligible
+    Exclusion.OUTSIDE_HOURS: MinuteCode.OUTSIDE_HOURS,
+    Exclusion.MAINTENANCE: MinuteCode.MAINTENANCE,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +92,46 @@ class ObjectiveKey:
 
     service: str
     objective: str
+
+
+@dataclass
+class _ProbeLedger:
+    """One probe's open minutes and the running sums of its sealed, eligible minutes."""
+
+    thresholds: tuple[float, ...]
+    open: dict[int, Rollup] = field(default_factory=dict)
+    sums: dict[str, Rollup] = field(default_factory=lambda: {w: Rollup() for w in WINDOWS})
+
+
+class _Ring:
+    """One byte per minute for the last ``_RING`` minutes, indexed by epoch minute."""
+
+    def __init__(self) -> None:
+        self.codes = bytearray(_RING)
+
+    def __getitem__(self, minute: int) -> int:
+        return self.codes[minute % _RING]
+
+    def __setitem__(self, minute: int, code: int) -> None:
+        self.codes[minute % _RING] = code
+
+    def count(self, first: int, last: int) -> dict[int, int]:
+        """Counts of each code over minutes [first, last] (at most ``_RING`` minutes)."""
+        if last < first:
+            return {}
+        a, b = first % _RING, last % _RING
+        if last - first + 1 >= _RING:
+            chunks = [self.codes]
+        elif a <= b:
+            chunks = [self.codes[a : b + 1]]
+        else:
+            chunks = [self.codes[a:], self.codes[: b + 1]]
+        counts: dict[int, int] = {}
+        for code in MinuteCode:
+            total = sum(chunk.count(code) for chunk in chunks)
+            if total:
+                counts[code] = total
+        return counts
 
 
 def probe_thresholds(config: Config) -> dict[ProbeId, tuple[float, ...]]:
@@ -58,33 +147,65 @@ def probe_thresholds(config: Config) -> dict[ProbeId, tuple[float, ...]]:
     return {key: tuple(sorted(values)) for key, values in thresholds.items()}
 
 
+def _provider_order(config: Config) -> list[str]:
+    """Services with their providers first, so a minute's provider states are known."""
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        for provider in config.service(name).depends_on:
+            visit(provider)
+        order.append(name)
+
+    for service in config.services:
+        visit(service.name)
+    return order
+
+
 class Ledger:
     """In-memory windows over minute rollups, for every probe and availability objective.
 
     Args:
         config: the validated config (services, probes, objectives).
+        eligibility: service hours and maintenance (shared with the daemon, which reloads
+            stored maintenance windows into it).
         grace_minutes: a minute is sealed once this many whole minutes have passed after
-            it, by when every result that started in it has arrived (the longest probe
-            timeout plus the flush interval fit well inside).
+            it, by when every result that started in it has arrived.
     """
 
-    def __init__(self, config: Config, grace_minutes: int = 2) -> None:
+    def __init__(
+        self, config: Config, eligibility: Eligibility | None = None, grace_minutes: int = 2
+    ) -> None:
         self.config = config
+        self.zone = ZoneInfo(config.timezone)
+        self.eligibility = eligibility if eligibility is not None else Eligibility(config)
         self.grace_minutes = grace_minutes
         self._probes = {key: _ProbeLedger(t) for key, t in probe_thresholds(config).items()}
-        self._availability: dict[ObjectiveKey, tuple[str, ...]] = {}
+        self._order = _provider_order(config)
+        self._service_probes = {s.name: [p.name for p in s.probes] for s in config.services}
+        self._availability: dict[ObjectiveKey, tuple[tuple[str, ...], float]] = {}
         for service in config.services:
             for objective in service.objectives:
                 if isinstance(objective, AvailabilityObjective):
                     key = ObjectiveKey(service.name, objective.name)
-                    self._availability[key] = tuple(service.probes_of(objective))
-        #: Sealed minute states of each availability objective (30 days).
-        self._states: dict[ObjectiveKey, dict[int, MinuteState]] = {
-            key: {} for key in self._availability
-        }
+                    probes = tuple(service.probes_of(objective))
+                    self._availability[key] = (probes, objective.down_ratio)
+        self._objectives_of: dict[str, list[ObjectiveKey]] = {s.name: [] for s in config.services}
+        for key in self._availability:
+            self._objectives_of[key.service].append(key)
+        #: Per service: was the sealed minute eligible (UP) or excluded (its reason)?
+        self._exclusions = {s.name: _Ring() for s in config.services}
+        #: Per availability objective: the sealed minute's code.
+        self._states = {key: _Ring() for key in self._availability}
         self._recent: dict[int, dict[ProbeId, Rollup]] = {}
         self._window_end: int | None = None  # the current minute the sums are slid to
         self._sealed_through: int | None = None
+        self._month: tuple[int, int] | None = None  # (year, month) of the "month" sums
+        #: Decisions made since the last call of ``take_decisions`` (to persist).
+        self._decisions: list[ServiceMinute] = []
 
     # --- feeding ----------------------------------------------------------------------
 
@@ -105,17 +226,16 @@ class Ledger:
                 rollup = ledger.open[minute] = Rollup()
             rollup.add(result.ok, result.outcome.value, result.latency_s, ledger.thresholds)
             return
-        # Late: its minute is sealed. Add it to every window still holding that minute.
+        # Late: its minute is sealed. Count it where that minute was counted.
         late = Rollup()
         late.add(result.ok, result.outcome.value, result.latency_s, ledger.thresholds)
-        end = self._window_end if self._window_end is not None else minute
-        for window, length in WINDOWS.items():
-            if minute > end - length:
+        if self._exclusions[result.service][minute] == MinuteCode.UP:
+            for window in self._windows_holding(minute):
                 ledger.sums[window].merge(late)
         recent = self._recent.get(minute)
         if recent is not None:
             recent.setdefault((result.service, result.probe), Rollup()).merge(late)
-            self._restate(minute, recent)
+            self._decide(minute, recent, sealed=True)
         else:
             log.warning(
                 "result of %s/%s for minute %d arrived too late to correct availability",
@@ -123,6 +243,19 @@ class Ledger:
                 result.probe,
                 minute,
             )
+
+    def _windows_holding(self, minute: int) -> list[str]:
+        """The windows whose sealed sums include ``minute``."""
+        end = self._window_end if self._window_end is not None else minute
+        windows = [w for w, length in ROLLING.items() if minute > end - length]
+        if self._month is not None:
+            first, _ = month_bounds(*self._month, self.zone)
+            previous_first, _ = month_bounds(*previous_month(*self._month), self.zone)
+            if minute >= first:
+                windows.append("month")
+            elif minute >= previous_first:
+                windows.append("previous_month")
+        return windows
 
     # --- time ---------------------------------------------------------------------------
 
@@ -149,101 +282,261 @@ class Ledger:
             self._seal(self._sealed_through)
 
     async def _drop_leaving(self, end: int, store: Store) -> None:
-        """Subtract, from each window ending at minute ``end``, the minute that left it."""
-        for window, length in WINDOWS.items():
+        """Subtract, from each rolling window ending at minute ``end``, the minute that
+        left it, if it was counted (eligible)."""
+        for window, length in ROLLING.items():
             leaving = end - length
+            if self._sealed_through is None or leaving > self._sealed_through:
+                continue  # never sealed, so never added
             for (service, probe, _), rollup in await store.rollups(leaving, leaving + 1):
                 ledger = self._probes.get((service, probe))
-                if ledger is not None:
+                if ledger is not None and self._exclusions[service][leaving] == MinuteCode.UP:
                     ledger.sums[window].merge(rollup, sign=-1)
-        oldest = end - max(WINDOWS.values())
-        for states in self._states.values():
-            states.pop(oldest, None)
+
+    def _roll_month(self, minute: int) -> None:
+        """Start new calendar sums when ``minute`` lies in a later month than the sums."""
+        month = month_of(minute, self.zone)
+        if self._month is None:
+            self._month = month
+            return
+        if month <= self._month:
+            return
+        for ledger in self._probes.values():
+            if month == _next_month(*self._month):
+                ledger.sums["previous_month"] = ledger.sums["month"]
+            else:  # a whole month passed with the daemon down: nothing sealed in it
+                ledger.sums["previous_month"] = Rollup()
+            ledger.sums["month"] = Rollup()
+        self._month = month
 
     def _seal(self, minute: int) -> None:
-        """Move a minute from open to the window sums and fix its availability state."""
+        """Move a minute from open to the window sums and decide what it counts as."""
+        self._roll_month(minute)
         sealed: dict[ProbeId, Rollup] = {}
-        end = self._window_end if self._window_end is not None else minute
         for key, ledger in self._probes.items():
             rollup = ledger.open.pop(minute, None)
-            if rollup is None:
-                continue
-            sealed[key] = rollup
-            for window, length in WINDOWS.items():
-                if minute > end - length:
+            if rollup is not None:
+                sealed[key] = rollup
+        decisions, _ = self._decide(minute, sealed, sealed=True)
+        windows = self._windows_holding(minute)
+        for key, rollup in sealed.items():
+            if decisions[key[0]] is None:
+                ledger = self._probes[key]
+                for window in windows:
                     ledger.sums[window].merge(rollup)
-        self._restate(minute, sealed)
         self._recent[minute] = sealed
         for old in [m for m in self._recent if m <= minute - _RECENT_SEALED]:
             del self._recent[old]
 
-    def _restate(self, minute: int, rollups: Mapping[ProbeId, Rollup]) -> None:
-        for key, probes in self._availability.items():
-            total = _sum(rollups.get((key.service, p)) for p in probes)
-            self._states[key][minute] = minute_state(total)
+    def _decide(
+        self, minute: int, rollups: Mapping[ProbeId, Rollup], *, sealed: bool
+    ) -> tuple[dict[str, Exclusion | None], dict[ObjectiveKey, MinuteCode]]:
+        """Classify one minute for every service (providers first). When ``sealed``, the
+        decisions are recorded in the rings and queued for the store."""
+        exclusions: dict[str, Exclusion | None] = {}
+        down_or_maintenance: dict[str, bool] = {}
+        codes: dict[ObjectiveKey, MinuteCode] = {}
+        for service in self._order:
+            exclusion = self.eligibility.exclusion(service, minute)
+            exclusions[service] = exclusion
+            probes = self._service_probes[service]
+            whole = _sum(rollups.get((service, p)) for p in probes)
+            down_or_maintenance[service] = exclusion is Exclusion.MAINTENANCE or (
+                minute_state(whole) is MinuteState.DOWN
+            )
+            provider_out = any(
+                down_or_maintenance.get(p, False) for p in self.config.service(service).depends_on
+            )
+            for key, (objective_probes, down_ratio) in self._availability.items():
+                if key.service != service:
+                    continue
+                code = self._code(
+                    exclusion,
+                    provider_out,
+                    _sum(rollups.get((service, p)) for p in objective_probes),
+                    down_ratio,
+                )
+                codes[key] = code
+                if code is MinuteCode.DOWN:
+                    down_or_maintenance[service] = True
+        if sealed:
+            for service, exclusion in exclusions.items():
+                self._exclusions[service][minute] = _EXCLUSION_CODE[exclusion]
+            for key, code in codes.items():
+                self._states[key][minute] = code
+            for service, exclusion in exclusions.items():
+                self._decisions.append(
+                    ServiceMinute(
+                        service,
+                        minute,
+                        None if exclusion is None else exclusion.value,
+                        {k.objective: c.label for k, c in codes.items() if k.service == service},
+                    )
+                )
+        return exclusions, codes
+
+    @staticmethod
+    def _code(
+        exclusion: Exclusion | None, provider_out: bool, rollup: Rollup, down_ratio: float
+    ) -> MinuteCode:
+        # Order matters: the service's own schedule and maintenance first; then a minute
+        # with no result is unmonitored whatever its providers did; then providers.
+        if exclusion is not None:
+            return _EXCLUSION_CODE[exclusion]
+        state = minute_state(rollup, down_ratio)
+        if state is MinuteState.UNMONITORED:
+            return MinuteCode.UNMONITORED
+        if provider_out:
+            return MinuteCode.PROVIDER
+        return MinuteCode.DOWN if state is MinuteState.DOWN else MinuteCode.UP
+
+    def take_decisions(self) -> list[ServiceMinute]:
+        """The minute decisions made since the last call, for the store."""
+        decisions, self._decisions = self._decisions, []
+        return decisions
 
     # --- restart ------------------------------------------------------------------------
 
     async def load(self, store: Store, now: float) -> None:
-        """Rebuild every window from the store, as if the daemon had never stopped."""
+        """Rebuild every window from the store, as if the daemon had never stopped.
+
+        Sealed minutes use the decisions persisted when they were sealed. A minute with
+        results but no decision (the daemon was killed before persisting it) is decided now
+        from its rollups, as sealing would have; a minute with neither (the daemon was down)
+        is excluded or unmonitored.
+        """
         current = int(now // 60)
         self._window_end = current
         self._sealed_through = current - self.grace_minutes - 1
-        longest = max(WINDOWS.values())
+        self._month = month_of(current, self.zone)
+        first = min(
+            month_bounds(*previous_month(*self._month), self.zone)[0],
+            current - max(ROLLING.values()) + 1,
+        )
         by_minute: dict[int, dict[ProbeId, Rollup]] = {}
-        for (service, probe, minute), rollup in await store.rollups(
-            current - longest + 1, current + 1
-        ):
+        for (service, probe, minute), rollup in await store.rollups(first, current + 1):
             ledger = self._probes.get((service, probe))
             if ledger is None:
                 continue  # a probe removed from the config since
             if minute > self._sealed_through:
                 ledger.open[minute] = rollup
-                continue
-            for window, length in WINDOWS.items():
-                if minute > current - length:
-                    ledger.sums[window].merge(rollup)
-            by_minute.setdefault(minute, {})[(service, probe)] = rollup
-        for minute, rollups in by_minute.items():
-            self._restate(minute, rollups)
-            if minute > self._sealed_through - _RECENT_SEALED:
-                self._recent[minute] = rollups
+            else:
+                by_minute.setdefault(minute, {})[(service, probe)] = rollup
+        decided = {(m.service, m.minute): m for m in await store.minute_states(first, current + 1)}
+        for minute in range(first, self._sealed_through + 1):
+            rollups = by_minute.get(minute, {})
+            undecided = [s for s in self._order if (s, minute) not in decided]
+            if undecided and rollups:
+                # Sealed but its decision never reached the disk (the daemon was killed):
+                # decide now from the rollups, exactly as sealing would have.
+                before = len(self._decisions)
+                self._decide(minute, rollups, sealed=True)
+                kept = [d for d in self._decisions[before:] if d.service in undecided]
+                self._decisions[before:] = kept
+            elif undecided:
+                # No result at all: the monitor was down; excluded or unmonitored.
+                for service in undecided:
+                    exclusion = self.eligibility.exclusion(service, minute)
+                    self._exclusions[service][minute] = _EXCLUSION_CODE[exclusion]
+                    code = _EXCLUSION_CODE[exclusion] if exclusion else MinuteCode.UNMONITORED
+                    for key in self._objectives_of[service]:
+                        self._states[key][minute] = code
+            for service in self._order:
+                record = decided.get((service, minute))
+                if record is None:
+                    continue
+                exclusion = Exclusion(record.exclusion) if record.exclusion else None
+                self._exclusions[service][minute] = _EXCLUSION_CODE[exclusion]
+                for key in self._objectives_of[service]:
+                    label = record.states.get(key.objective, "unmonitored")
+                    self._states[key][minute] = MinuteCode.from_label(label)
+            for (service, probe), rollup in rollups.items():
+                if self._exclusions[service][minute] == MinuteCode.UP:
+                    ledger = self._probes[(service, probe)]
+                    for window in self._windows_holding(minute):
+                        ledger.sums[window].merge(rollup)
+        self._recent = {
+            m: r for m, r in by_minute.items() if m > self._sealed_through - _RECENT_SEALED
+        }
 
     # --- reading ------------------------------------------------------------------------
 
-    def window_rollup(self, service: str, probes: Iterable[str], window: str, now: float) -> Rollup:
-        """The sum of the given probes' rollups over ``window`` ending at ``now``."""
+    def _open_eligible(self, service: str, minute: int) -> bool:
+        return self.eligibility.exclusion(service, minute) is None
+
+    def window_range(self, window: str, now: float) -> tuple[int, int]:
+        """The minutes [first, last] a window covers at ``now``."""
         current = int(now // 60)
-        length = WINDOWS[window]
+        if window in ROLLING:
+            return current - ROLLING[window] + 1, current
+        month = month_of(current, self.zone)
+        if window == "month":
+            return month_bounds(*month, self.zone)[0], current
+        first, end = month_bounds(*previous_month(*month), self.zone)
+        return first, end - 1
+
+    def window_rollup(self, service: str, probes: Iterable[str], window: str, now: float) -> Rollup:
+        """The sum of the given probes' eligible rollups over ``window`` ending at ``now``."""
+        first, last = self.window_range(window, now)
         total = Rollup()
         for name in probes:
             ledger = self._probes[(service, name)]
-            total.merge(ledger.sums[window])
+            sealed = self._sealed_sums(ledger, window, now)
+            if sealed is not None:
+                total.merge(sealed)
             for minute, rollup in ledger.open.items():
-                if current - length < minute <= current:
+                if first <= minute <= last and self._open_eligible(service, minute):
                     total.merge(rollup)
         return total
 
-    def minute_states(self, key: ObjectiveKey, window: str, now: float) -> dict[MinuteState, int]:
-        """Counts of up, down and unmonitored minutes of an availability objective over
-        ``window`` ending at ``now``; the current, still open minutes count as they stand
-        (a minute with no result yet is not counted as unmonitored until it is sealed)."""
-        current = int(now // 60)
-        length = WINDOWS[window]
-        states = self._states[key]
-        counts = dict.fromkeys(MinuteState, 0)
-        first = current - length + 1
-        sealed_end = min(
-            self._sealed_through if self._sealed_through is not None else current, current
-        )
-        for minute in range(first, sealed_end + 1):
-            counts[states.get(minute, MinuteState.UNMONITORED)] += 1
-        probes = self._availability[key]
-        for minute in range(max(first, sealed_end + 1), current + 1):
-            total = _sum(self._probes[(key.service, p)].open.get(minute) for p in probes)
-            if total.attempts:
-                counts[minute_state(total)] += 1
+    def _sealed_sums(self, ledger: _ProbeLedger, window: str, now: float) -> Rollup | None:
+        """The sealed sums that belong to ``window`` at ``now``. Calendar sums follow the
+        month of the last sealed minute, which lags ``now`` by the grace period."""
+        if window in ROLLING:
+            return ledger.sums[window]
+        if self._month is None:
+            return None
+        month = month_of(int(now // 60), self.zone)
+        if month == self._month:
+            return ledger.sums[window]
+        if month == _next_month(*self._month) and window == "previous_month":
+            return ledger.sums["month"]
+        return None
+
+    def minute_counts(self, key: ObjectiveKey, window: str, now: float) -> dict[MinuteCode, int]:
+        """Counts of each minute code of an availability objective over ``window``.
+
+        Sealed minutes count as decided; the open minutes as they stand now (an open
+        minute with no result yet is not counted until it is sealed).
+        """
+        first, last = self.window_range(window, now)
+        sealed_end = min(self._sealed_through if self._sealed_through is not None else last, last)
+        counts = {MinuteCode(c): n for c, n in self._states[key].count(first, sealed_end).items()}
+        # Minutes before the ring's reach (never happens for the configured windows).
+        counts.pop(MinuteCode.UNKNOWN, None)
+        service = key.service
+        depends_on = self.config.service(service).depends_on
+        for minute in range(max(first, sealed_end + 1), last + 1):
+            rollups = {
+                (s, p): self._probes[(s, p)].open[minute]
+                for s in (service, *depends_on)
+                for p in self._service_probes[s]
+                if minute in self._probes[(s, p)].open
+            }
+            if not any(k[0] == service for k in rollups):
+                continue
+            _, codes = self._decide(minute, rollups, sealed=False)
+            code = codes[key]
+            counts[code] = counts.get(code, 0) + 1
         return counts
+
+    def is_sealed(self, minute: int) -> bool:
+        """True once the minute's decisions are final."""
+        return self._sealed_through is not None and minute <= self._sealed_through
+
+
+def _next_month(year: int, month: int) -> tuple[int, int]:
+    return (year + 1, 1) if month == 12 else (year, month + 1)
 
 
 def _sum(rollups: Iterable[Rollup | None]) -> Rollup:
@@ -254,4 +547,14 @@ def _sum(rollups: Iterable[Rollup | None]) -> Rollup:
     return total
 
 
-__all__ = ["WINDOWS", "Ledger", "ObjectiveKey", "ProbeId", "RollupKey", "probe_thresholds"]
+__all__ = [
+    "CALENDAR",
+    "ROLLING",
+    "WINDOWS",
+    "Ledger",
+    "MinuteCode",
+    "ObjectiveKey",
+    "ProbeId",
+    "RollupKey",
+    "probe_thresholds",
+]

@@ -150,8 +150,13 @@ class _ProbeChildren:
 class SlaCollector(Collector):
     """Yields the SLA gauges from the ledger at scrape time."""
 
-    def __init__(self, figures: Callable[[], list[ObjectiveFigures]]) -> None:
+    def __init__(
+        self,
+        figures: Callable[[], list[ObjectiveFigures]],
+        maintenance_active: Callable[[str], bool] | None = None,
+    ) -> None:
         self._figures = figures
+        self._maintenance_active = maintenance_active
 
     def collect(self) -> Iterable[Metric]:
         """Build the gauges of every objective and window."""
@@ -178,13 +183,29 @@ class SlaCollector(Collector):
             "1 while a planned maintenance window is open.",
             labels=["service"],
         )
+        burn = GaugeMetricFamily(
+            "sla_error_budget_burn_rate",
+            "Bad ratio over the allowed bad ratio in the window (1 spends the budget exactly).",
+            labels=["service", "objective", "window"],
+        )
+        minutes = GaugeMetricFamily(
+            "sla_availability_minutes",
+            "Minutes of an availability objective by what they counted as.",
+            labels=["service", "objective", "window", "state"],
+        )
+        coverage = GaugeMetricFamily(
+            "sla_monitoring_coverage_ratio",
+            "Monitored minutes over eligible minutes (the rest the monitor did not see).",
+            labels=["service", "objective", "window"],
+        )
         services_seen: set[str] = set()
         quantiles_done: set[tuple[str, str, str]] = set()
         for figures in self._figures():
             target.add_metric([figures.service, figures.objective], figures.target_ratio)
             if figures.service not in services_seen:
                 services_seen.add(figures.service)
-                maintenance.add_metric([figures.service], 0.0)
+                active = self._maintenance_active and self._maintenance_active(figures.service)
+                maintenance.add_metric([figures.service], 1.0 if active else 0.0)
             for window, values in figures.windows.items():
                 if values.compliance is not None:
                     compliance.add_metric(
@@ -194,6 +215,13 @@ class SlaCollector(Collector):
                     budget.add_metric(
                         [figures.service, figures.objective, window], values.budget_remaining_ratio
                     )
+                labels = [figures.service, figures.objective, window]
+                if values.burn_rate is not None:
+                    burn.add_metric(labels, values.burn_rate)
+                for state, count in values.minutes.items():
+                    minutes.add_metric([*labels, state], count)
+                if values.coverage is not None:
+                    coverage.add_metric(labels, values.coverage)
                 for name, value in values.quantiles.items():
                     key = (figures.service, name, window)
                     # Objectives of one service over the same probes share quantiles.
@@ -202,4 +230,4 @@ class SlaCollector(Collector):
                         quantile.add_metric(
                             [figures.service, name.removeprefix("p"), window], value
                         )
-        yield from (compliance, target, budget, quantile, maintenance)
+        yield from (compliance, target, budget, burn, quantile, minutes, coverage, maintenance)

@@ -41,3 +41,23 @@ class Result:
     def minute(self) -> int:
         """The epoch minute the result counts in."""
         return int(self.started_at // 60)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceMinute:
+    """What one sealed minute of a service counted as, decided once and persisted, so a
+    restart (or a monthly report) reuses the decision instead of guessing it again.
+
+    Attributes:
+        service: the service.
+        minute: the epoch minute.
+        exclusion: why the minute does not count for the service's objectives
+            (``outside_hours`` or ``maintenance``), or None.
+        states: per availability objective, the minute's code: ``up``, ``down``,
+            ``unmonitored``, ``outside_hours``, ``maintenance`` or ``provider_unavailable``.
+    """
+
+    service: str
+    minute: int
+    exclusion: str | None
+    states: dict[str, str]

@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from monitor import __version__
 from monitor.config import Config
 from monitor.figures import ObjectiveFigures
-from monitor.ledger import WINDOWS
+from monitor.ledger import ROLLING
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,11 @@ class Server:
                 "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "version": __version__,
                 "timezone": self.config.timezone,
-                "windows": {name: minutes * 60 for name, minutes in WINDOWS.items()},
+                "windows": {
+                    **{name: f"rolling {minutes * 60} s" for name, minutes in ROLLING.items()},
+                    "month": f"calendar month to date ({self.config.timezone})",
+                    "previous_month": f"previous calendar month ({self.config.timezone})",
+                },
                 "services": list(services.values()),
             }
         )

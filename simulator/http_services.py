@@ -56,6 +56,7 @@ class HttpServices:
         *,
         drain_timeout_s: float = 5.0,
         drop_hold_s: float | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """Build the application from ``settings.http`` (which must be set).
 
@@ -69,6 +70,8 @@ class HttpServices:
         if settings.http is None:
             raise ValueError("simulator.http is not configured")
         self.truth = truth
+        # Outages are scheduled in wall-clock time; tests may pass an accelerated clock.
+        self._wall_clock = wall_clock
         self.host, self._port = parse_listen(settings.http.listen)
         self._drain_timeout_s = drain_timeout_s
         longest = max((p.latency.max for p in settings.profiles.values()), default=0.0)
@@ -120,7 +123,7 @@ class HttpServices:
     async def _serve(self, request: web.Request, path: str, behaviour: Behaviour) -> web.Response:
         """Answer one request as its drawn ``Decision`` says."""
         t0_ns = time.perf_counter_ns()
-        received_at = time.time()
+        received_at = self._wall_clock()
         request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
         decision = behaviour.draw(received_at)
         if decision.action == "drop":

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from types import TracebackType
 
 from probes.settings import MqttBrokerSettings
@@ -28,6 +29,7 @@ class Simulator:
         keep_records: bool = True,
         drain_timeout_s: float = 5.0,
         ready_timeout_s: float = 10.0,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """Build every part (nothing runs until ``start``).
 
@@ -39,18 +41,28 @@ class Simulator:
             drain_timeout_s: how long ``stop`` lets answers in flight finish.
             ready_timeout_s: how long ``start`` waits for the brokers before going on (the
                 responder keeps reconnecting in the background).
+            wall_clock: the clock outages are scheduled by and truth is stamped with (an
+                accelerated fake in tests that live through minutes in seconds).
         """
         self.settings = settings
         self._ready_timeout_s = ready_timeout_s
         self.truth = TruthLog(settings.truth_log, keep_records=keep_records)
         try:
             self._mqtt = (
-                MqttResponder(settings, brokers, self.truth, drain_timeout_s=drain_timeout_s)
+                MqttResponder(
+                    settings,
+                    brokers,
+                    self.truth,
+                    drain_timeout_s=drain_timeout_s,
+                    wall_clock=wall_clock,
+                )
                 if settings.mqtt
                 else None
             )
             self._http = (
-                HttpServices(settings, self.truth, drain_timeout_s=drain_timeout_s)
+                HttpServices(
+                    settings, self.truth, drain_timeout_s=drain_timeout_s, wall_clock=wall_clock
+                )
                 if settings.http is not None
                 else None
             )

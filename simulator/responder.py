@@ -17,7 +17,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import aiomqtt
@@ -56,6 +56,7 @@ class MqttResponder:
         truth: TruthLog,
         *,
         drain_timeout_s: float = 5.0,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """Build the behaviours of every topic; raise ``ValueError`` for a bad mapping.
 
@@ -66,6 +67,8 @@ class MqttResponder:
             drain_timeout_s: how long ``stop`` waits for replies still being prepared.
         """
         self.truth = truth
+        # Outages are scheduled in wall-clock time; tests may pass an accelerated clock.
+        self._wall_clock = wall_clock
         self._drain_timeout_s = drain_timeout_s
         self._brokers: dict[str, MqttBrokerSettings] = {}
         self._topics: dict[str, dict[str, Behaviour]] = {}
@@ -190,7 +193,7 @@ class MqttResponder:
     ) -> None:
         """Decide a request's fate and hand it to its own task."""
         t0_ns = time.perf_counter_ns()
-        received_at = time.time()
+        received_at = self._wall_clock()
         if not self._accepting:
             return
         topic = message.topic.value

@@ -84,6 +84,60 @@ BAD_CONFIGS: list[tuple[str, list[str]]] = [
             "(check its spelling and its place in the file)",
         ],
     ),
+    (
+        "bad-unknown-weekday.yaml",
+        [
+            "9: services[0].schedule.hours[0].days: unknown weekday 'wensday' "
+            "(use mon, tue, wed, thu, fri, sat, sun, or a range such as mon-fri)"
+        ],
+    ),
+    (
+        "bad-hours-start-equals-end.yaml",
+        [
+            "11: services[0].schedule.hours[0].end: start and end are both 08:00: "
+            "write 00:00 to 24:00 for a whole day"
+        ],
+    ),
+    (
+        "bad-hours-25-00.yaml",
+        [
+            "11: services[0].schedule.hours[0].end: not a time of day: "
+            "use HH:MM from 00:00 to 24:00 (got '25:00')"
+        ],
+    ),
+    (
+        "bad-holiday-country.yaml",
+        [
+            "9: services[0].schedule.holidays.country: unknown holiday country: use an "
+            "ISO 3166-1 alpha-2 code the holidays package supports, e.g. BE (got 'XX')"
+        ],
+    ),
+    (
+        "bad-holiday-subdivision.yaml",
+        [
+            "10: services[0].schedule.holidays.subdivision: unknown subdivision 'Brussels' "
+            "of BE (known: Flemish, French, German)"
+        ],
+    ),
+    (
+        "bad-maintenance-end-before-start.yaml",
+        ["9: services[0].maintenance[0].end: end must be after start"],
+    ),
+    (
+        "bad-depends-on-unknown.yaml",
+        [
+            "3: services[0].depends_on[1]: service 'integrated' depends on unknown "
+            "service 'identity'"
+        ],
+    ),
+    (
+        "bad-depends-on-self.yaml",
+        ["4: services[0].depends_on[0]: service 'online' cannot depend on itself"],
+    ),
+    (
+        "bad-depends-on-cycle.yaml",
+        ["3: services[0].depends_on[0]: dependency cycle: a -> b -> c -> a"],
+    ),
 ]
 
 

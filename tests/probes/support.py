@@ -112,5 +112,5 @@ async def http_server(app: web.Application) -> AsyncIterator[str]:
 async def eventually(check: Callable[[], bool], timeout_s: float = 5.0) -> None:
     """Poll ``check`` until it is true; fail after ``timeout_s``."""
     async with asyncio.timeout(timeout_s):
-        while not check():  # noqa: ASYNC110 -- counters and flags have no event to await
+        while not check():
             await asyncio.sleep(0.01)

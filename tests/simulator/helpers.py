@@ -41,5 +41,5 @@ async def eventually(condition: Callable[[], bool], timeout_s: float = 2.0) -> N
     """Wait until ``condition()`` holds (the truth is recorded just after a reply is sent)."""
     async with asyncio.timeout(timeout_s):
         # Polling: the code under test offers no event to wait on, and should not for tests.
-        while not condition():  # noqa: ASYNC110
+        while not condition():
             await asyncio.sleep(0.01)
