@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from monitor.clock import Clock, SystemClock
@@ -18,7 +19,7 @@ from monitor.config import Config
 from monitor.eligibility import Eligibility
 from monitor.errors import StoreError
 from monitor.figures import ObjectiveFigures, all_figures
-from monitor.ledger import Ledger
+from monitor.ledger import Ledger, MinuteCode, ObjectiveKey
 from monitor.metrics import Metrics, SlaCollector
 from monitor.results import Result
 from monitor.scheduler import Job, Scheduler
@@ -62,7 +63,9 @@ class Daemon:
         # A minute is sealed once every result that started in it has surely arrived.
         grace = int((longest_timeout + 2 * config.storage.flush_interval + 5) // 60) + 1
         self.eligibility = Eligibility(config)
-        self.ledger = Ledger(config, self.eligibility, grace_minutes=grace)
+        self.ledger = Ledger(
+            config, self.eligibility, grace_minutes=grace, on_sealed=self._count_minutes
+        )
         self.queue: asyncio.Queue[Result] = asyncio.Queue(config.scheduler.queue_size)
         self.collector = Collector(
             self.queue,
@@ -80,6 +83,10 @@ class Daemon:
         self._started_at = time.monotonic()
         self._maintenance_version: int | None = None
         self.ready = asyncio.Event()
+
+    def _count_minutes(self, minute: int, codes: Mapping[ObjectiveKey, MinuteCode]) -> None:
+        for key, code in codes.items():
+            self.metrics.count_minute(key.service, key.objective, code.label)
 
     def figures(self) -> list[ObjectiveFigures]:
         """The current SLA figures of every objective."""

@@ -11,7 +11,7 @@ provider unavailable); the decision is persisted so a restart rebuilds the same 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from zoneinfo import ZoneInfo
@@ -29,8 +29,10 @@ ROLLING: dict[str, int] = {
     "5m": 5,
     "30m": 30,
     "1h": 60,
+    "2h": 120,
     "6h": 360,
     "24h": 1440,
+    "3d": 4320,
     "7d": 10080,
     "30d": 43200,
 }
@@ -174,12 +176,19 @@ class Ledger:
             stored maintenance windows into it).
         grace_minutes: a minute is sealed once this many whole minutes have passed after
             it, by when every result that started in it has arrived.
+        on_sealed: called with each sealed minute and its availability codes.
     """
 
     def __init__(
-        self, config: Config, eligibility: Eligibility | None = None, grace_minutes: int = 2
+        self,
+        config: Config,
+        eligibility: Eligibility | None = None,
+        grace_minutes: int = 2,
+        on_sealed: Callable[[int, Mapping[ObjectiveKey, MinuteCode]], None] | None = None,
     ) -> None:
         self.config = config
+        #: Called once per sealed minute with its availability codes (for counters).
+        self.on_sealed = on_sealed
         self.zone = ZoneInfo(config.timezone)
         self.eligibility = eligibility if eligibility is not None else Eligibility(config)
         self.grace_minutes = grace_minutes
@@ -317,7 +326,9 @@ class Ledger:
             rollup = ledger.open.pop(minute, None)
             if rollup is not None:
                 sealed[key] = rollup
-        decisions, _ = self._decide(minute, sealed, sealed=True)
+        decisions, codes = self._decide(minute, sealed, sealed=True)
+        if self.on_sealed is not None:
+            self.on_sealed(minute, codes)
         windows = self._windows_holding(minute)
         for key, rollup in sealed.items():
             if decisions[key[0]] is None:

@@ -12,10 +12,20 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from monitor.config import Config, LatencyObjective
+from monitor.config import AvailabilityObjective, Config, LatencyObjective
 from monitor.figures import ObjectiveFigures
 from monitor.results import Result
 from probes.base import Outcome
+
+#: What a sealed availability minute can count as (see monitor.ledger.MinuteCode).
+AVAILABILITY_STATES = (
+    "up",
+    "down",
+    "unmonitored",
+    "outside_hours",
+    "maintenance",
+    "provider_unavailable",
+)
 
 #: Latency buckets besides the configured thresholds (every threshold is added as a
 #: bucket bound, so `le="<threshold>"` counts exactly what the contract counts).
@@ -101,6 +111,18 @@ class Metrics:
             ["broker"],
             registry=r,
         )
+        self.availability_minutes = Counter(
+            "sla_availability_minutes",
+            "Sealed minutes of an availability objective by what they counted as; "
+            "Prometheus computes availability over any window from these.",
+            ["service", "objective", "state"],
+            registry=r,
+        )
+        for service in config.services:
+            for objective in service.objectives:
+                if isinstance(objective, AvailabilityObjective):
+                    for state in AVAILABILITY_STATES:
+                        self.availability_minutes.labels(service.name, objective.name, state)
         self._children: dict[tuple[str, str], _ProbeChildren] = {}
         for service in config.services:
             for probe in service.probes:
@@ -120,6 +142,10 @@ class Metrics:
         else:
             children.failure(result.outcome).inc()
             children.up.set(0)
+
+    def count_minute(self, service: str, objective: str, state: str) -> None:
+        """Count one sealed minute of an availability objective."""
+        self.availability_minutes.labels(service, objective, state).inc()
 
 
 class _ProbeChildren:
@@ -147,6 +173,18 @@ class _ProbeChildren:
         return child
 
 
+_SLA_GAUGES = (
+    "sla_objective_compliance_ratio",
+    "sla_objective_target_ratio",
+    "sla_error_budget_remaining_ratio",
+    "sla_error_budget_burn_rate",
+    "sla_latency_quantile_seconds",
+    "sla_availability_window_minutes",
+    "sla_monitoring_coverage_ratio",
+    "sla_maintenance_active",
+)
+
+
 class SlaCollector(Collector):
     """Yields the SLA gauges from the ledger at scrape time."""
 
@@ -157,6 +195,11 @@ class SlaCollector(Collector):
     ) -> None:
         self._figures = figures
         self._maintenance_active = maintenance_active
+
+    def describe(self) -> Iterable[Metric]:
+        """The names this collector yields (so registering it does not compute figures)."""
+        for name in _SLA_GAUGES:
+            yield GaugeMetricFamily(name, name)
 
     def collect(self) -> Iterable[Metric]:
         """Build the gauges of every objective and window."""
@@ -189,7 +232,7 @@ class SlaCollector(Collector):
             labels=["service", "objective", "window"],
         )
         minutes = GaugeMetricFamily(
-            "sla_availability_minutes",
+            "sla_availability_window_minutes",
             "Minutes of an availability objective by what they counted as.",
             labels=["service", "objective", "window", "state"],
         )
