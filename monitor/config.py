@@ -293,6 +293,9 @@ class ServerConfig(_Strict):
     """The HTTP server for /metrics, /healthz and the JSON API."""
 
     listen: str = "127.0.0.1:9177"
+    #: Environment variable holding the bearer token every write endpoint requires; with
+    #: none configured, write endpoints answer 403.
+    api_token_env: str | None = None
 
     @field_validator("listen")
     @classmethod
@@ -334,6 +337,186 @@ class SchedulerConfig(_Strict):
     queue_size: int = Field(default=100_000, ge=1)
 
 
+# --- alerting -----------------------------------------------------------------------------
+
+#: Windows the built-in burn-rate alerts can use (the ledger keeps these); "1d" means "24h".
+ALERT_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "24h", "3d")
+
+
+def _alert_window(value: Any) -> Any:
+    if value == "1d":
+        return "24h"
+    if isinstance(value, str) and value not in ALERT_WINDOWS:
+        raise ValueError(f"{value!r} is not one of {', '.join(ALERT_WINDOWS)} (or 1d)")
+    return value
+
+
+AlertWindow = Annotated[str, BeforeValidator(_alert_window)]
+Severity = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
+
+
+class BurnRateAlert(_Strict):
+    """Fire when the budget burns ``factor`` times too fast over both windows (SRE
+    workbook multi-window multi-burn-rate alert)."""
+
+    name: str = Field(pattern=_NAME)
+    severity: Severity
+    factor: float = Field(gt=0)
+    long_window: AlertWindow
+    short_window: AlertWindow
+
+
+def _default_burn_rates() -> list[BurnRateAlert]:
+    return [
+        BurnRateAlert(
+            name="burn-14x", severity="page", factor=14.4, long_window="1h", short_window="5m"
+        ),
+        BurnRateAlert(
+            name="burn-6x", severity="page", factor=6, long_window="6h", short_window="30m"
+        ),
+        BurnRateAlert(
+            name="burn-3x", severity="ticket", factor=3, long_window="24h", short_window="2h"
+        ),
+        BurnRateAlert(
+            name="burn-1x", severity="ticket", factor=1, long_window="3d", short_window="6h"
+        ),
+    ]
+
+
+class MonthForecastAlert(_Strict):
+    """At the recent burn rate, the objective will miss its target for the month."""
+
+    enabled: bool = True
+    severity: Severity = "ticket"
+    #: The recent window whose burn rate is projected to the month's end.
+    burn_window: AlertWindow = "6h"
+    #: No forecast before this many events (or minutes) this month.
+    min_events: int = Field(default=100, ge=1)
+
+
+class MonthBreachAlert(_Strict):
+    """Month-to-date compliance is below target (once enough events exist)."""
+
+    enabled: bool = True
+    severity: Severity = "page"
+    min_events: int = Field(default=100, ge=1)
+
+
+class ServiceDownAlert(_Strict):
+    """N consecutive down minutes of an availability objective."""
+
+    enabled: bool = True
+    severity: Severity = "page"
+    consecutive_minutes: int = Field(default=3, ge=1)
+
+
+class WebhookNotifierConfig(_Strict):
+    """POST a JSON body (documented in the README) to a URL, optionally HMAC-signed."""
+
+    kind: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://")
+    #: Environment variable holding the HMAC-SHA256 key; signature in X-SLA-Signature.
+    secret_env: str | None = None
+    timeout: Duration = 10.0
+
+
+class AlertmanagerNotifierConfig(_Strict):
+    """POST /api/v2/alerts to an Alertmanager so it routes and groups them."""
+
+    kind: Literal["alertmanager"]
+    url: str = Field(pattern=r"^https?://")
+    timeout: Duration = 10.0
+
+
+class EmailNotifierConfig(_Strict):
+    """Mail over SMTP (STARTTLS by default; credentials from the environment)."""
+
+    kind: Literal["email"]
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    username_env: str | None = None
+    password_env: str | None = None
+    sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    to: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
+    timeout: Duration = 10.0
+
+
+class LogNotifierConfig(_Strict):
+    """Write the event to the daemon's log."""
+
+    kind: Literal["log"]
+
+
+NotifierConfig = Annotated[
+    WebhookNotifierConfig | AlertmanagerNotifierConfig | EmailNotifierConfig | LogNotifierConfig,
+    Field(discriminator="kind"),
+]
+
+
+class EscalationStep(_Strict):
+    """Notify these notifiers once the alert has been firing (unacknowledged) ``after``."""
+
+    notifiers: list[str] = Field(min_length=1)
+    after: NonNegativeDuration = 0.0
+
+
+def _default_notifiers() -> dict[str, NotifierConfig]:
+    return {"log": LogNotifierConfig(kind="log")}
+
+
+def _default_escalation() -> dict[str, list[EscalationStep]]:
+    return {
+        "page": [EscalationStep(notifiers=["log"])],
+        "ticket": [EscalationStep(notifiers=["log"])],
+    }
+
+
+class AlertingConfig(_Strict):
+    """The built-in alerting: which alerts, who is told, and when to escalate."""
+
+    enabled: bool = True
+    burn_rate: list[BurnRateAlert] = Field(default_factory=_default_burn_rates)
+    month_forecast: MonthForecastAlert = Field(default_factory=MonthForecastAlert)
+    month_breach: MonthBreachAlert = Field(default_factory=MonthBreachAlert)
+    service_down: ServiceDownAlert = Field(default_factory=ServiceDownAlert)
+    #: A condition must hold this long before its alert fires (pending until then).
+    pending_for: NonNegativeDuration = 0.0
+    #: A firing alert is notified again this often while it lasts (not acknowledged).
+    repeat_interval: Duration = 4 * 3600.0
+    #: How often the conditions are evaluated.
+    evaluation_interval: Duration = 15.0
+    notifiers: dict[str, NotifierConfig] = Field(default_factory=_default_notifiers)
+    #: Per severity, the ordered escalation steps.
+    escalation: dict[str, list[EscalationStep]] = Field(default_factory=_default_escalation)
+
+    @model_validator(mode="after")
+    def _escalation_resolves(self) -> AlertingConfig:
+        severities = {a.severity for a in self.burn_rate} | {
+            self.month_forecast.severity,
+            self.month_breach.severity,
+            self.service_down.severity,
+        }
+        for severity in sorted(severities):
+            if severity not in self.escalation:
+                raise _LocatedValueError(
+                    f"severity {severity!r} has no escalation policy", ("escalation",)
+                )
+        for severity, steps in self.escalation.items():
+            if not steps:
+                raise _LocatedValueError(
+                    f"escalation {severity!r} has no step", ("escalation", severity)
+                )
+            for i, step in enumerate(steps):
+                for k, name in enumerate(step.notifiers):
+                    if name not in self.notifiers:
+                        raise _LocatedValueError(
+                            f"escalation step uses unknown notifier {name!r}",
+                            ("escalation", severity, i, "notifiers", k),
+                        )
+        return self
+
+
 class Config(_Strict):
     """The whole configuration of one daemon."""
 
@@ -347,6 +530,7 @@ class Config(_Strict):
     simulator: SimulatorSettings | None = None
     #: A maintenance window excludes minutes only from its announcement plus this much.
     maintenance_lead_time: NonNegativeDuration = 0.0
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
 
     @field_validator("timezone")
     @classmethod
@@ -418,6 +602,13 @@ class Config(_Strict):
 def missing_secrets(config: Config) -> list[str]:
     """Errors for environment variables the config names but the environment lacks."""
     errors = []
+    named: list[tuple[str, str | None]] = [("server.api_token_env", config.server.api_token_env)]
+    for name, notifier in config.alerting.notifiers.items():
+        for key in ("secret_env", "username_env", "password_env"):
+            named.append((f"alerting.notifiers.{name}.{key}", getattr(notifier, key, None)))
+    for where, variable in named:
+        if variable is not None and variable not in os.environ:
+            errors.append(f"{where}: environment variable {variable} is not set")
     for name, broker in config.brokers.items():
         for key in ("username_env", "password_env"):
             variable = getattr(broker, key)
