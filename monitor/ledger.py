@@ -541,6 +541,31 @@ class Ledger:
             counts[code] = counts.get(code, 0) + 1
         return counts
 
+    def codes_between(
+        self, key: ObjectiveKey, first: int, last: int, now: float
+    ) -> list[MinuteCode]:
+        """The code of each minute in [first, last] of an availability objective: as
+        sealed, or as it stands for a minute still open (UNKNOWN when it has no result)."""
+        codes = []
+        service = key.service
+        depends_on = self.config.service(service).depends_on
+        for minute in range(first, last + 1):
+            if self.is_sealed(minute):
+                codes.append(MinuteCode(self._states[key][minute]))
+                continue
+            rollups = {
+                (s, p): self._probes[(s, p)].open[minute]
+                for s in (service, *depends_on)
+                for p in self._service_probes[s]
+                if minute in self._probes[(s, p)].open
+            }
+            if not any(k[0] == service for k in rollups):
+                codes.append(MinuteCode.UNKNOWN)
+                continue
+            _, decided = self._decide(minute, rollups, sealed=False)
+            codes.append(decided[key])
+        return codes
+
     def is_sealed(self, minute: int) -> bool:
         """True once the minute's decisions are final."""
         return self._sealed_through is not None and minute <= self._sealed_through

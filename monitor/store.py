@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiosqlite
 
@@ -62,6 +62,14 @@ CREATE TABLE IF NOT EXISTS minute_states (
     states TEXT NOT NULL,
     PRIMARY KEY (minute, service)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alerts (
+    alert_id TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    status TEXT NOT NULL,
+    pending_since REAL NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_by_status ON alerts (status, pending_since);
 CREATE TABLE IF NOT EXISTS maintenance (
     id INTEGER PRIMARY KEY,
     service TEXT NOT NULL,
@@ -165,6 +173,16 @@ class Store(Protocol):
 
     async def write_minute_states(self, minutes: Sequence[ServiceMinute]) -> None:
         """Persist what sealed minutes counted as (replacing an earlier decision)."""
+        ...
+
+    async def save_alert(self, alert: Mapping[str, Any]) -> None:
+        """Insert or replace one alert (keyed by ``alert_id``; the history is kept)."""
+        ...
+
+    async def load_alerts(
+        self, active_only: bool = False, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Alerts, newest first; only pending and firing ones with ``active_only``."""
         ...
 
     async def minute_states(
@@ -409,6 +427,42 @@ class SqliteStore:
                 raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
         return [ServiceMinute(s, m, e, json.loads(states)) for s, m, e, states in rows]
 
+    async def save_alert(self, alert: Mapping[str, Any]) -> None:
+        """Insert or replace one alert."""
+        async with self._lock:
+            try:
+                await self.db.execute(
+                    "INSERT OR REPLACE INTO alerts (alert_id, fingerprint, status, pending_since,"
+                    " body) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        alert["alert_id"],
+                        alert["fingerprint"],
+                        alert["status"],
+                        alert["pending_since"],
+                        json.dumps(dict(alert), sort_keys=True),
+                    ),
+                )
+                await self.db.commit()
+            except (OSError, aiosqlite.Error) as exc:
+                await self._rollback()
+                raise StoreError(f"cannot write to the store {self.path}: {exc}") from exc
+
+    async def load_alerts(
+        self, active_only: bool = False, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Alerts, newest first."""
+        query = "SELECT body FROM alerts"
+        if active_only:
+            query += " WHERE status IN ('pending', 'firing')"
+        query += " ORDER BY pending_since DESC, alert_id LIMIT ?"
+        async with self._lock:
+            try:
+                async with self.db.execute(query, (limit,)) as cursor:
+                    rows = await cursor.fetchall()
+            except (OSError, aiosqlite.Error) as exc:
+                raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+        return [json.loads(body) for (body,) in rows]
+
     async def add_maintenance(
         self,
         service: str,
@@ -509,6 +563,7 @@ class MemoryStore:
         self._results: list[Result] = []
         self._rollups: dict[RollupKey, Rollup] = {}
         self._minutes: dict[tuple[int, str], ServiceMinute] = {}
+        self._alerts: dict[str, dict[str, Any]] = {}
         self._clock = clock or SystemClock()
         self._maintenance: dict[int, MaintenanceRecord] = {}
         self._maintenance_version = 0
@@ -565,6 +620,22 @@ class MemoryStore:
             for key, m in sorted(self._minutes.items())
             if start_minute <= key[0] < end_minute and (service is None or m.service == service)
         ]
+
+    async def save_alert(self, alert: Mapping[str, Any]) -> None:
+        """Keep one alert."""
+        self._alerts[str(alert["alert_id"])] = json.loads(json.dumps(dict(alert)))
+
+    async def load_alerts(
+        self, active_only: bool = False, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Alerts, newest first."""
+        chosen = [
+            a
+            for a in self._alerts.values()
+            if not active_only or a["status"] in ("pending", "firing")
+        ]
+        chosen.sort(key=lambda a: (-a["pending_since"], a["alert_id"]))
+        return [dict(a) for a in chosen[:limit]]
 
     async def add_maintenance(
         self,

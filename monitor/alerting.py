@@ -1,0 +1,401 @@
+"""Built-in alerting: conditions from the SLA figures, an alert lifecycle, escalation.
+
+Each evaluation turns the figures into conditions (multi-window multi-burn-rate, month
+forecast, month breach, service down). A condition that holds makes its alert pending,
+then firing once it has held ``pending_for``; firing notifies the first escalation step,
+later steps after their delay, again every ``repeat_interval``, until the alert resolves
+or is acknowledged. One alert per fingerprint (rule, service, objective) at a time, so the
+same firing alert is never notified twice for the same reason. During announced
+maintenance of its service an alert sends nothing. State lives in the store, so a restart
+neither forgets a firing alert nor notifies it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from monitor.config import AlertingConfig, AvailabilityObjective, Config
+from monitor.eligibility import month_bounds, month_of
+from monitor.figures import ObjectiveFigures
+from monitor.ledger import Ledger, MinuteCode, ObjectiveKey
+from monitor.notifiers import AlertEvent, EventKind
+from monitor.store import Store
+
+log = logging.getLogger(__name__)
+
+Status = Literal["pending", "firing", "resolved"]
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """An alert rule that holds right now for one service (and objective)."""
+
+    rule: str
+    severity: str
+    service: str
+    objective: str | None
+    value: float | None
+    summary: str
+    description: str
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable identity of the alert: same rule, service and objective, same alert."""
+        text = f"{self.rule}\x00{self.service}\x00{self.objective or ''}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class Alert:
+    """One alert instance, from pending to resolved."""
+
+    alert_id: str
+    fingerprint: str
+    rule: str
+    severity: str
+    service: str
+    objective: str | None
+    status: Status
+    pending_since: float
+    summary: str
+    description: str
+    value: float | None = None
+    started_at: float | None = None  # when it started firing
+    ended_at: float | None = None
+    last_notified_at: float | None = None
+    #: Highest escalation step notified so far (-1: none yet).
+    escalation_step: int = -1
+    acknowledged_at: float | None = None
+    acknowledged_by: str | None = None
+    #: Notifiers told about this alert, so the resolve reaches each of them.
+    notified: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (also what the store keeps)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Alert:
+        """The inverse of ``to_dict``."""
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def _pct(ratio: float | None) -> str:
+    return "n/a" if ratio is None else f"{ratio * 100:.3f} %"
+
+
+class Alerter:
+    """Evaluates conditions and drives every alert's lifecycle.
+
+    Args:
+        config: the daemon's config (its ``alerting`` section).
+        ledger: for consecutive down minutes.
+        store: where alerts are kept across restarts.
+        notify: hands an event to a notifier by name; must not block (the dispatcher).
+        in_maintenance: True while a service is in announced maintenance.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        ledger: Ledger,
+        store: Store,
+        notify: Callable[[str, AlertEvent], None],
+        in_maintenance: Callable[[str, float], bool],
+    ) -> None:
+        self.config = config
+        self.settings: AlertingConfig = config.alerting
+        self.ledger = ledger
+        self.store = store
+        self._notify = notify
+        self._in_maintenance = in_maintenance
+        self._active: dict[str, Alert] = {}  # fingerprint -> pending or firing alert
+        self._dirty: dict[str, Alert] = {}  # alert_id -> changed since the last save
+
+    # --- state ---------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Restore pending and firing alerts from the store."""
+        for record in await self.store.load_alerts(active_only=True, limit=10_000):
+            alert = Alert.from_dict(record)
+            self._active[alert.fingerprint] = alert
+
+    async def save(self) -> None:
+        """Persist the alerts changed since the last save."""
+        dirty, self._dirty = self._dirty, {}
+        for alert in dirty.values():
+            await self.store.save_alert(alert.to_dict())
+
+    def active(self) -> list[Alert]:
+        """Pending and firing alerts."""
+        return sorted(self._active.values(), key=lambda a: a.pending_since)
+
+    def _touch(self, alert: Alert) -> None:
+        self._dirty[alert.alert_id] = alert
+
+    # --- conditions ----------------------------------------------------------------------
+
+    def conditions(self, figures: list[ObjectiveFigures], now: float) -> list[Condition]:
+        """Every condition that holds at ``now``."""
+        held: list[Condition] = []
+        for f in figures:
+            held.extend(self._burn_rate(f))
+            held.extend(self._month(f, now))
+        held.extend(self._service_down(now))
+        return held
+
+    def _burn_rate(self, f: ObjectiveFigures) -> list[Condition]:
+        held = []
+        for rule in self.settings.burn_rate:
+            long = f.windows[rule.long_window].burn_rate
+            short = f.windows[rule.short_window].burn_rate
+            if long is None or short is None or long <= rule.factor or short <= rule.factor:
+                continue
+            held.append(
+                Condition(
+                    rule=rule.name,
+                    severity=rule.severity,
+                    service=f.service,
+                    objective=f.objective,
+                    value=long,
+                    summary=(
+                        f"{f.service} {f.objective}: error budget burning {long:.1f}x "
+                        f"(threshold {rule.factor:g}x)"
+                    ),
+                    description=(
+                        f"Burn rate {long:.2f} over {rule.long_window} and {short:.2f} over "
+                        f"{rule.short_window}; target {_pct(f.target_ratio)}. At this rate the "
+                        f"budget of a 30-day period is gone in {30 / long:.1f} days."
+                    ),
+                )
+            )
+        return held
+
+    def _month(self, f: ObjectiveFigures, now: float) -> list[Condition]:
+        held = []
+        month = f.windows["month"]
+        breach = self.settings.month_breach
+        if (
+            breach.enabled
+            and month.compliance is not None
+            and month.valid >= breach.min_events
+            and month.compliance < f.target_ratio
+        ):
+            held.append(
+                Condition(
+                    "month-breach",
+                    breach.severity,
+                    f.service,
+                    f.objective,
+                    month.compliance,
+                    f"{f.service} {f.objective}: breached for this month "
+                    f"({_pct(month.compliance)} < {_pct(f.target_ratio)})",
+                    f"Month to date: {month.good} good of {month.valid}; the target allows "
+                    f"{month.budget_allowed:.1f} bad, {month.valid - month.good} happened.",
+                )
+            )
+        forecast = self.settings.month_forecast
+        projected = self.projected_month_compliance(f, now)
+        if (
+            forecast.enabled
+            and projected is not None
+            and month.valid >= forecast.min_events
+            and projected < f.target_ratio
+            and not (month.compliance is not None and month.compliance < f.target_ratio)
+        ):
+            held.append(
+                Condition(
+                    "month-forecast",
+                    forecast.severity,
+                    f.service,
+                    f.objective,
+                    projected,
+                    f"{f.service} {f.objective}: will miss its target this month at the "
+                    f"current burn rate (projected {_pct(projected)})",
+                    f"Month to date {_pct(month.compliance)} over {month.valid}; burn rate "
+                    f"over {forecast.burn_window} "
+                    f"{f.windows[forecast.burn_window].burn_rate or 0:.2f}; projected "
+                    f"month-end compliance {_pct(projected)} against {_pct(f.target_ratio)}.",
+                )
+            )
+        return held
+
+    def projected_month_compliance(self, f: ObjectiveFigures, now: float) -> float | None:
+        """Month-end compliance if the rest of the month runs at the recent burn rate and
+        at the month's event rate so far."""
+        month = f.windows["month"]
+        burn = f.windows[self.settings.month_forecast.burn_window].burn_rate
+        if month.valid == 0 or burn is None:
+            return None
+        current = int(now // 60)
+        first, end = month_bounds(*month_of(current, self.ledger.zone), self.ledger.zone)
+        elapsed, remaining = max(current - first + 1, 1), max(end - current - 1, 0)
+        rest = month.valid / elapsed * remaining
+        bad = (month.valid - month.good) + burn * (1 - f.target_ratio) * rest
+        return 1 - bad / (month.valid + rest)
+
+    def _service_down(self, now: float) -> list[Condition]:
+        down = self.settings.service_down
+        if not down.enabled:
+            return []
+        held = []
+        last = int(now // 60) - 1  # the last complete minute
+        first = last - down.consecutive_minutes + 1
+        for service in self.config.services:
+            for objective in service.objectives:
+                if not isinstance(objective, AvailabilityObjective):
+                    continue
+                key = ObjectiveKey(service.name, objective.name)
+                codes = self.ledger.codes_between(key, first, last, now)
+                if codes and all(code is MinuteCode.DOWN for code in codes):
+                    held.append(
+                        Condition(
+                            "service-down",
+                            down.severity,
+                            service.name,
+                            objective.name,
+                            None,
+                            f"{service.name} is down ({down.consecutive_minutes} minutes in a row)",
+                            f"More than {objective.down_ratio:.0%} of the probes' results "
+                            f"failed in each of the last {down.consecutive_minutes} minutes.",
+                        )
+                    )
+        return held
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def evaluate(self, figures: list[ObjectiveFigures], now: float) -> list[AlertEvent]:
+        """Advance every alert to ``now``; returns the events sent to notifiers."""
+        if not self.settings.enabled:
+            return []
+        events: list[AlertEvent] = []
+        held = {c.fingerprint: c for c in self.conditions(figures, now)}
+        for fingerprint, condition in held.items():
+            alert = self._active.get(fingerprint)
+            if alert is None:
+                alert = Alert(
+                    alert_id=f"{fingerprint}-{int(now)}",
+                    fingerprint=fingerprint,
+                    rule=condition.rule,
+                    severity=condition.severity,
+                    service=condition.service,
+                    objective=condition.objective,
+                    status="pending",
+                    pending_since=now,
+                    summary=condition.summary,
+                    description=condition.description,
+                    value=condition.value,
+                )
+                self._active[fingerprint] = alert
+                self._touch(alert)
+            else:
+                alert.summary, alert.description = condition.summary, condition.description
+                alert.value = condition.value
+            events.extend(self._progress(alert, now))
+        for fingerprint in [f for f in self._active if f not in held]:
+            alert = self._active.pop(fingerprint)
+            events.extend(self._resolve(alert, now))
+        return events
+
+    def _progress(self, alert: Alert, now: float) -> list[AlertEvent]:
+        if alert.status == "pending" and now - alert.pending_since >= self.settings.pending_for:
+            alert.status = "firing"
+            alert.started_at = now
+            self._touch(alert)
+        if alert.status != "firing" or self._in_maintenance(alert.service, now):
+            return []  # silenced while its service is in announced maintenance
+        if alert.acknowledged_at is not None:
+            return []  # acknowledged: no escalation, no repeat
+        events = []
+        assert alert.started_at is not None
+        steps = self.settings.escalation[alert.severity]
+        for index, step in enumerate(steps):
+            if index <= alert.escalation_step or now - alert.started_at < step.after:
+                continue
+            kind: EventKind = "firing" if alert.escalation_step < 0 else "escalated"
+            alert.escalation_step = index
+            events.extend(self._send(alert, kind, step.notifiers, now))
+        if (
+            alert.last_notified_at is not None
+            and now - alert.last_notified_at >= self.settings.repeat_interval
+        ):
+            events.extend(self._send(alert, "repeat", self._reached_notifiers(alert), now))
+        return events
+
+    def _reached_notifiers(self, alert: Alert) -> list[str]:
+        steps = self.settings.escalation[alert.severity]
+        names: list[str] = []
+        for step in steps[: alert.escalation_step + 1]:
+            names.extend(n for n in step.notifiers if n not in names)
+        return names
+
+    def _resolve(self, alert: Alert, now: float) -> list[AlertEvent]:
+        alert.ended_at = now
+        was_firing = alert.status == "firing"
+        alert.status = "resolved"
+        self._touch(alert)
+        if not was_firing or not alert.notified:
+            return []  # a pending alert that never fired, or was silenced throughout
+        return self._send(alert, "resolved", list(alert.notified), now, record=False)
+
+    def _send(
+        self, alert: Alert, kind: EventKind, notifiers: list[str], now: float, record: bool = True
+    ) -> list[AlertEvent]:
+        event = self.event(alert, kind)
+        for name in notifiers:
+            self._notify(name, event)
+            if record and name not in alert.notified:
+                alert.notified.append(name)
+        alert.last_notified_at = now
+        self._touch(alert)
+        return [event]
+
+    def event(self, alert: Alert, kind: EventKind) -> AlertEvent:
+        """The notification for ``alert``."""
+        labels = {
+            "alertname": alert.rule,
+            "severity": alert.severity,
+            "service": alert.service,
+            "fingerprint": alert.fingerprint,
+        }
+        if alert.objective:
+            labels["objective"] = alert.objective
+        return AlertEvent(
+            kind=kind,
+            alert_id=alert.alert_id,
+            fingerprint=alert.fingerprint,
+            rule=alert.rule,
+            severity=alert.severity,
+            service=alert.service,
+            objective=alert.objective,
+            summary=alert.summary,
+            description=alert.description,
+            started_at=alert.started_at if alert.started_at is not None else alert.pending_since,
+            ended_at=alert.ended_at,
+            escalation_step=max(alert.escalation_step, 0),
+            value=alert.value,
+            labels=labels,
+            annotations={"summary": alert.summary, "description": alert.description},
+        )
+
+    def acknowledge(self, alert_id: str, by: str, now: float) -> Alert:
+        """Stop escalation and repeats of a firing alert; tell who was told.
+
+        Raises:
+            KeyError: no pending or firing alert has this id.
+        """
+        for alert in self._active.values():
+            if alert.alert_id == alert_id:
+                break
+        else:
+            raise KeyError(alert_id)
+        if alert.acknowledged_at is None:
+            alert.acknowledged_at, alert.acknowledged_by = now, by
+            self._touch(alert)
+            if alert.notified:
+                self._send(alert, "acknowledged", list(alert.notified), now, record=False)
+        return replace(alert)

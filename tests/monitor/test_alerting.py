@@ -1,0 +1,233 @@
+"""Built-in alerting driven by a fake clock and a synthetic result stream.
+
+Each expected minute is computed in the test from the burn-rate definition, not read
+from the code under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+from monitor.alerting import Alerter
+from monitor.collector import Collector
+from monitor.config import Config
+from monitor.eligibility import MaintenanceWindow
+from monitor.figures import all_figures
+from monitor.ledger import Ledger
+from monitor.metrics import Metrics
+from monitor.notifiers import AlertEvent
+from monitor.results import Result
+from monitor.store import MemoryStore
+from probes.base import Outcome
+
+# 2026-11-10 00:00 UTC: the month is well under way; every minute is eligible (24x7).
+T0 = dt.datetime(2026, 11, 10, tzinfo=dt.UTC).timestamp()
+GOOD_MINUTES = 60
+ERROR_SHARE = 0.3  # 30 % of answers fail: burn rate 30 against a 99 % target
+PER_MINUTE = 60
+
+
+def _config(**alerting: Any) -> Config:
+    return Config.model_validate(
+        {
+            "storage": {"path": ":memory:"},
+            "services": [
+                {
+                    "name": "svc",
+                    "probes": [{"name": "p", "kind": "http", "url": "http://127.0.0.1:1/"}],
+                    "objectives": [
+                        {"name": "fast", "kind": "latency", "threshold": 1, "target": 99},
+                    ],
+                }
+            ],
+            "alerting": {
+                "notifiers": {"oncall": {"kind": "log"}, "manager": {"kind": "log"}},
+                "escalation": {
+                    "page": [
+                        {"notifiers": ["oncall"]},
+                        {"notifiers": ["manager"], "after": "10m"},
+                    ],
+                    "ticket": [{"notifiers": ["oncall"]}],
+                },
+                "repeat_interval": "1h",
+                "month_forecast": {"enabled": False},
+                "month_breach": {"enabled": False},
+                **alerting,
+            },
+        }
+    )
+
+
+class Harness:
+    """Results in, minutes by, alerts out."""
+
+    def __init__(self, config: Config, store: MemoryStore | None = None) -> None:
+        self.config = config
+        self.store = store or MemoryStore()
+        self.ledger = Ledger(config, grace_minutes=1)
+        self.collector = Collector(
+            asyncio.Queue(), self.ledger, self.store, Metrics(config), clock=None
+        )  # type: ignore[arg-type]
+        self.sent: list[tuple[float, str, AlertEvent]] = []
+        self.now = T0
+        self.alerter = Alerter(
+            config,
+            self.ledger,
+            self.store,
+            notify=lambda name, event: self.sent.append((self.now, name, event)),
+            in_maintenance=lambda s, t: self.ledger.eligibility.maintenance_at(s, t) is not None,
+        )
+
+    async def minute(self, index: int, error_share: float) -> None:
+        """Feed minute ``index`` (from T0) and evaluate at its last second."""
+        start = T0 + index * 60
+        failures = round(PER_MINUTE * error_share)
+        for i in range(PER_MINUTE):
+            outcome = Outcome.STATUS if i < failures else Outcome.OK
+            self.collector.accept(Result("svc", "p", "http", start + i, 0.2, outcome))
+        await self.collector.flush()
+        self.now = start + 59.5
+        await self.ledger.advance(self.now, self.store)
+        self.alerter.evaluate(all_figures(self.config, self.ledger, self.now), self.now)
+        await self.alerter.save()
+
+    def events(self, rule: str, kind: str) -> list[tuple[int, str]]:
+        """(minute index, notifier) of each event of a rule and kind."""
+        return [
+            (int((at - T0) // 60), name)
+            for at, name, event in self.sent
+            if event.rule == rule and event.kind == kind
+        ]
+
+
+def _first_minute(factor: float, long_m: int, short_m: int, errors_from: int) -> int:
+    """The first minute at whose end both windows burn faster than ``factor``; computed
+    from the definition with the stream's shape (good minutes, then a constant share)."""
+    budget = 0.01
+    for minute in range(errors_from, errors_from + 10_000):
+
+        def burn(length: int, minute: int = minute) -> float:
+            first = max(minute - length + 1, 0)
+            bad_minutes = minute - max(first, errors_from) + 1
+            return (ERROR_SHARE * bad_minutes / (minute - first + 1)) / budget
+
+        if burn(long_m) > factor and burn(short_m) > factor:
+            return minute
+    raise AssertionError("never")
+
+
+async def test_burn_rate_alerts_fire_escalate_and_resolve_once() -> None:
+    h = Harness(_config())
+    errors_until = GOOD_MINUTES + 45
+    for minute in range(GOOD_MINUTES + 120):
+        share = ERROR_SHARE if GOOD_MINUTES <= minute < errors_until else 0.0
+        await h.minute(minute, share)
+
+    fast = _first_minute(14.4, 60, 5, GOOD_MINUTES)
+    slow = _first_minute(6, 360, 30, GOOD_MINUTES)
+    assert h.events("burn-14x", "firing") == [(fast, "oncall")]
+    assert h.events("burn-6x", "firing") == [(slow, "oncall")]
+    # The second step after 10 minutes of firing, once.
+    assert h.events("burn-6x", "escalated") == [(slow + 10, "manager")]
+    assert h.events("burn-14x", "escalated") == [(fast + 10, "manager")]
+    # Resolved when the short window cools down: 5 minutes of 30 % errors give a 5m burn
+    # of 30; it drops to or below 14.4 once 3 of the 5 minutes are clean.
+    resolved_fast = errors_until + 2
+    assert sorted(h.events("burn-14x", "resolved")) == [
+        (resolved_fast, "manager"),
+        (resolved_fast, "oncall"),
+    ]
+    # No firing notice repeated within the hour-long repeat interval.
+    assert h.events("burn-14x", "repeat") == []
+    # Stored: the history keeps them, nothing is left active.
+    stored = await h.store.load_alerts()
+    assert {a["rule"] for a in stored} >= {"burn-14x", "burn-6x"}
+    assert all(a["status"] == "resolved" for a in stored if a["rule"] == "burn-14x")
+
+
+async def test_acknowledged_alert_stops_escalating() -> None:
+    h = Harness(_config())
+    slow = _first_minute(6, 360, 30, GOOD_MINUTES)
+    for minute in range(GOOD_MINUTES + 40):
+        share = ERROR_SHARE if minute >= GOOD_MINUTES else 0.0
+        await h.minute(minute, share)
+        if minute == slow + 2:
+            alert = next(a for a in h.alerter.active() if a.rule == "burn-6x")
+            h.alerter.acknowledge(alert.alert_id, "alice", h.now)
+    assert h.events("burn-6x", "escalated") == []
+    assert h.events("burn-6x", "acknowledged") == [(slow + 2, "oncall")]
+
+
+async def test_repeat_interval_repeats_unacknowledged_alerts() -> None:
+    h = Harness(_config(repeat_interval="20m"))
+    for minute in range(GOOD_MINUTES + 70):
+        await h.minute(minute, ERROR_SHARE if minute >= GOOD_MINUTES else 0.0)
+    slow = _first_minute(6, 360, 30, GOOD_MINUTES)
+    # Fired at `slow`, escalated at slow+10 (a notice), then every 20 minutes after that.
+    repeats = [m for m, name in h.events("burn-6x", "repeat") if name == "oncall"]
+    assert repeats == [slow + 30, slow + 50]
+
+
+async def test_maintenance_silences_a_firing_alert() -> None:
+    config = _config()
+    h = Harness(config)
+    slow = _first_minute(6, 360, 30, GOOD_MINUTES)
+    start, end = T0 + (slow + 2) * 60, T0 + (slow + 40) * 60
+    h.ledger.eligibility.replace_stored_maintenance(
+        [MaintenanceWindow("1", "svc", start, end, "planned", T0 - 86400)]
+    )
+    for minute in range(GOOD_MINUTES + 45):
+        await h.minute(minute, ERROR_SHARE if minute >= GOOD_MINUTES else 0.0)
+    # Fired before the maintenance; its escalation (due at slow+10) fell inside: silent.
+    assert h.events("burn-6x", "firing") == [(slow, "oncall")]
+    assert h.events("burn-6x", "escalated") == []
+    assert not [e for at, _, e in h.sent if start <= at < end]
+
+
+async def test_state_survives_a_restart_without_renotifying() -> None:
+    config = _config()
+    store = MemoryStore()
+    h = Harness(config, store)
+    slow = _first_minute(6, 360, 30, GOOD_MINUTES)
+    for minute in range(slow + 1):
+        await h.minute(minute, ERROR_SHARE if minute >= GOOD_MINUTES else 0.0)
+    assert h.events("burn-6x", "firing") == [(slow, "oncall")]
+
+    again = Harness(config, store)
+    await again.alerter.load()
+    await again.ledger.load(store, h.now)
+    for minute in range(slow + 1, slow + 5):
+        await again.minute(minute, ERROR_SHARE)
+    assert again.events("burn-6x", "firing") == []
+    assert [a.rule for a in again.alerter.active()].count("burn-6x") == 1
+
+
+async def test_service_down_after_consecutive_down_minutes() -> None:
+    config = Config.model_validate(
+        {
+            "storage": {"path": ":memory:"},
+            "services": [
+                {
+                    "name": "svc",
+                    "probes": [{"name": "p", "kind": "http", "url": "http://127.0.0.1:1/"}],
+                    "objectives": [{"name": "up", "kind": "availability", "target": 99}],
+                }
+            ],
+            "alerting": {
+                "service_down": {"consecutive_minutes": 3},
+                "month_forecast": {"enabled": False},
+                "month_breach": {"enabled": False},
+                "burn_rate": [],
+            },
+        }
+    )
+    h = Harness(config)
+    for minute in range(30):
+        await h.minute(minute, 1.0 if 10 <= minute < 20 else 0.0)
+    # Evaluated at the end of minute m, the last complete minute is m-1: minutes 10, 11
+    # and 12 are down by the end of minute 13; the first clean minute (20) is complete at
+    # the end of minute 21.
+    assert h.events("service-down", "firing") == [(13, "log")]
+    assert h.events("service-down", "resolved") == [(21, "log")]
