@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # apt-get needs root; use sudo when we are not.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the tests talk to (real parts, not mocks).
-TEST_PACKAGES := mosquitto
+TEST_PACKAGES := mosquitto prometheus prometheus-alertmanager openssl
 
 .PHONY: demo test lint check install system-packages clean
 

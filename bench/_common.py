@@ -77,7 +77,7 @@ def wait_for_port(port: int, timeout_s: float = 15.0) -> None:
 
 
 @contextlib.contextmanager
-def mosquitto(workdir: Path) -> Iterator[tuple[int, int]]:
+def mosquitto(workdir: Path, extra: str = "") -> Iterator[tuple[int, int]]:
     """A Mosquitto of our own on a free loopback port (never the system one on 1883);
     yields (port, pid)."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -90,7 +90,7 @@ def mosquitto(workdir: Path) -> Iterator[tuple[int, int]]:
         "persistence false\n"
         "log_dest stderr\n"
         "log_type error\n"
-        "max_queued_messages 1000000\n"
+        "max_queued_messages 1000000\n" + extra
     )
     with (workdir / "mosquitto.log").open("ab") as log:
         process = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
@@ -107,11 +107,13 @@ def write_config(document: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def spawn(command: str, config: Path, loop: str, log: Path) -> subprocess.Popen[bytes]:
+def spawn(
+    command: str, config: Path, loop: str, log: Path, extra: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
     """Start ``bench/_proc.py <command>`` (``run`` or ``simulate``) as a child process."""
     with log.open("ab") as out:
         argv = [sys.executable, str(BENCH_DIR / "_proc.py"), command]
-        argv += ["--config", str(config), "--loop", loop]
+        argv += ["--config", str(config), "--loop", loop, *extra]
         return subprocess.Popen(
             argv,
             stdout=out,

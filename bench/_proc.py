@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -26,12 +27,50 @@ def main() -> int:
     parser.add_argument("command", choices=["run", "simulate"])
     parser.add_argument("--config", required=True)
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    parser.add_argument(
+        "--store",
+        choices=["current", "batched"],
+        default="current",
+        help="batched: EXPERIMENT, patch in bench/_batched_store.py (the proposed fix)",
+    )
+    parser.add_argument(
+        "--mqtt-inflight",
+        type=int,
+        default=0,
+        help="EXPERIMENT: override the probes' paho max_inflight_messages (0: keep the code's)",
+    )
     args = parser.parse_args()
+    if args.mqtt_inflight:
+        _override_mqtt_inflight(args.mqtt_inflight)
+    if args.store == "batched":
+        import _batched_store
+
+        _batched_store.install()
     if args.loop == "uvloop":
         import uvloop
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     return cli_main(["--log-level", "WARNING", args.command, "--config", args.config])
+
+
+def _override_mqtt_inflight(value: int) -> None:
+    import aiomqtt
+
+    import probes.mqtt
+
+    def client(*args: Any, **kwargs: Any) -> aiomqtt.Client:
+        kwargs["max_inflight_messages"] = value
+        return aiomqtt.Client(*args, **kwargs)
+
+    probes.mqtt.aiomqtt = type(  # type: ignore[assignment]
+        "aiomqtt_patched",
+        (),
+        {
+            "Client": client,
+            "MqttError": aiomqtt.MqttError,
+            "Message": aiomqtt.Message,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ from two scrapes of its /metrics:
 
 A rate is "kept up" when accepted >= 98 % of offered, skipped < 1 % and lag p99 <= 50 ms.
 
-    python bench/throughput.py [--kind http|mqtt|both] [--seconds 10] [--repeats 3]
-        [--rates-http 2000,4000,6000] [--rates-mqtt 1000,2000,3000] [--loop asyncio|uvloop]
+    python bench/throughput.py [--kind http|mqtt|both] [--seconds 8] [--repeats 3]
+        [--rates-http 2000,3000,4000] [--rates-mqtt 1000,2000,3000] [--loop asyncio|uvloop]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import contextlib
 import json
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,9 @@ class Step:
     lag_p99_ms: float
     lag_mean_ms: float
     queue_depth: float
+    write_mean_ms: float
+    rtt_mean_ms: float
+    writes: float
     cpu_daemon: float
     cpu_simulator: float
     cpu_broker: float
@@ -146,6 +150,7 @@ def measure(
     sim_loop: str,
     warmup_s: float = 4.0,
     profile: Path | None = None,
+    daemon_args: Sequence[str] = (),
 ) -> Step:
     """Run the simulator and a fresh daemon at ``rate`` probes/s; return the figures."""
     probes = round(rate * INTERVAL_S)
@@ -169,7 +174,7 @@ def measure(
             c.wait_for_port(sim_port)
         else:
             time.sleep(1.5)  # the responder subscribes in the background
-        daemon = c.spawn("run", config, loop, workdir / "daemon.log")
+        daemon = c.spawn("run", config, loop, workdir / "daemon.log", daemon_args)
         c.wait_healthy(server_port, daemon)
         time.sleep(warmup_s)
         pids = [daemon.pid, sim.pid] + ([broker_pid] if broker_pid else [])
@@ -200,6 +205,18 @@ def measure(
     lag_sum = c.total(after, "sla_scheduler_lag_seconds_sum") - c.total(
         before, "sla_scheduler_lag_seconds_sum"
     )
+    writes = c.total(after, "sla_store_write_seconds_count") - c.total(
+        before, "sla_store_write_seconds_count"
+    )
+    write_sum = c.total(after, "sla_store_write_seconds_sum") - c.total(
+        before, "sla_store_write_seconds_sum"
+    )
+    rtt_count = c.total(after, "sla_probe_duration_seconds_count") - c.total(
+        before, "sla_probe_duration_seconds_count"
+    )
+    rtt_sum = c.total(after, "sla_probe_duration_seconds_sum") - c.total(
+        before, "sla_probe_duration_seconds_sum"
+    )
     attempts = rate_of("sla_probe_attempts_total")
     ok = rate_of("sla_probe_attempts_total", outcome="ok")
     return Step(
@@ -215,6 +232,9 @@ def measure(
         lag_p99_ms=1000 * c.bucket_quantile(lag, 0.99),
         lag_mean_ms=1000 * lag_sum / lag_count if lag_count else float("nan"),
         queue_depth=c.total(after, "sla_collector_queue_depth"),
+        rtt_mean_ms=1000 * rtt_sum / rtt_count if rtt_count else float("nan"),
+        write_mean_ms=1000 * write_sum / writes if writes else float("nan"),
+        writes=writes / elapsed,
         cpu_daemon=used.get(daemon.pid, float("nan")) if daemon else float("nan"),
         cpu_simulator=used.get(sim.pid, float("nan")),
         cpu_broker=used.get(broker_pid, float("nan")) if broker_pid else float("nan"),
@@ -228,7 +248,9 @@ def show(step: Step) -> None:
         f"{step.started:6.0f}/s accepted "
         f"{step.accepted:7.0f}/s  ok {step.ok:7.0f}/s  err {step.errors:5.0f}/s  "
         f"skipped {step.skipped:6.0f}/s  lag p50<={step.lag_p50_ms:g} p99<={step.lag_p99_ms:g} "
-        f"mean {step.lag_mean_ms:6.1f} ms  queue {step.queue_depth:6.0f}  cpu daemon "
+        f"mean {step.lag_mean_ms:6.1f} ms  exchange mean {step.rtt_mean_ms:6.1f} ms  "
+        f"queue {step.queue_depth:6.0f}  "
+        f"store writes {step.writes:4.1f}/s of {step.write_mean_ms:6.1f} ms  cpu daemon "
         f"{step.cpu_daemon:3.0f}% sim {step.cpu_simulator:3.0f}% broker {step.cpu_broker:3.0f}%"
         f"  {'KEPT UP' if step.kept_up else 'behind'}",
         flush=True,
@@ -272,19 +294,37 @@ def main() -> None:
     """Parse the arguments and run every step ``--repeats`` times."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kind", choices=["http", "mqtt", "both"], default="both")
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--rates-http", default="2000,4000,6000")
+    parser.add_argument("--rates-http", default="2000,3000,4000")
     parser.add_argument("--rates-mqtt", default="1000,2000,3000")
     parser.add_argument(
         "--loop", default="asyncio", help="daemon loop(s): asyncio, uvloop or asyncio,uvloop"
     )
     parser.add_argument("--sim-loop", choices=["asyncio", "uvloop"], default="uvloop")
     parser.add_argument(
+        "--broker-extra",
+        default="",
+        help=r"extra Mosquitto config lines, e.g. 'max_inflight_messages 0\n'",
+    )
+    parser.add_argument(
         "--profile", type=Path, help="record the daemon with py-spy into this folder"
     )
+    parser.add_argument(
+        "--store",
+        choices=["current", "batched"],
+        default="current",
+        help="batched: EXPERIMENT, the proposed store fix patched into the daemon",
+    )
     parser.add_argument("--json", type=Path, help="also write every step to this file")
+    parser.add_argument(
+        "--mqtt-inflight",
+        type=int,
+        default=0,
+        help="EXPERIMENT: override the MQTT probes' paho max_inflight_messages",
+    )
     args = parser.parse_args()
+    daemon_args = ["--store", args.store, "--mqtt-inflight", str(args.mqtt_inflight)]
     c.print_machine()
     kinds = ["http", "mqtt"] if args.kind == "both" else [args.kind]
     loops = args.loop.split(",")
@@ -294,7 +334,9 @@ def main() -> None:
         for kind in kinds:
             rates = [float(r) for r in getattr(args, f"rates_{kind}").split(",")]
             broker: contextlib.AbstractContextManager[tuple[int | None, int | None]] = (
-                c.mosquitto(workdir) if kind == "mqtt" else contextlib.nullcontext((None, None))
+                contextlib.nullcontext((None, None))
+                if kind == "http"
+                else c.mosquitto(workdir, args.broker_extra)
             )
             with broker as (broker_port, broker_pid):
                 for repeat in range(args.repeats):
@@ -311,6 +353,7 @@ def main() -> None:
                                 loop,
                                 args.sim_loop,
                                 profile=args.profile,
+                                daemon_args=daemon_args,
                             )
                             show(step)
                             steps.append(step)

@@ -15,7 +15,7 @@ from monitor.clock import Clock
 from monitor.errors import StoreError
 from monitor.ledger import Ledger
 from monitor.metrics import Metrics
-from monitor.results import Result, ServiceMinute
+from monitor.results import HourSummary, Result, ServiceMinute
 from monitor.sla import Rollup
 from monitor.store import RollupKey, Store
 
@@ -57,6 +57,7 @@ class Collector:
         self.accepted = 0
         self.written = 0
         self._decisions: list[ServiceMinute] = []
+        self._hours: list[HourSummary] = []
         self._retry_after = 0.0
         self._failures_in_row = 0
 
@@ -162,17 +163,25 @@ class Collector:
         await self._write_decisions()
 
     async def _write_decisions(self) -> None:
-        """Persist the minutes the ledger sealed, so a restart reuses its decisions."""
+        """Persist the minutes the ledger sealed and the hours it compacted, so a restart
+        reuses its decisions (kept and retried when the store fails)."""
         decisions = self._decisions + self.ledger.take_decisions()
-        if not decisions:
-            return
+        hours = self._hours + self.ledger.take_hours()
         try:
-            await self.store.write_minute_states(decisions)
+            if decisions:
+                await self.store.write_minute_states(decisions)
+            decisions = []
+            if hours:
+                await self.store.write_hours(hours)
+            hours = []
         except StoreError as exc:
-            self._decisions = decisions  # kept and retried with the next tick
-            log.error("could not store %d minute decisions (will retry): %s", len(decisions), exc)
-        else:
-            self._decisions = []
+            log.error(
+                "could not store %d minute decisions and %d hours (will retry): %s",
+                len(decisions),
+                len(hours),
+                exc,
+            )
+        self._decisions, self._hours = decisions, hours
 
     async def drain(self, attempts: int = 5) -> None:
         """Take every result left in the queue and flush it, retrying a failing store."""

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.config import AvailabilityObjective, Config, LatencyObjective
 from monitor.eligibility import Eligibility, Exclusion, month_bounds, month_of, previous_month
-from monitor.results import Result, ServiceMinute
+from monitor.results import HourSummary, Result, ServiceMinute
 from monitor.sla import MinuteState, Rollup, minute_state
 from monitor.store import RollupKey, Store
 
@@ -98,11 +98,17 @@ class ObjectiveKey:
 
 @dataclass
 class _ProbeLedger:
-    """One probe's open minutes and the running sums of its sealed, eligible minutes."""
+    """One probe's open minutes, and the probe groups its sealed minutes are summed into."""
 
     thresholds: tuple[float, ...]
     open: dict[int, Rollup] = field(default_factory=dict)
-    sums: dict[str, Rollup] = field(default_factory=lambda: {w: Rollup() for w in WINDOWS})
+    groups: list[dict[str, Rollup]] = field(default_factory=list)
+
+    def add_sealed(self, windows: Iterable[str], rollup: Rollup, sign: int = 1) -> None:
+        """Add (or remove) a sealed minute to the sums of every group of this probe."""
+        for sums in self.groups:
+            for window in windows:
+                sums[window].merge(rollup, sign)
 
 
 class _Ring:
@@ -213,8 +219,31 @@ class Ledger:
         self._window_end: int | None = None  # the current minute the sums are slid to
         self._sealed_through: int | None = None
         self._month: tuple[int, int] | None = None  # (year, month) of the "month" sums
+        self._month_first = 0  # first minute of that month, and of the one before
+        self._previous_month_first = 0
         #: Decisions made since the last call of ``take_decisions`` (to persist).
         self._decisions: list[ServiceMinute] = []
+        #: Eligible sealed rollups of the hour being sealed, and the last complete hours
+        #: (kept for late results), for the compacted hour summaries.
+        self._hour_acc: dict[ProbeId, Rollup] = {}
+        self._recent_hours: dict[int, dict[ProbeId, Rollup]] = {}
+        self._hours_out: dict[tuple[str, int], HourSummary] = {}
+        #: Running sums of sealed, eligible minutes per window, kept per group of probes an
+        #: objective counts (objectives over the same probes share one), so reading a
+        #: figure never sums probes.
+        self._groups: dict[tuple[str, tuple[str, ...]], dict[str, Rollup]] = {}
+        for service in config.services:
+            for objective in service.objectives:
+                self._group(service.name, tuple(service.probes_of(objective)))
+
+    def _group(self, service: str, probes: tuple[str, ...]) -> dict[str, Rollup]:
+        key = (service, probes)
+        sums = self._groups.get(key)
+        if sums is None:
+            sums = self._groups[key] = {w: Rollup() for w in WINDOWS}
+            for probe in probes:
+                self._probes[(service, probe)].groups.append(sums)
+        return sums
 
     # --- feeding ----------------------------------------------------------------------
 
@@ -238,13 +267,20 @@ class Ledger:
         # Late: its minute is sealed. Count it where that minute was counted.
         late = Rollup()
         late.add(result.ok, result.outcome.value, result.latency_s, ledger.thresholds)
+        key = (result.service, result.probe)
         if self._exclusions[result.service][minute] == MinuteCode.UP:
-            for window in self._windows_holding(minute):
-                ledger.sums[window].merge(late)
+            ledger.add_sealed(self._windows_holding(minute), late)
+            hour = minute // 60
+            if hour in self._recent_hours:
+                self._recent_hours[hour].setdefault(key, Rollup()).merge(late)
+            elif (self._sealed_through + 1) % 60 and hour == self._sealed_through // 60:
+                self._hour_acc.setdefault(key, Rollup()).merge(late)  # the hour being sealed
         recent = self._recent.get(minute)
         if recent is not None:
-            recent.setdefault((result.service, result.probe), Rollup()).merge(late)
+            recent.setdefault(key, Rollup()).merge(late)
             self._decide(minute, recent, sealed=True)
+        if minute // 60 in self._recent_hours:
+            self._emit_hour(minute // 60)  # the compacted hour changed
         else:
             log.warning(
                 "result of %s/%s for minute %d arrived too late to correct availability",
@@ -258,13 +294,16 @@ class Ledger:
         end = self._window_end if self._window_end is not None else minute
         windows = [w for w, length in ROLLING.items() if minute > end - length]
         if self._month is not None:
-            first, _ = month_bounds(*self._month, self.zone)
-            previous_first, _ = month_bounds(*previous_month(*self._month), self.zone)
-            if minute >= first:
+            if minute >= self._month_first:
                 windows.append("month")
-            elif minute >= previous_first:
+            elif minute >= self._previous_month_first:
                 windows.append("previous_month")
         return windows
+
+    def _set_month(self, month: tuple[int, int]) -> None:
+        self._month = month
+        self._month_first = month_bounds(*month, self.zone)[0]
+        self._previous_month_first = month_bounds(*previous_month(*month), self.zone)[0]
 
     # --- time ---------------------------------------------------------------------------
 
@@ -300,23 +339,23 @@ class Ledger:
             for (service, probe, _), rollup in await store.rollups(leaving, leaving + 1):
                 ledger = self._probes.get((service, probe))
                 if ledger is not None and self._exclusions[service][leaving] == MinuteCode.UP:
-                    ledger.sums[window].merge(rollup, sign=-1)
+                    ledger.add_sealed((window,), rollup, sign=-1)
 
     def _roll_month(self, minute: int) -> None:
         """Start new calendar sums when ``minute`` lies in a later month than the sums."""
         month = month_of(minute, self.zone)
         if self._month is None:
-            self._month = month
+            self._set_month(month)
             return
         if month <= self._month:
             return
-        for ledger in self._probes.values():
+        for sums in self._groups.values():
             if month == _next_month(*self._month):
-                ledger.sums["previous_month"] = ledger.sums["month"]
+                sums["previous_month"] = sums["month"]
             else:  # a whole month passed with the daemon down: nothing sealed in it
-                ledger.sums["previous_month"] = Rollup()
-            ledger.sums["month"] = Rollup()
-        self._month = month
+                sums["previous_month"] = Rollup()
+            sums["month"] = Rollup()
+        self._set_month(month)
 
     def _seal(self, minute: int) -> None:
         """Move a minute from open to the window sums and decide what it counts as."""
@@ -332,9 +371,14 @@ class Ledger:
         windows = self._windows_holding(minute)
         for key, rollup in sealed.items():
             if decisions[key[0]] is None:
-                ledger = self._probes[key]
-                for window in windows:
-                    ledger.sums[window].merge(rollup)
+                self._probes[key].add_sealed(windows, rollup)
+                self._hour_acc.setdefault(key, Rollup()).merge(rollup)
+        if (minute + 1) % 60 == 0:  # the hour is complete: compact it
+            hour = minute // 60
+            self._recent_hours[hour], self._hour_acc = self._hour_acc, {}
+            for old in [h for h in self._recent_hours if h < hour - 1]:
+                del self._recent_hours[old]
+            self._emit_hour(hour)
         self._recent[minute] = sealed
         for old in [m for m in self._recent if m <= minute - _RECENT_SEALED]:
             del self._recent[old]
@@ -401,6 +445,31 @@ class Ledger:
             return MinuteCode.PROVIDER
         return MinuteCode.DOWN if state is MinuteState.DOWN else MinuteCode.UP
 
+    def _emit_hour(self, hour: int) -> None:
+        """Queue the compacted summary of a complete hour of every service."""
+        sums = self._recent_hours.get(hour, {})
+        minutes = range(hour * 60, hour * 60 + 60)
+        for service in self._order:
+            self._hours_out[(service, hour)] = HourSummary(
+                service=service,
+                hour=hour,
+                exclusions="".join(str(self._exclusions[service][m]) for m in minutes),
+                states={
+                    key.objective: "".join(str(self._states[key][m]) for m in minutes)
+                    for key in self._objectives_of[service]
+                },
+                rollups={
+                    probe: sums[(service, probe)].to_dict()
+                    for probe in self._service_probes[service]
+                    if (service, probe) in sums
+                },
+            )
+
+    def take_hours(self) -> list[HourSummary]:
+        """Hour summaries completed since the last call, for the store."""
+        hours, self._hours_out = list(self._hours_out.values()), {}
+        return hours
+
     def take_decisions(self) -> list[ServiceMinute]:
         """The minute decisions made since the last call, for the store."""
         decisions, self._decisions = self._decisions, []
@@ -418,23 +487,75 @@ class Ledger:
         """
         current = int(now // 60)
         self._window_end = current
-        self._sealed_through = current - self.grace_minutes - 1
-        self._month = month_of(current, self.zone)
-        first = min(
-            month_bounds(*previous_month(*self._month), self.zone)[0],
-            current - max(ROLLING.values()) + 1,
-        )
+        sealed = self._sealed_through = current - self.grace_minutes - 1
+        self._set_month(month_of(current, self.zone))
+        first = min(self._previous_month_first, current - max(ROLLING.values()) + 1)
+        first_hour, last_full_hour = first // 60, (sealed + 1) // 60 - 1
+        # Hours read minute by minute: those a window starts inside, the recent and
+        # partly sealed ones at the end, and any hour never compacted (the daemon was
+        # down or killed when it ended). Every other hour is read as one summary row.
+        starts = [current - length + 1 for length in ROLLING.values()]
+        starts += [self._month_first, self._previous_month_first, first]
+        by_minutes = {start // 60 for start in starts if start % 60}
+        by_minutes |= set(range((sealed - _RECENT_SEALED) // 60, current // 60 + 1))
+        stored = await store.hours(first_hour, last_full_hour + 1)
+        summaries = {(h.service, h.hour): h for h in stored}
+        # Complete hours with a summary missing are compacted again while they are read
+        # (not the first hour when the range starts inside it: it is read only in part).
+        repair = {
+            hour
+            for hour in range(first_hour, last_full_hour + 1)
+            if hour * 60 >= first and any((s, hour) not in summaries for s in self._order)
+        }
+        by_minutes |= repair
+        for hour in range(first_hour, last_full_hour + 1):
+            if hour not in by_minutes:
+                for service in self._order:
+                    self._apply_summary(summaries[(service, hour)])
+        hours = sorted(h for h in by_minutes if first_hour <= h <= current // 60)
+        for low, high in _runs(hours):
+            await self._load_minutes(
+                store,
+                max(low * 60, first),
+                min((high + 1) * 60, current + 1),
+                repair,
+                last_full_hour,
+            )
+
+    def _apply_summary(self, summary: HourSummary) -> None:
+        """Take a compacted hour: its minute codes and its eligible rollups."""
+        base = summary.hour * 60
+        for offset, digit in enumerate(summary.exclusions):
+            self._exclusions[summary.service][base + offset] = int(digit)
+        for key in self._objectives_of[summary.service]:
+            codes = summary.states.get(key.objective)
+            for offset in range(60):
+                code = int(codes[offset]) if codes else MinuteCode.UNMONITORED
+                self._states[key][base + offset] = code
+        windows = self._windows_holding(base)  # the same for every minute of this hour
+        for probe, body in summary.rollups.items():
+            ledger = self._probes.get((summary.service, probe))
+            if ledger is None:
+                continue  # a probe removed from the config since
+            ledger.add_sealed(windows, Rollup.from_dict(body))
+
+    async def _load_minutes(
+        self, store: Store, start: int, end: int, repair: set[int], last_full_hour: int
+    ) -> None:
+        """Rebuild minutes [start, end) one by one from rollups and minute decisions."""
+        sealed = self._sealed_through if self._sealed_through is not None else end
         by_minute: dict[int, dict[ProbeId, Rollup]] = {}
-        for (service, probe, minute), rollup in await store.rollups(first, current + 1):
+        for (service, probe, minute), rollup in await store.rollups(start, end):
             ledger = self._probes.get((service, probe))
             if ledger is None:
                 continue  # a probe removed from the config since
-            if minute > self._sealed_through:
+            if minute > sealed:
                 ledger.open[minute] = rollup
             else:
                 by_minute.setdefault(minute, {})[(service, probe)] = rollup
-        decided = {(m.service, m.minute): m for m in await store.minute_states(first, current + 1)}
-        for minute in range(first, self._sealed_through + 1):
+        decided = {(m.service, m.minute): m for m in await store.minute_states(start, end)}
+        partial_hour = (sealed + 1) // 60 if (sealed + 1) % 60 else None
+        for minute in range(start, min(end, sealed + 1)):
             rollups = by_minute.get(minute, {})
             undecided = [s for s in self._order if (s, minute) not in decided]
             if undecided and rollups:
@@ -461,14 +582,23 @@ class Ledger:
                 for key in self._objectives_of[service]:
                     label = record.states.get(key.objective, "unmonitored")
                     self._states[key][minute] = MinuteCode.from_label(label)
+            hour = minute // 60
             for (service, probe), rollup in rollups.items():
-                if self._exclusions[service][minute] == MinuteCode.UP:
-                    ledger = self._probes[(service, probe)]
-                    for window in self._windows_holding(minute):
-                        ledger.sums[window].merge(rollup)
-        self._recent = {
-            m: r for m, r in by_minute.items() if m > self._sealed_through - _RECENT_SEALED
-        }
+                if self._exclusions[service][minute] != MinuteCode.UP:
+                    continue
+                self._probes[(service, probe)].add_sealed(self._windows_holding(minute), rollup)
+                if hour in repair:
+                    compacted = self._recent_hours.setdefault(hour, {})
+                    compacted.setdefault((service, probe), Rollup()).merge(rollup)
+                elif hour == partial_hour:
+                    self._hour_acc.setdefault((service, probe), Rollup()).merge(rollup)
+            if minute > sealed - _RECENT_SEALED:
+                self._recent[minute] = rollups
+            if (minute + 1) % 60 == 0 and hour in repair:
+                self._recent_hours.setdefault(hour, {})
+                self._emit_hour(hour)  # compact it now, so the next restart reads one row
+                if hour < last_full_hour - 1:
+                    del self._recent_hours[hour]  # keep only the last two for late results
 
     # --- reading ------------------------------------------------------------------------
 
@@ -489,29 +619,30 @@ class Ledger:
     def window_rollup(self, service: str, probes: Iterable[str], window: str, now: float) -> Rollup:
         """The sum of the given probes' eligible rollups over ``window`` ending at ``now``."""
         first, last = self.window_range(window, now)
-        total = Rollup()
-        for name in probes:
-            ledger = self._probes[(service, name)]
-            sealed = self._sealed_sums(ledger, window, now)
-            if sealed is not None:
-                total.merge(sealed)
-            for minute, rollup in ledger.open.items():
+        names = tuple(probes)
+        which = self._sums_name(window, now)
+        group = self._groups.get((service, names))
+        if group is None:
+            raise KeyError(f"no objective of {service} counts exactly the probes {names}")
+        total = Rollup() if which is None else group[which].copy()
+        for name in names:
+            for minute, rollup in self._probes[(service, name)].open.items():
                 if first <= minute <= last and self._open_eligible(service, minute):
                     total.merge(rollup)
         return total
 
-    def _sealed_sums(self, ledger: _ProbeLedger, window: str, now: float) -> Rollup | None:
-        """The sealed sums that belong to ``window`` at ``now``. Calendar sums follow the
-        month of the last sealed minute, which lags ``now`` by the grace period."""
+    def _sums_name(self, window: str, now: float) -> str | None:
+        """Which sealed sums hold ``window`` at ``now``. Calendar sums follow the month of
+        the last sealed minute, which lags ``now`` by the grace period."""
         if window in ROLLING:
-            return ledger.sums[window]
+            return window
         if self._month is None:
             return None
         month = month_of(int(now // 60), self.zone)
         if month == self._month:
-            return ledger.sums[window]
+            return window
         if month == _next_month(*self._month) and window == "previous_month":
-            return ledger.sums["month"]
+            return "month"
         return None
 
     def minute_counts(self, key: ObjectiveKey, window: str, now: float) -> dict[MinuteCode, int]:
@@ -569,6 +700,17 @@ class Ledger:
     def is_sealed(self, minute: int) -> bool:
         """True once the minute's decisions are final."""
         return self._sealed_through is not None and minute <= self._sealed_through
+
+
+def _runs(hours: list[int]) -> list[tuple[int, int]]:
+    """Sorted hours grouped into runs of consecutive hours: [(first, last), ...]."""
+    runs: list[tuple[int, int]] = []
+    for hour in hours:
+        if runs and runs[-1][1] == hour - 1:
+            runs[-1] = (runs[-1][0], hour)
+        else:
+            runs.append((hour, hour))
+    return runs
 
 
 def _next_month(year: int, month: int) -> tuple[int, int]:

@@ -61,3 +61,23 @@ class ServiceMinute:
     minute: int
     exclusion: str | None
     states: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class HourSummary:
+    """One complete hour of a service, compacted: what each minute counted as, and the
+    sum of its eligible minute rollups per probe. A restart reads ~60x fewer rows.
+
+    Attributes:
+        service: the service.
+        hour: the epoch hour (epoch minute // 60).
+        exclusions: 60 digits, one per minute: the service's eligibility code.
+        states: per availability objective, 60 digits of minute codes.
+        rollups: per probe, the sum of the hour's eligible minutes (as ``Rollup.to_dict``).
+    """
+
+    service: str
+    hour: int
+    exclusions: str
+    states: dict[str, str]
+    rollups: dict[str, dict[str, object]]

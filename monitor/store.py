@@ -26,7 +26,7 @@ import aiosqlite
 from monitor.clock import Clock, SystemClock
 from monitor.eligibility import MaintenanceWindow
 from monitor.errors import StoreError
-from monitor.results import Result, ServiceMinute
+from monitor.results import HourSummary, Result, ServiceMinute
 from monitor.sla import Rollup
 from probes.base import Outcome
 
@@ -61,6 +61,14 @@ CREATE TABLE IF NOT EXISTS minute_states (
     exclusion TEXT,
     states TEXT NOT NULL,
     PRIMARY KEY (minute, service)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hours (
+    service TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    exclusions TEXT NOT NULL,
+    states TEXT NOT NULL,
+    rollups TEXT NOT NULL,
+    PRIMARY KEY (hour, service)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS alerts (
     alert_id TEXT PRIMARY KEY,
@@ -101,6 +109,30 @@ END;"""
     for event in ("INSERT", "UPDATE", "DELETE")
 )
 
+# Incidents shown to users (monitor.incidents); updates form each incident's timeline.
+_INCIDENT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY,
+    service TEXT NOT NULL,
+    title TEXT NOT NULL,
+    source TEXT NOT NULL,
+    objective TEXT,
+    started_at REAL NOT NULL,
+    resolved_at REAL,
+    created_by TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_by_start ON incidents (started_at);
+CREATE TABLE IF NOT EXISTS incident_updates (
+    id INTEGER PRIMARY KEY,
+    incident_id INTEGER NOT NULL REFERENCES incidents (id),
+    at REAL NOT NULL,
+    status TEXT NOT NULL,
+    message TEXT NOT NULL,
+    author TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incident_updates_by_incident ON incident_updates (incident_id, id);
+"""
+
 #: How long a statement waits for another connection's write lock (the CLI and the daemon
 #: write the same file), in milliseconds.
 BUSY_TIMEOUT_MS = 5000
@@ -125,6 +157,57 @@ class MaintenanceRecord:
     def removed(self) -> bool:
         """True once the window was removed (it no longer excludes anything)."""
         return self.removed_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentUpdate:
+    """One entry of an incident's timeline: a status and a message for users."""
+
+    id: str
+    incident_id: str
+    at: float
+    status: str
+    message: str
+    author: str
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """An incident as users see it: opened automatically or by an operator, with updates.
+
+    Attributes:
+        id: a number as text.
+        service: the service concerned.
+        title: one line for users.
+        source: ``detected`` (opened from the availability minutes) or ``operator``.
+        objective: the availability objective whose down minutes opened it, if any.
+        started_at: UTC epoch seconds.
+        resolved_at: UTC epoch seconds, or None while open.
+        created_by: who opened it (``sla-monitor`` for detected ones).
+        updates: the timeline, oldest first.
+    """
+
+    id: str
+    service: str
+    title: str
+    source: str
+    objective: str | None
+    started_at: float
+    resolved_at: float | None
+    created_by: str
+    updates: tuple[IncidentUpdate, ...] = ()
+
+    @property
+    def is_open(self) -> bool:
+        """True until resolved."""
+        return self.resolved_at is None
+
+    @property
+    def status(self) -> str:
+        """The status of the latest update (``resolved`` once resolved)."""
+        if self.resolved_at is not None:
+            return "resolved"
+        return self.updates[-1].status if self.updates else "investigating"
 
 
 def _check_window(service: str, start: float, end: float, announced_at: float) -> None:
@@ -179,6 +262,14 @@ class Store(Protocol):
         """Insert or replace one alert (keyed by ``alert_id``; the history is kept)."""
         ...
 
+    async def write_hours(self, hours: Sequence[HourSummary]) -> None:
+        """Persist compacted hours (replacing an earlier summary of the same hour)."""
+        ...
+
+    async def hours(self, start_hour: int, end_hour: int) -> list[HourSummary]:
+        """Compacted hours in ``[start_hour, end_hour)``."""
+        ...
+
     async def load_alerts(
         self, active_only: bool = False, limit: int = 100
     ) -> list[dict[str, Any]]:
@@ -226,6 +317,60 @@ class Store(Protocol):
         """
         ...
 
+    async def update_maintenance(
+        self, id: str, start: float, end: float, reason: str, announced_at: float
+    ) -> MaintenanceWindow | None:
+        """Change a stored, not removed window; None when the id is unknown or removed.
+
+        Raises ValueError when ``end <= start`` or a time is not finite.
+        """
+        ...
+
+    async def minute_state_counts(
+        self, start_minute: int, end_minute: int, bucket_minutes: int
+    ) -> list[tuple[str, int, str, str, int]]:
+        """Counts of availability minute states in ``[start_minute, end_minute)`` as
+        ``(service, bucket start minute, objective, state label, minutes)``, buckets being
+        ``bucket_minutes`` long and aligned on the epoch (cheap: no row is decoded here)."""
+        ...
+
+    async def add_incident(
+        self,
+        service: str,
+        title: str,
+        started_at: float,
+        source: str,
+        objective: str | None,
+        created_by: str,
+        message: str,
+    ) -> Incident:
+        """Open an incident with its first update (status ``investigating``)."""
+        ...
+
+    async def add_incident_update(
+        self, incident_id: str, at: float, status: str, message: str, author: str
+    ) -> IncidentUpdate | None:
+        """Append an update to an open incident; None when it is unknown or resolved."""
+        ...
+
+    async def resolve_incident(
+        self, incident_id: str, resolved_at: float, message: str, author: str
+    ) -> IncidentUpdate | None:
+        """Resolve an open incident with a last update, atomically; None when it is
+        unknown or already resolved (so two resolvers cannot both succeed)."""
+        ...
+
+    async def incidents(
+        self, *, open_only: bool = False, since: float | None = None, limit: int = 100
+    ) -> list[Incident]:
+        """Incidents newest first (open ones whatever ``since``; else those resolved at
+        or after ``since``), each with its updates."""
+        ...
+
+    async def incident(self, incident_id: str) -> Incident | None:
+        """One incident with its updates, or None."""
+        ...
+
     async def aclose(self) -> None:
         """Flush and close."""
         ...
@@ -264,7 +409,7 @@ class SqliteStore:
             # NORMAL in WAL mode survives a crash of the process (not of the OS) with
             # no lost commit, at ~10 % more throughput than FULL.
             await self._db.execute(f"PRAGMA synchronous={self._synchronous}")
-            await self._db.executescript(_SCHEMA + _MAINTENANCE_TRIGGERS)
+            await self._db.executescript(_SCHEMA + _MAINTENANCE_TRIGGERS + _INCIDENT_SCHEMA)
             await self._db.commit()
         except (OSError, aiosqlite.Error) as exc:
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
@@ -301,25 +446,36 @@ class SqliteStore:
                         for r in results
                     ],
                 )
-                for (service, probe, minute), delta in deltas.items():
+                # One read and one write for the whole batch: every awaited call is a round
+                # trip to aiosqlite's thread, and a batch touches hundreds of rollups.
+                minutes = sorted({minute for _, _, minute in deltas})
+                existing: dict[RollupKey, str] = {}
+                if minutes:
+                    marks = ",".join("?" * len(minutes))
                     async with db.execute(
-                        "SELECT body FROM rollups WHERE minute = ? AND service = ? AND probe = ?",
-                        (minute, service, probe),
+                        f"SELECT service, probe, minute, body FROM rollups"
+                        f" WHERE minute IN ({marks})",
+                        minutes,
                     ) as cursor:
-                        row = await cursor.fetchone()
-                    merged = _merge_body(row[0] if row else None, delta)
-                    await db.execute(
-                        "INSERT OR REPLACE INTO rollups"
-                        " (service, probe, minute, attempts, ok, body) VALUES (?, ?, ?, ?, ?, ?)",
+                        for service, probe, minute, body in await cursor.fetchall():
+                            if (service, probe, minute) in deltas:
+                                existing[(service, probe, minute)] = body
+                rows = []
+                for key, delta in deltas.items():
+                    merged = _merge_body(existing.get(key), delta)
+                    rows.append(
                         (
-                            service,
-                            probe,
-                            minute,
+                            *key,
                             merged.attempts,
                             merged.ok,
                             json.dumps(merged.to_dict(), separators=(",", ":")),
-                        ),
+                        )
                     )
+                await db.executemany(
+                    "INSERT OR REPLACE INTO rollups"
+                    " (service, probe, minute, attempts, ok, body) VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
                 await db.commit()
             except (OSError, aiosqlite.Error) as exc:
                 await self._rollback()
@@ -384,6 +540,10 @@ class SqliteStore:
                         f"DELETE FROM {table} WHERE minute < ?", (rollups_before_minute,)
                     )
                     deleted += cursor.rowcount
+                cursor = await self.db.execute(
+                    "DELETE FROM hours WHERE hour < ?", (rollups_before_minute // 60,)
+                )
+                deleted += cursor.rowcount
                 await self.db.commit()
             except (OSError, aiosqlite.Error) as exc:
                 raise StoreError(f"cannot prune the store {self.path}: {exc}") from exc
@@ -462,6 +622,46 @@ class SqliteStore:
             except (OSError, aiosqlite.Error) as exc:
                 raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
         return [json.loads(body) for (body,) in rows]
+
+    async def write_hours(self, hours: Sequence[HourSummary]) -> None:
+        """Persist compacted hours in one transaction."""
+        async with self._lock:
+            try:
+                await self.db.executemany(
+                    "INSERT OR REPLACE INTO hours (service, hour, exclusions, states, rollups)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (
+                            h.service,
+                            h.hour,
+                            h.exclusions,
+                            json.dumps(h.states),
+                            json.dumps(h.rollups, separators=(",", ":")),
+                        )
+                        for h in hours
+                    ],
+                )
+                await self.db.commit()
+            except (OSError, aiosqlite.Error) as exc:
+                await self._rollback()
+                raise StoreError(f"cannot write to the store {self.path}: {exc}") from exc
+
+    async def hours(self, start_hour: int, end_hour: int) -> list[HourSummary]:
+        """Compacted hours in ``[start_hour, end_hour)``."""
+        async with self._lock:
+            try:
+                async with self.db.execute(
+                    "SELECT service, hour, exclusions, states, rollups FROM hours"
+                    " WHERE hour >= ? AND hour < ? ORDER BY hour, service",
+                    (start_hour, end_hour),
+                ) as cursor:
+                    rows = await cursor.fetchall()
+            except (OSError, aiosqlite.Error) as exc:
+                raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+        return [
+            HourSummary(s, h, e, json.loads(states), json.loads(rollups))
+            for s, h, e, states, rollups in rows
+        ]
 
     async def add_maintenance(
         self,
@@ -549,6 +749,198 @@ class SqliteStore:
                 raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
         return int(row[0]) if row else 0
 
+    async def update_maintenance(
+        self, id: str, start: float, end: float, reason: str, announced_at: float
+    ) -> MaintenanceWindow | None:
+        """Change a stored window (the triggers bump the maintenance version)."""
+        row_id = _row_id(id)
+        if row_id is None:
+            return None
+        async with self._lock:
+            async with self.db.execute(
+                "SELECT service FROM maintenance WHERE id = ? AND removed_at IS NULL", (row_id,)
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                return None
+            service = str(row[0])
+            _check_window(service, start, end, announced_at)
+            try:
+                await self.db.execute(
+                    'UPDATE maintenance SET "start" = ?, "end" = ?, reason = ?, announced_at = ?'
+                    " WHERE id = ? AND removed_at IS NULL",
+                    (start, end, reason, announced_at, row_id),
+                )
+                await self.db.commit()
+            except (OSError, aiosqlite.Error) as exc:
+                await self._rollback()
+                raise StoreError(f"cannot write to the store {self.path}: {exc}") from exc
+        return MaintenanceWindow(str(row_id), service, start, end, reason, announced_at, "store")
+
+    async def minute_state_counts(
+        self, start_minute: int, end_minute: int, bucket_minutes: int
+    ) -> list[tuple[str, int, str, str, int]]:
+        """Minute-state counts per bucket, aggregated by SQLite (JSON1)."""
+        query = (
+            "SELECT service, (minute / ?) * ?, j.key, j.value, count(*)"
+            " FROM minute_states, json_each(minute_states.states) AS j"
+            " WHERE minute >= ? AND minute < ? GROUP BY 1, 2, 3, 4"
+        )
+        args = (bucket_minutes, bucket_minutes, start_minute, end_minute)
+        async with self._lock:
+            try:
+                async with self.db.execute(query, args) as cursor:
+                    rows = await cursor.fetchall()
+            except (OSError, aiosqlite.Error) as exc:
+                raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+        return [(str(s), int(b), str(o), str(v), int(n)) for s, b, o, v, n in rows]
+
+    async def add_incident(
+        self,
+        service: str,
+        title: str,
+        started_at: float,
+        source: str,
+        objective: str | None,
+        created_by: str,
+        message: str,
+    ) -> Incident:
+        """Insert an incident and its first update in one transaction."""
+        async with self._lock:
+            db = self.db
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+                cursor = await db.execute(
+                    "INSERT INTO incidents (service, title, source, objective, started_at,"
+                    " created_by) VALUES (?, ?, ?, ?, ?, ?)",
+                    (service, title, source, objective, started_at, created_by),
+                )
+                incident_id = cursor.lastrowid
+                cursor = await db.execute(
+                    "INSERT INTO incident_updates (incident_id, at, status, message, author)"
+                    " VALUES (?, ?, 'investigating', ?, ?)",
+                    (incident_id, started_at, message, created_by),
+                )
+                update_id = cursor.lastrowid
+                await db.commit()
+            except (OSError, aiosqlite.Error) as exc:
+                await self._rollback()
+                raise StoreError(f"cannot write to the store {self.path}: {exc}") from exc
+        first = IncidentUpdate(
+            str(update_id), str(incident_id), started_at, "investigating", message, created_by
+        )
+        return Incident(
+            str(incident_id),
+            service,
+            title,
+            source,
+            objective,
+            started_at,
+            None,
+            created_by,
+            (first,),
+        )
+
+    async def _append_update(
+        self, incident_id: str, at: float, status: str, message: str, author: str
+    ) -> IncidentUpdate | None:
+        row_id = _row_id(incident_id)
+        if row_id is None:
+            return None
+        async with self._lock:
+            db = self.db
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+                if status == "resolved":
+                    cursor = await db.execute(
+                        "UPDATE incidents SET resolved_at = ? WHERE id = ? AND resolved_at IS NULL",
+                        (at, row_id),
+                    )
+                    found = cursor.rowcount == 1
+                else:
+                    async with db.execute(
+                        "SELECT 1 FROM incidents WHERE id = ? AND resolved_at IS NULL", (row_id,)
+                    ) as check:
+                        found = await check.fetchone() is not None
+                if not found:
+                    await db.rollback()
+                    return None
+                cursor = await db.execute(
+                    "INSERT INTO incident_updates (incident_id, at, status, message, author)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (row_id, at, status, message, author),
+                )
+                update_id = cursor.lastrowid
+                await db.commit()
+            except (OSError, aiosqlite.Error) as exc:
+                await self._rollback()
+                raise StoreError(f"cannot write to the store {self.path}: {exc}") from exc
+        return IncidentUpdate(str(update_id), str(row_id), at, status, message, author)
+
+    async def add_incident_update(
+        self, incident_id: str, at: float, status: str, message: str, author: str
+    ) -> IncidentUpdate | None:
+        """Append an update to an open incident."""
+        return await self._append_update(incident_id, at, status, message, author)
+
+    async def resolve_incident(
+        self, incident_id: str, resolved_at: float, message: str, author: str
+    ) -> IncidentUpdate | None:
+        """Resolve an open incident with a last update."""
+        return await self._append_update(incident_id, resolved_at, "resolved", message, author)
+
+    async def incidents(
+        self, *, open_only: bool = False, since: float | None = None, limit: int = 100
+    ) -> list[Incident]:
+        """Incidents newest first, with their updates."""
+        query = (
+            "SELECT id, service, title, source, objective, started_at, resolved_at, created_by"
+            " FROM incidents WHERE resolved_at IS NULL"
+        )
+        args: tuple[object, ...] = ()
+        if not open_only:
+            query += " OR resolved_at >= ?"
+            args = (-math.inf if since is None else since,)
+        query += " ORDER BY started_at DESC, id DESC LIMIT ?"
+        return await self._incidents(query, (*args, limit))
+
+    async def incident(self, incident_id: str) -> Incident | None:
+        """One incident with its updates."""
+        row_id = _row_id(incident_id)
+        if row_id is None:
+            return None
+        found = await self._incidents(
+            "SELECT id, service, title, source, objective, started_at, resolved_at, created_by"
+            " FROM incidents WHERE id = ?",
+            (row_id,),
+        )
+        return found[0] if found else None
+
+    async def _incidents(self, query: str, args: tuple[object, ...]) -> list[Incident]:
+        async with self._lock:
+            try:
+                async with self.db.execute(query, args) as cursor:
+                    rows = list(await cursor.fetchall())
+                ids = [row[0] for row in rows]
+                marks = ",".join("?" * len(ids))
+                async with self.db.execute(
+                    "SELECT id, incident_id, at, status, message, author FROM incident_updates"
+                    f" WHERE incident_id IN ({marks}) ORDER BY at, id",
+                    ids,
+                ) as cursor:
+                    update_rows = await cursor.fetchall()
+            except (OSError, aiosqlite.Error) as exc:
+                raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+        updates: dict[int, list[IncidentUpdate]] = {}
+        for uid, iid, at, status, message, author in update_rows:
+            updates.setdefault(iid, []).append(
+                IncidentUpdate(str(uid), str(iid), at, status, message, author)
+            )
+        return [
+            Incident(str(i), s, t, src, obj, start, end, by, tuple(updates.get(i, ())))
+            for i, s, t, src, obj, start, end, by in rows
+        ]
+
     async def aclose(self) -> None:
         """Close the connection (every write was already committed)."""
         if self._db is not None:
@@ -564,9 +956,12 @@ class MemoryStore:
         self._rollups: dict[RollupKey, Rollup] = {}
         self._minutes: dict[tuple[int, str], ServiceMinute] = {}
         self._alerts: dict[str, dict[str, Any]] = {}
+        self._hours: dict[tuple[int, str], HourSummary] = {}
         self._clock = clock or SystemClock()
         self._maintenance: dict[int, MaintenanceRecord] = {}
         self._maintenance_version = 0
+        self._incidents: dict[str, Incident] = {}
+        self._update_ids = 0
 
     async def open(self) -> None:
         """Nothing to open."""
@@ -637,6 +1032,15 @@ class MemoryStore:
         chosen.sort(key=lambda a: (-a["pending_since"], a["alert_id"]))
         return [dict(a) for a in chosen[:limit]]
 
+    async def write_hours(self, hours: Sequence[HourSummary]) -> None:
+        """Keep compacted hours."""
+        for h in hours:
+            self._hours[(h.hour, h.service)] = h
+
+    async def hours(self, start_hour: int, end_hour: int) -> list[HourSummary]:
+        """Compacted hours in ``[start_hour, end_hour)``."""
+        return [h for key, h in sorted(self._hours.items()) if start_hour <= key[0] < end_hour]
+
     async def add_maintenance(
         self,
         service: str,
@@ -678,6 +1082,95 @@ class MemoryStore:
     async def maintenance_version(self) -> int:
         """A counter bumped by every add and remove."""
         return self._maintenance_version
+
+    async def update_maintenance(
+        self, id: str, start: float, end: float, reason: str, announced_at: float
+    ) -> MaintenanceWindow | None:
+        """Change a kept, not removed window."""
+        row_id = _row_id(id)
+        record = self._maintenance.get(row_id) if row_id is not None else None
+        if row_id is None or record is None or record.removed:
+            return None
+        _check_window(record.window.service, start, end, announced_at)
+        window = replace(
+            record.window, start=start, end=end, reason=reason, announced_at=announced_at
+        )
+        self._maintenance[row_id] = replace(record, window=window)
+        self._maintenance_version += 1
+        return window
+
+    async def minute_state_counts(
+        self, start_minute: int, end_minute: int, bucket_minutes: int
+    ) -> list[tuple[str, int, str, str, int]]:
+        """Minute-state counts per bucket."""
+        counts: dict[tuple[str, int, str, str], int] = {}
+        for (minute, service), decided in self._minutes.items():
+            if start_minute <= minute < end_minute:
+                bucket = minute // bucket_minutes * bucket_minutes
+                for objective, state in decided.states.items():
+                    key = (service, bucket, objective, state)
+                    counts[key] = counts.get(key, 0) + 1
+        return [(*key, n) for key, n in sorted(counts.items())]
+
+    async def add_incident(
+        self,
+        service: str,
+        title: str,
+        started_at: float,
+        source: str,
+        objective: str | None,
+        created_by: str,
+        message: str,
+    ) -> Incident:
+        """Keep an incident and its first update."""
+        incident_id = str(len(self._incidents) + 1)
+        self._update_ids += 1
+        first = IncidentUpdate(
+            str(self._update_ids), incident_id, started_at, "investigating", message, created_by
+        )
+        incident = Incident(
+            incident_id, service, title, source, objective, started_at, None, created_by, (first,)
+        )
+        self._incidents[incident_id] = incident
+        return incident
+
+    async def add_incident_update(
+        self, incident_id: str, at: float, status: str, message: str, author: str
+    ) -> IncidentUpdate | None:
+        """Append an update to an open incident."""
+        incident = self._incidents.get(incident_id)
+        if incident is None or not incident.is_open:
+            return None
+        self._update_ids += 1
+        update = IncidentUpdate(str(self._update_ids), incident_id, at, status, message, author)
+        resolved_at = at if status == "resolved" else None
+        self._incidents[incident_id] = replace(
+            incident, resolved_at=resolved_at, updates=(*incident.updates, update)
+        )
+        return update
+
+    async def resolve_incident(
+        self, incident_id: str, resolved_at: float, message: str, author: str
+    ) -> IncidentUpdate | None:
+        """Resolve an open incident with a last update."""
+        return await self.add_incident_update(incident_id, resolved_at, "resolved", message, author)
+
+    async def incidents(
+        self, *, open_only: bool = False, since: float | None = None, limit: int = 100
+    ) -> list[Incident]:
+        """Incidents newest first."""
+        chosen = [
+            i
+            for i in self._incidents.values()
+            if i.resolved_at is None
+            or (not open_only and (since is None or i.resolved_at >= since))
+        ]
+        chosen.sort(key=lambda i: (-i.started_at, -int(i.id)))
+        return chosen[:limit]
+
+    async def incident(self, incident_id: str) -> Incident | None:
+        """One incident with its updates."""
+        return self._incidents.get(incident_id)
 
     async def aclose(self) -> None:
         """Nothing to close."""

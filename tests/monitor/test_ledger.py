@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from monitor.collector import Collector
 from monitor.config import Config
-from monitor.ledger import ROLLING, WINDOWS, Ledger
+from monitor.ledger import ROLLING, WINDOWS, Ledger, ObjectiveKey
 from monitor.metrics import Metrics
 from monitor.results import Result
 from monitor.store import MemoryStore
@@ -32,8 +32,11 @@ def _config() -> Config:
                     {"name": "b", "kind": "http", "url": "http://127.0.0.1:1/"},
                 ],
                 "objectives": [
-                    {"name": name, "kind": "latency", "threshold": t, "target": 99}
-                    for name, t in THRESHOLDS.items()
+                    *(
+                        {"name": name, "kind": "latency", "threshold": t, "target": 99}
+                        for name, t in THRESHOLDS.items()
+                    ),
+                    {"name": "up", "kind": "availability", "target": 99},
                 ],
             }
         ],
@@ -98,15 +101,20 @@ async def test_window_compliance_equals_a_count_of_raw_results(
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(results_strategy, st.floats(min_value=0, max_value=4 * 3600, allow_nan=False))
+@given(
+    results_strategy,
+    st.floats(min_value=0, max_value=4 * 3600, allow_nan=False),
+    st.booleans(),
+)
 async def test_a_ledger_rebuilt_from_the_store_agrees(
-    raw: list[tuple[str, float, float, Outcome]], at: float
+    raw: list[tuple[str, float, float, Outcome]], at: float, compacted: bool
 ) -> None:
     """A restart (a fresh ledger loaded from the store) gives the same windows, whether
-    or not the minute decisions reached the store before it."""
+    or not the minute decisions and the compacted hours reached the store before it."""
     config = _config()
     store = MemoryStore()
     ledger = Ledger(config, grace_minutes=1)
+    await ledger.load(store, T0)  # as the daemon does at start, here on an empty store
     collector = Collector(asyncio.Queue(), ledger, store, Metrics(config), FakeClock(start=T0))
     for probe, offset, latency, outcome in sorted(raw, key=lambda r: r[1]):
         result = Result("s", probe, "http", T0 + offset, latency, outcome)
@@ -118,9 +126,21 @@ async def test_a_ledger_rebuilt_from_the_store_agrees(
     await ledger.advance(now, store)
     half = ledger.take_decisions()
     await store.write_minute_states(half[: len(half) // 2])  # the rest was lost in a crash
+    hours = ledger.take_hours()
+    if compacted:
+        await store.write_hours(hours)
     fresh = Ledger(config, grace_minutes=1)
     await fresh.load(store, now)
     for window in WINDOWS:
         before = ledger.window_rollup("s", ["a", "b"], window, now)
         after = fresh.window_rollup("s", ["a", "b"], window, now)
         assert after == before, window
+        key = ObjectiveKey("s", "up")
+        assert fresh.minute_counts(key, window, now) == ledger.minute_counts(key, window, now)
+    # The restart compacted again what had not been; a second restart reads it back.
+    await store.write_hours(fresh.take_hours())
+    again = Ledger(config, grace_minutes=1)
+    await again.load(store, now)
+    for window in WINDOWS:
+        before = ledger.window_rollup("s", ["a", "b"], window, now)
+        assert again.window_rollup("s", ["a", "b"], window, now) == before, window
