@@ -73,11 +73,18 @@ def _bodies() -> list[str]:
     return bodies
 
 
-def seed(path: Path, services: int, days: int) -> int:
-    """Write `days` of rollups and decisions for `services` x 1 probe directly with sqlite3."""
+def seed(path: Path, services: int, days: int, compacted: bool) -> int:
+    """Write `days` of rollups and decisions for `services` x 1 probe directly with sqlite3;
+    with `compacted`, also the hour summaries a running daemon writes as hours complete."""
     store = SqliteStore(path)
     asyncio.run(_open_close(store))
     bodies = _bodies()
+    hour_bodies = {}
+    for offset in (0, 4):  # an hour starts at minute % 8 == 0 or 4
+        total = Rollup()
+        for m in range(60):
+            total.merge(Rollup.from_dict(json.loads(bodies[(offset + m) % len(bodies)])))
+        hour_bodies[offset] = json.dumps({"p0": total.to_dict()})
     end = int(NOW // 60)
     first = end - days * 1440
     db = sqlite3.connect(path)
@@ -94,6 +101,19 @@ def seed(path: Path, services: int, days: int) -> int:
             ((f"s{i}", m, states) for m in range(first, end)),
         )
         rows += end - first
+        if compacted:
+            # Hours with data, and the hours before (the daemon did not run yet), which a
+            # first restart compacts as unmonitored: the previous calendar month is read too.
+            db.executemany(
+                "INSERT INTO hours (service, hour, exclusions, states, rollups)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    (f"s{i}", h, "1" * 60, json.dumps({"up": "1" * 60}), hour_bodies[h * 60 % 8])
+                    if h * 60 >= first
+                    else (f"s{i}", h, "1" * 60, json.dumps({"up": "3" * 60}), "{}")
+                    for h in range((end - 64 * 1440) // 60, end // 60)
+                ),
+            )
     db.commit()
     db.close()
     return rows
@@ -168,23 +188,35 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=100)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--cold-services", type=int, default=10, help="services for the uncompacted load"
+    )
     args = parser.parse_args()
     print_machine()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "month.sqlite3"
-        started = time.perf_counter()
-        rows = seed(path, args.services, args.days)
-        print(f"seeded {rows:,} minute rollups in {time.perf_counter() - started:.1f} s")
-        loads, computes = [], []
-        for _ in range(args.repeat):
-            loaded, computed = asyncio.run(full_recompute(path, args.services))
-            loads.append(loaded)
-            computes.append(computed)
-        print(
-            f"(a) full recomputation, {args.services} services x 3 objectives, {rows:,} rows:"
-            f" load median {statistics.median(loads):.2f} s, all figures median"
-            f" {statistics.median(computes):.3f} s (runs: {[round(x, 2) for x in loads]})"
-        )
+    for compacted in (True, False):
+        if not compacted and args.cold_services == 0:
+            continue
+        services = args.services if compacted else args.cold_services
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "month.sqlite3"
+            started = time.perf_counter()
+            rows = seed(path, services, args.days, compacted)
+            print(f"seeded {rows:,} minute rollups in {time.perf_counter() - started:.1f} s")
+            loads, computes = [], []
+            for _ in range(args.repeat):
+                loaded, computed = asyncio.run(full_recompute(path, services))
+                loads.append(loaded)
+                computes.append(computed)
+            label = (
+                "hour summaries present (a normal restart)"
+                if compacted
+                else ("no hour summaries (first start after an upgrade: every minute row read)")
+            )
+            print(
+                f"(a) full recomputation, {services} services x 3 objectives, {rows:,} rows,"
+                f" {label}: load median {statistics.median(loads):.2f} s, all figures median"
+                f" {statistics.median(computes):.3f} s (runs: {[round(x, 2) for x in loads]})"
+            )
     seals, figures = [], []
     for _ in range(args.repeat):
         sealed, computed = asyncio.run(per_minute(100, 10))

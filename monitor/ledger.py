@@ -123,6 +123,11 @@ class _Ring:
     def __setitem__(self, minute: int, code: int) -> None:
         self.codes[minute % _RING] = code
 
+    def put_hour(self, first_minute: int, digits: str) -> None:
+        """Set the 60 minutes from ``first_minute`` (a multiple of 60) from digit text."""
+        at = first_minute % _RING
+        self.codes[at : at + 60] = digits.encode().translate(_DIGITS)
+
     def count(self, first: int, last: int) -> dict[int, int]:
         """Counts of each code over minutes [first, last] (at most ``_RING`` minutes)."""
         if last < first:
@@ -200,6 +205,8 @@ class Ledger:
         self.grace_minutes = grace_minutes
         self._probes = {key: _ProbeLedger(t) for key, t in probe_thresholds(config).items()}
         self._order = _provider_order(config)
+        #: Per service: itself and its providers (transitively), providers first.
+        self._chains = {name: _chain(config, name, self._order) for name in self._order}
         self._service_probes = {s.name: [p.name for p in s.probes] for s in config.services}
         self._availability: dict[ObjectiveKey, tuple[tuple[str, ...], float]] = {}
         for service in config.services:
@@ -232,6 +239,7 @@ class Ledger:
         #: objective counts (objectives over the same probes share one), so reading a
         #: figure never sums probes.
         self._groups: dict[tuple[str, tuple[str, ...]], dict[str, Rollup]] = {}
+        self._staged: dict[tuple[ProbeId, tuple[str, ...]], Rollup] = {}
         for service in config.services:
             for objective in service.objectives:
                 self._group(service.name, tuple(service.probes_of(objective)))
@@ -384,14 +392,21 @@ class Ledger:
             del self._recent[old]
 
     def _decide(
-        self, minute: int, rollups: Mapping[ProbeId, Rollup], *, sealed: bool
+        self,
+        minute: int,
+        rollups: Mapping[ProbeId, Rollup],
+        *,
+        sealed: bool,
+        only: str | None = None,
     ) -> tuple[dict[str, Exclusion | None], dict[ObjectiveKey, MinuteCode]]:
-        """Classify one minute for every service (providers first). When ``sealed``, the
-        decisions are recorded in the rings and queued for the store."""
+        """Classify one minute for every service (providers first), or only for the
+        service ``only`` and its providers. When ``sealed``, the decisions are recorded in the
+        rings and queued for the store."""
         exclusions: dict[str, Exclusion | None] = {}
         down_or_maintenance: dict[str, bool] = {}
         codes: dict[ObjectiveKey, MinuteCode] = {}
-        for service in self._order:
+        order = self._order if only is None else self._chains[only]
+        for service in order:
             exclusion = self.eligibility.exclusion(service, minute)
             exclusions[service] = exclusion
             probes = self._service_probes[service]
@@ -521,23 +536,35 @@ class Ledger:
                 repair,
                 last_full_hour,
             )
+        self._flush_staged()
+
+    def _stage(self, key: ProbeId, windows: Iterable[str], rollup: Rollup) -> None:
+        """Sum a loaded hour or minute with the others that belong to the same windows;
+        ``_flush_staged`` then adds each sum once (a tenth of the merges)."""
+        staged = self._staged.setdefault((key, tuple(windows)), Rollup())
+        staged.merge(rollup)
+
+    def _flush_staged(self) -> None:
+        for (key, windows), rollup in self._staged.items():
+            ledger = self._probes.get(key)
+            if ledger is not None:
+                ledger.add_sealed(windows, rollup)
+        self._staged = {}
 
     def _apply_summary(self, summary: HourSummary) -> None:
         """Take a compacted hour: its minute codes and its eligible rollups."""
         base = summary.hour * 60
-        for offset, digit in enumerate(summary.exclusions):
-            self._exclusions[summary.service][base + offset] = int(digit)
+        # An hour never straddles the ring's end (its length is a multiple of 60).
+        self._exclusions[summary.service].put_hour(base, summary.exclusions)
         for key in self._objectives_of[summary.service]:
             codes = summary.states.get(key.objective)
-            for offset in range(60):
-                code = int(codes[offset]) if codes else MinuteCode.UNMONITORED
-                self._states[key][base + offset] = code
-        windows = self._windows_holding(base)  # the same for every minute of this hour
+            self._states[key].put_hour(base, codes or str(int(MinuteCode.UNMONITORED)) * 60)
+        windows = tuple(self._windows_holding(base))  # the same for every minute of it
         for probe, body in summary.rollups.items():
             ledger = self._probes.get((summary.service, probe))
             if ledger is None:
                 continue  # a probe removed from the config since
-            ledger.add_sealed(windows, Rollup.from_dict(body))
+            self._stage((summary.service, probe), windows, Rollup.from_dict(body))
 
     async def _load_minutes(
         self, store: Store, start: int, end: int, repair: set[int], last_full_hour: int
@@ -586,7 +613,7 @@ class Ledger:
             for (service, probe), rollup in rollups.items():
                 if self._exclusions[service][minute] != MinuteCode.UP:
                     continue
-                self._probes[(service, probe)].add_sealed(self._windows_holding(minute), rollup)
+                self._stage((service, probe), self._windows_holding(minute), rollup)
                 if hour in repair:
                     compacted = self._recent_hours.setdefault(hour, {})
                     compacted.setdefault((service, probe), Rollup()).merge(rollup)
@@ -667,7 +694,7 @@ class Ledger:
             }
             if not any(k[0] == service for k in rollups):
                 continue
-            _, codes = self._decide(minute, rollups, sealed=False)
+            _, codes = self._decide(minute, rollups, sealed=False, only=service)
             code = codes[key]
             counts[code] = counts.get(code, 0) + 1
         return counts
@@ -693,13 +720,29 @@ class Ledger:
             if not any(k[0] == service for k in rollups):
                 codes.append(MinuteCode.UNKNOWN)
                 continue
-            _, decided = self._decide(minute, rollups, sealed=False)
+            _, decided = self._decide(minute, rollups, sealed=False, only=service)
             codes.append(decided[key])
         return codes
 
     def is_sealed(self, minute: int) -> bool:
         """True once the minute's decisions are final."""
         return self._sealed_through is not None and minute <= self._sealed_through
+
+
+def _chain(config: Config, service: str, order: list[str]) -> list[str]:
+    """``service`` and the services it depends on, transitively, in provider order."""
+    needed = {service}
+    stack = [service]
+    while stack:
+        for provider in config.service(stack.pop()).depends_on:
+            if provider not in needed:
+                needed.add(provider)
+                stack.append(provider)
+    return [name for name in order if name in needed]
+
+
+#: Digits of a compacted hour ("0".."6") to minute codes, in C.
+_DIGITS = bytes.maketrans(b"0123456", bytes(range(7)))
 
 
 def _runs(hours: list[int]) -> list[tuple[int, int]]:
