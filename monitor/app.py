@@ -8,22 +8,29 @@ clients, the server and the store. Nothing measured is lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from monitor.alerting import Alerter
 from monitor.clock import Clock, SystemClock
 from monitor.collector import Collector
 from monitor.config import Config
 from monitor.eligibility import Eligibility
 from monitor.errors import StoreError
 from monitor.figures import ObjectiveFigures, all_figures
+from monitor.incidents import IncidentBook, IncidentDetector, StatusEvent, UserNotices
 from monitor.ledger import Ledger, MinuteCode, ObjectiveKey
 from monitor.metrics import Metrics, SlaCollector
+from monitor.notifiers import Dispatcher, build_notifiers
+from monitor.report_daemon import ReportsService
 from monitor.results import Result
 from monitor.scheduler import Job, Scheduler
 from monitor.server import Health, Server
+from monitor.status import StatusSite
 from monitor.store import SqliteStore, Store
 from probes.registry import ProbeResources, build_probe
 
@@ -58,6 +65,10 @@ class Daemon:
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         self.store: Store = store if store is not None else SqliteStore(path)
+        # The monthly report, computed in a child process that reads the same SQLite file.
+        self.reports = ReportsService(
+            config, path if store is None else None, self.clock, base_dir=base_dir
+        )
         self.metrics = Metrics(config)
         longest_timeout = max(p.timeout for s in config.services for p in s.probes)
         # A minute is sealed once every result that started in it has surely arrived.
@@ -77,7 +88,31 @@ class Daemon:
             flush_interval_s=config.storage.flush_interval,
         )
         self.metrics.registry.register(SlaCollector(self.figures, self.maintenance_active))
-        self.server = Server(config, self.metrics.registry, self.figures, self.health)
+        self.dispatcher = Dispatcher(
+            build_notifiers(config.alerting.notifiers), self.metrics.registry
+        )
+        self.alerter = Alerter(
+            config,
+            self.ledger,
+            self.store,
+            notify=self.dispatcher.submit,
+            in_maintenance=lambda service, ts: (
+                self.eligibility.maintenance_at(service, ts) is not None
+            ),
+        )
+        # The status page: incidents for users, and who among them is told of what.
+        self.notices = UserNotices(config, self.dispatcher.submit)
+        self.incidents = IncidentBook(self.store, self.clock, publish=self.notices.publish)
+        self.incident_detector = IncidentDetector(config, self.ledger, self.incidents)
+        self.server = Server(
+            config,
+            self.metrics.registry,
+            self.figures,
+            self.health,
+            alerts=self,
+            routes=StatusSite(self),
+            reports=self.reports,
+        )
         self.resources = ProbeResources(config.brokers)
         self.scheduler: Scheduler | None = None
         self._started_at = time.monotonic()
@@ -109,6 +144,24 @@ class Daemon:
         self.eligibility.replace_stored_maintenance(await self.store.list_maintenance())
         self._maintenance_version = version
         return True
+
+    async def list_alerts(self, status: str, limit: int) -> list[dict[str, Any]]:
+        """Active alerts, or the history (newest first) with those still active."""
+        active = [a.to_dict() for a in self.alerter.active()]
+        if status == "active":
+            return active[:limit]
+        known = {a["alert_id"] for a in active}
+        stored = [
+            a for a in await self.store.load_alerts(limit=limit) if a["alert_id"] not in known
+        ]
+        merged = sorted(active + stored, key=lambda a: -float(a["pending_since"]))
+        return merged[:limit]
+
+    async def acknowledge(self, alert_id: str, by: str) -> dict[str, Any]:
+        """Acknowledge a firing alert (KeyError when there is none with this id)."""
+        alert = self.alerter.acknowledge(alert_id, by, self.clock.now())
+        await self.alerter.save()
+        return alert.to_dict()
 
     def health(self) -> Health:
         """Healthy while the store takes writes."""
@@ -151,6 +204,9 @@ class Daemon:
         try:
             await self.reload_maintenance()
             await self.ledger.load(self.store, self.clock.now())
+            await self.alerter.load()
+            await self.incident_detector.load()
+            await self.dispatcher.start()
             await self.server.start()
             try:
                 jobs = await self._build_jobs()
@@ -169,6 +225,7 @@ class Daemon:
                     await job.probe.aclose()
                 await self.resources.aclose()
                 await self.server.stop()
+                await self.dispatcher.aclose()
         finally:
             await self.store.aclose()
         log.info(
@@ -190,8 +247,47 @@ class Daemon:
             group.create_task(schedule(), name="scheduler")
             group.create_task(self.collector.run(probes_done), name="collector")
             housekeeping = group.create_task(self._housekeeping(), name="housekeeping")
+            alerting = group.create_task(self._evaluate_alerts(), name="alerting")
+            detecting = group.create_task(self._detect_incidents(), name="incidents")
+            reporting = group.create_task(self.reports.run(), name="monthly-report")
             await probes_done.wait()
             housekeeping.cancel()
+            alerting.cancel()
+            detecting.cancel()
+            reporting.cancel()
+        with contextlib.suppress(StoreError):
+            await self.alerter.save()
+
+    async def _evaluate_alerts(self) -> None:
+        """Evaluate alert conditions every ``alerting.evaluation_interval``."""
+        interval = self.config.alerting.evaluation_interval
+        next_at = self.clock.monotonic() + interval
+        while self.config.alerting.enabled:
+            await self.clock.sleep_until(next_at)
+            next_at += interval
+            now = self.clock.now()
+            for event in self.alerter.evaluate(self.figures_at(now), now):
+                log.info("alert %s %s: %s", event.kind, event.alert_id, event.summary)
+            try:
+                await self.alerter.save()
+            except StoreError as exc:
+                log.error("could not store alert state (will retry): %s", exc)
+
+    def publish(self, event: StatusEvent) -> None:
+        """Tell the users subscribed to the event's service (``status.subscribers``)."""
+        self.notices.publish(event)
+
+    async def _detect_incidents(self) -> None:
+        """Open and resolve incidents from the availability minutes, every 10 s."""
+        interval = 10.0
+        next_at = self.clock.monotonic() + interval
+        while True:
+            await self.clock.sleep_until(next_at)
+            next_at += interval
+            try:
+                await self.incident_detector.evaluate(self.clock.now())
+            except StoreError as exc:
+                log.error("could not store incidents (will retry): %s", exc)
 
     async def _housekeeping(self) -> None:
         """Broker-state gauges and stored maintenance every second; pruning every hour."""

@@ -71,6 +71,31 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--config", required=True, type=Path)
 
     _add_maintenance_parser(commands)
+
+    from monitor.alerts_cli import add_alerts_parser
+    from monitor.report_cli import add_report_parser
+
+    add_report_parser(commands)
+    add_alerts_parser(commands)
+
+    rules = commands.add_parser(
+        "rules", help="write Prometheus recording and alerting rules generated from the config"
+    )
+    rules.add_argument("--out", required=True, type=Path, help="directory to write the rules to")
+    rules.add_argument(
+        "--config", type=Path, default=DEMO_CONFIG, help="config file (default: the demo config)"
+    )
+
+    boards = commands.add_parser(
+        "dashboards",
+        help="write Grafana dashboards generated from the config (or `preview` them as a PNG)",
+    )
+    boards.add_argument("action", nargs="?", choices=["write", "preview"], default="write")
+    boards.add_argument(
+        "--config", type=Path, default=DEMO_CONFIG, help="config file (default: the demo config)"
+    )
+    boards.add_argument("--out", required=True, type=Path, help="directory (write) or PNG path")
+    boards.add_argument("--prometheus", metavar="URL", help="Prometheus base URL (preview)")
     return parser
 
 
@@ -136,6 +161,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_until_signal(lambda stop: _simulate(config, stop))
         if args.command == "maintenance":
             return _maintenance(config, args)
+        if args.command == "rules":
+            return _rules(config, args.out)
+        if args.command == "alerts":
+            from monitor.alerts_cli import run_alerts
+
+            return run_alerts(config, args)
+        if args.command == "report":
+            from monitor.report_cli import run_report
+
+            return run_report(config, args)
+        if args.command == "dashboards":
+            return _dashboards(config, args)
     except ConfigError as exc:
         print(f"sla-monitor: config error:\n{exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -156,6 +193,27 @@ def _check_config(path: Path) -> int:
     probes = sum(len(s.probes) for s in config.services)
     objectives = sum(len(s.objectives) for s in config.services)
     print(f"{path}: OK ({len(config.services)} services, {probes} probes, {objectives} objectives)")
+    return EXIT_OK
+
+
+def _rules(config: Config, out: Path) -> int:
+    from monitor.rules import write_rules
+
+    for path in write_rules(config, out):
+        print(path)
+    return EXIT_OK
+
+
+def _dashboards(config: Config, args: argparse.Namespace) -> int:
+    from monitor import dashboards
+
+    if args.action == "preview":
+        if not args.prometheus:
+            raise _UsageError("dashboards preview needs --prometheus URL")
+        print(dashboards.preview(config, args.prometheus, args.out))
+        return EXIT_OK
+    for path in dashboards.write_dashboards(config, args.out):
+        print(path)
     return EXIT_OK
 
 

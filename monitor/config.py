@@ -296,6 +296,9 @@ class ServerConfig(_Strict):
     #: Environment variable holding the bearer token every write endpoint requires; with
     #: none configured, write endpoints answer 403.
     api_token_env: str | None = None
+    #: Whether the status page, its feed and the JSON API's reads are open to anyone;
+    #: when false they need the bearer token too (/metrics and /healthz stay open).
+    public_reads: bool = True
 
     @field_validator("listen")
     @classmethod
@@ -517,6 +520,50 @@ class AlertingConfig(_Strict):
         return self
 
 
+class StatusSubscriber(_Strict):
+    """Tell a service's users (not ops) about maintenance and incidents via a notifier."""
+
+    service: str
+    #: A name under ``alerting.notifiers`` (webhook, email or log).
+    notifier: str
+
+
+class StatusConfig(_Strict):
+    """The public status page, incident detection and user notifications."""
+
+    #: Title of the status page and its feed.
+    title: str = Field(default="Service status", min_length=1, max_length=200)
+    #: A detected incident opens after this many consecutive down minutes...
+    open_after_minutes: int = Field(default=1, ge=1, le=60)
+    #: ...and resolves after this many consecutive up minutes.
+    resolve_after_minutes: int = Field(default=5, ge=1, le=1440)
+    #: How often the page's live updates (server-sent events) are pushed.
+    refresh_interval: Duration = 5.0
+    #: Days of daily availability shown per service.
+    history_days: int = Field(default=90, ge=1, le=366)
+    subscribers: list[StatusSubscriber] = Field(default_factory=list)
+
+
+ReportFormat = Literal["html", "pdf", "md", "json", "csv"]
+
+
+def _all_report_formats() -> list[ReportFormat]:
+    return ["json", "html", "pdf", "md", "csv"]
+
+
+class ReportsConfig(_Strict):
+    """The monthly report: where closed months are archived and what the daemon writes."""
+
+    #: The daemon writes the previous month's report shortly after the month ends.
+    enabled: bool = True
+    #: Archive of frozen monthly reports (relative paths: from the working directory).
+    directory: str = "data/reports"
+    #: Documents archived with each version (the JSON figures are always archived).
+    formats: list[ReportFormat] = Field(default_factory=_all_report_formats, min_length=1)
+    #: How long after the month's end the daemon waits, so every minute is sealed.
+    delay: Duration = 600.0
+
+
 class Config(_Strict):
     """The whole configuration of one daemon."""
 
@@ -531,6 +578,8 @@ class Config(_Strict):
     #: A maintenance window excludes minutes only from its announcement plus this much.
     maintenance_lead_time: NonNegativeDuration = 0.0
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    status: StatusConfig = Field(default_factory=StatusConfig)
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
 
     @field_validator("timezone")
     @classmethod
@@ -583,6 +632,30 @@ class Config(_Strict):
                 k = service.depends_on.index(cycle[1])
                 raise _LocatedValueError(
                     f"dependency cycle: {' -> '.join(cycle)}", ("services", i, "depends_on", k)
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _subscribers_resolve(self) -> Config:
+        services = {s.name for s in self.services}
+        for i, subscriber in enumerate(self.status.subscribers):
+            loc: tuple[str | int, ...] = ("status", "subscribers", i)
+            if subscriber.service not in services:
+                raise _LocatedValueError(
+                    f"status subscriber of unknown service {subscriber.service!r}",
+                    (*loc, "service"),
+                )
+            notifier = self.alerting.notifiers.get(subscriber.notifier)
+            if notifier is None:
+                raise _LocatedValueError(
+                    f"status subscriber uses unknown notifier {subscriber.notifier!r}",
+                    (*loc, "notifier"),
+                )
+            if isinstance(notifier, AlertmanagerNotifierConfig):
+                # Alertmanager keeps an alert active until resolved: fit for ops, not users.
+                raise _LocatedValueError(
+                    "status subscribers cannot use an alertmanager notifier",
+                    (*loc, "notifier"),
                 )
         return self
 

@@ -6,11 +6,13 @@ Listens on 127.0.0.1 unless configured otherwise. Every route here only reads.
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -21,6 +23,32 @@ from monitor.figures import ObjectiveFigures
 from monitor.ledger import ROLLING
 
 log = logging.getLogger(__name__)
+
+
+class AlertsApi(Protocol):
+    """What the alert endpoints need from the daemon."""
+
+    async def list_alerts(self, status: str, limit: int) -> list[dict[str, Any]]:
+        """Alerts: ``active`` (pending and firing) or ``all`` (history, newest first)."""
+        ...
+
+    async def acknowledge(self, alert_id: str, by: str) -> dict[str, Any]:
+        """Acknowledge a firing alert; raise KeyError when there is no such active alert."""
+        ...
+
+
+class ExtraRoutes(Protocol):
+    """More routes (the status page and its API, monitor.status), given the token check."""
+
+    def register(
+        self, app: web.Application, authorized: Callable[[web.Request], web.Response | None]
+    ) -> None:
+        """Add routes to ``app``; writes call ``authorized`` first."""
+        ...
+
+
+#: Largest JSON body a write endpoint accepts.
+MAX_BODY_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,17 +75,30 @@ class Server:
         registry: CollectorRegistry,
         figures: Callable[[], list[ObjectiveFigures]],
         health: Callable[[], Health],
+        alerts: AlertsApi | None = None,
+        routes: ExtraRoutes | None = None,
+        reports: ExtraRoutes | None = None,
     ) -> None:
         self.config = config
+        self._alerts = alerts
+        variable = config.server.api_token_env
+        # Read once at start; the config names the variable, never the secret.
+        self._token = os.environ.get(variable) if variable else None
         self.registry = registry
         self._figures = figures
         self._health = health
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
-        self.app = web.Application(middlewares=[_json_errors])
+        self.app = web.Application(middlewares=[_json_errors], client_max_size=MAX_BODY_BYTES)
         self.app.router.add_get("/metrics", self.metrics)
         self.app.router.add_get("/healthz", self.healthz)
         self.app.router.add_get("/api/sla", self.sla)
+        self.app.router.add_get("/api/alerts", self.list_alerts)
+        self.app.router.add_post("/api/alerts/{alert_id}/ack", self.ack_alert)
+        if routes is not None:
+            routes.register(self.app, self._authorized)
+        if reports is not None:  # GET /api/reports/YYYY-MM (monitor.report_daemon)
+            reports.register(self.app, self._authorized)
 
     async def start(self) -> None:
         """Bind and serve."""
@@ -86,6 +127,59 @@ class Server:
         """Prometheus exposition."""
         body = generate_latest(self.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    def _authorized(self, request: web.Request) -> web.Response | None:
+        """None when the request carries the write token; else the error to answer."""
+        if self._token is None:
+            return _json_error(403, "writes are disabled: set server.api_token_env")
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), self._token.encode()
+        ):
+            return web.json_response(
+                {"error": "missing or wrong bearer token"},
+                status=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return None
+
+    async def list_alerts(self, request: web.Request) -> web.Response:
+        """Active alerts (default) or the alert history (``?status=all``)."""
+        if self._alerts is None:
+            return _json_error(404, "alerting is disabled")
+        status = request.query.get("status", "active")
+        if status not in ("active", "all"):
+            return _json_error(400, "status must be 'active' or 'all'")
+        try:
+            limit = int(request.query.get("limit", "100"))
+        except ValueError:
+            return _json_error(400, "limit must be an integer")
+        if not 1 <= limit <= 10_000:
+            return _json_error(400, "limit must be between 1 and 10000")
+        return web.json_response({"alerts": await self._alerts.list_alerts(status, limit)})
+
+    async def ack_alert(self, request: web.Request) -> web.Response:
+        """Acknowledge a firing alert: its escalation and repeats stop."""
+        refused = self._authorized(request)
+        if refused is not None:
+            return refused
+        if self._alerts is None:
+            return _json_error(404, "alerting is disabled")
+        by = "api"
+        if request.can_read_body:
+            try:
+                body = await request.json()
+            except ValueError:
+                return _json_error(400, "the body is not JSON")
+            if not isinstance(body, dict) or not isinstance(body.get("by", "api"), str):
+                return _json_error(400, 'the body must be an object like {"by": "name"}')
+            by = str(body.get("by", "api"))[:200]
+        try:
+            alert = await self._alerts.acknowledge(request.match_info["alert_id"], by)
+        except KeyError:
+            return _json_error(404, "no pending or firing alert has this id")
+        return web.json_response({"alert": alert})
 
     async def healthz(self, request: web.Request) -> web.Response:
         """200 when the daemon is probing and writing, 503 otherwise."""
@@ -127,6 +221,10 @@ class Server:
                 "services": list(services.values()),
             }
         )
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
 
 
 def _error_text(message: str) -> str:

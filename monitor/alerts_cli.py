@@ -1,0 +1,110 @@
+"""``sla-monitor alerts list|ack``: talks to the running daemon's API (its state is there)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from monitor.config import Config
+from monitor.errors import SlaMonitorError
+
+
+def add_alerts_parser(commands: Any) -> None:
+    """``alerts list`` and ``alerts ack ID``."""
+    alerts = commands.add_parser(
+        "alerts",
+        help="list or acknowledge the running daemon's alerts",
+        description="Reads and acknowledges alerts through the daemon's API at "
+        "server.listen; acknowledging needs the bearer token from server.api_token_env.",
+    )
+    alerts.add_argument("action", choices=["list", "ack"])
+    alerts.add_argument("alert_id", nargs="?", metavar="ID", help="ack: the alert's id")
+    alerts.add_argument("--config", required=True, type=Path, metavar="PATH")
+    alerts.add_argument("--all", action="store_true", help="list: the history, not only active")
+    alerts.add_argument("--by", metavar="NAME", help="ack: who (default: $USER)")
+    alerts.add_argument("--url", metavar="URL", help="the daemon's base URL (default: from config)")
+
+
+class _Refused(SlaMonitorError):
+    """The user must change something (exit 2)."""
+
+
+def run_alerts(config: Config, args: argparse.Namespace) -> int:
+    """Run the ``alerts`` command; returns the exit code (2: bad request, 1: failure)."""
+    try:
+        return _run(config, args)
+    except _Refused as exc:
+        print(f"sla-monitor: {exc}", file=sys.stderr)
+        return 2
+    except SlaMonitorError as exc:
+        print(f"sla-monitor: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(config: Config, args: argparse.Namespace) -> int:
+    host, port = config.server.host, config.server.port
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"  # listening on every address: reach it on loopback
+    base = args.url or f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=10) as client:
+            if args.action == "list":
+                status = "all" if args.all else "active"
+                response = client.get("/api/alerts", params={"status": status})
+                _raise_for(response)
+                _print_alerts(response.json()["alerts"])
+                return 0
+            if not args.alert_id:
+                raise _Refused("alerts ack needs the alert's ID (see `alerts list`)")
+            variable = config.server.api_token_env
+            token = os.environ.get(variable) if variable else None
+            if not token:
+                raise _Refused(
+                    "acknowledging needs the API token: set server.api_token_env in the config "
+                    "and that environment variable"
+                )
+            by = args.by or os.environ.get("USER") or "cli"
+            response = client.post(
+                f"/api/alerts/{args.alert_id}/ack",
+                json={"by": by},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            _raise_for(response)
+            alert = response.json()["alert"]
+            print(f"acknowledged {alert['alert_id']} ({alert['rule']} {alert['service']}) by {by}")
+            return 0
+    except httpx.TransportError as exc:
+        raise SlaMonitorError(f"cannot reach the daemon at {base}: {exc}") from None
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    try:
+        message = response.json().get("error", response.text)
+    except ValueError:
+        message = response.text
+    if response.status_code in (400, 401, 403, 404):
+        raise _Refused(f"HTTP {response.status_code}: {message}")
+    raise SlaMonitorError(f"HTTP {response.status_code}: {message}")
+
+
+def _print_alerts(alerts: list[dict[str, Any]]) -> None:
+    if not alerts:
+        print("no alerts")
+        return
+    if not sys.stdout.isatty():
+        print(json.dumps(alerts, indent=2))
+        return
+    for alert in alerts:
+        acked = f" acked by {alert['acknowledged_by']}" if alert.get("acknowledged_by") else ""
+        print(
+            f"{alert['alert_id']}  {alert['status']:<8} {alert['severity']:<7} "
+            f"{alert['rule']:<15} {alert['service']}/{alert.get('objective') or '-'}{acked}"
+        )

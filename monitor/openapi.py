@@ -1,0 +1,495 @@
+"""The JSON API's contract: request bodies (pydantic models, which also validate them) and
+the OpenAPI 3.1 description served at ``/api/openapi.json``.
+
+Request schemas are generated from the models, so the document cannot drift from what the
+server accepts; response schemas are written here, next to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from monitor import __version__
+from monitor.config import Config
+
+# --- request bodies -----------------------------------------------------------------------
+
+
+def _one_line(value: str | None) -> str | None:
+    """Whitespace collapsed (a reason or title is one line); blank is refused."""
+    if value is None:
+        return None
+    text = " ".join(value.split())
+    if not text:
+        raise ValueError("must not be blank")
+    return text
+
+
+def _not_blank(value: str) -> str:
+    """Surrounding whitespace removed; blank is refused."""
+    text = value.strip()
+    if not text:
+        raise ValueError("must not be blank")
+    return text
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("reason", "title", "by", check_fields=False)
+    @classmethod
+    def _line(cls, value: str | None) -> str | None:
+        return _one_line(value)
+
+    @field_validator("message", check_fields=False)
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return _not_blank(value)
+
+
+class MaintenanceIn(_Body):
+    """A maintenance window to announce (``POST``) or replace (``PUT``)."""
+
+    service: str = Field(min_length=1, max_length=200)
+    start: AwareDatetime
+    end: AwareDatetime
+    reason: str = Field(min_length=1, max_length=500, description="Shown to users.")
+    by: str = Field(default="api", min_length=1, max_length=100, description="Who announces.")
+
+
+class MaintenancePatch(_Body):
+    """Fields of a maintenance window to change (``PATCH``)."""
+
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    reason: str | None = Field(default=None, min_length=1, max_length=500)
+
+
+class IncidentIn(_Body):
+    """An incident an operator opens."""
+
+    service: str = Field(min_length=1, max_length=200)
+    title: str = Field(min_length=1, max_length=200)
+    message: str = Field(min_length=1, max_length=5000, description="The first update.")
+    started_at: AwareDatetime | None = Field(default=None, description="Default: now.")
+    by: str = Field(default="api", min_length=1, max_length=100)
+
+
+class IncidentUpdateIn(_Body):
+    """A human message added to an open incident's timeline."""
+
+    message: str = Field(min_length=1, max_length=5000)
+    status: Literal["investigating", "identified", "monitoring"] | None = Field(
+        default=None, description="Default: the incident's current status."
+    )
+    by: str = Field(default="api", min_length=1, max_length=100)
+
+
+class IncidentResolveIn(_Body):
+    """How an incident is closed."""
+
+    message: str = Field(default="Resolved.", min_length=1, max_length=5000)
+    by: str = Field(default="api", min_length=1, max_length=100)
+
+
+_BODIES: tuple[type[BaseModel], ...] = (
+    MaintenanceIn,
+    MaintenancePatch,
+    IncidentIn,
+    IncidentUpdateIn,
+    IncidentResolveIn,
+)
+
+_TIME = {"type": "string", "format": "date-time"}
+_TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
+_STRING_OR_NULL = {"type": ["string", "null"]}
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(properties: dict[str, Any], required: Iterable[str] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties if required is None else required),
+    }
+
+
+_RESPONSE_SCHEMAS: dict[str, Any] = {
+    "Error": _object({"error": {"type": "string"}}),
+    "Maintenance": _object(
+        {
+            "id": {"type": "string", "description": "A number, or cfg-... for config windows."},
+            "service": {"type": "string"},
+            "start": _TIME,
+            "end": _TIME,
+            "reason": {"type": "string"},
+            "announced_at": {
+                **_TIME_OR_NULL,
+                "description": "Null: announced long before (a config window without date).",
+            },
+            "status": {"enum": ["upcoming", "ongoing", "past"]},
+            "source": {"enum": ["config", "store"]},
+            "created_by": _STRING_OR_NULL,
+        }
+    ),
+    "IncidentUpdate": _object(
+        {
+            "id": {"type": "string"},
+            "at": _TIME,
+            "status": {"enum": ["investigating", "identified", "monitoring", "resolved"]},
+            "message": {"type": "string"},
+            "author": {"type": "string"},
+        }
+    ),
+    "Incident": _object(
+        {
+            "id": {"type": "string"},
+            "service": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"enum": ["investigating", "identified", "monitoring", "resolved"]},
+            "source": {"enum": ["detected", "operator"]},
+            "objective": _STRING_OR_NULL,
+            "started_at": _TIME,
+            "resolved_at": _TIME_OR_NULL,
+            "created_by": {"type": "string"},
+            "updates": {"type": "array", "items": _ref("IncidentUpdate")},
+        }
+    ),
+    "ServiceStatus": _object(
+        {
+            "name": {"type": "string"},
+            "description": {"type": "string"},
+            "state": {"enum": ["operational", "degraded", "down", "maintenance"]},
+            "objectives": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "name": {"type": "string"},
+                        "kind": {"enum": ["latency", "availability"]},
+                        "target": {"type": "number"},
+                        "threshold_s": _NUMBER_OR_NULL,
+                        "month": {
+                            **_NUMBER_OR_NULL,
+                            "description": "Compliance this calendar month to date.",
+                        },
+                        "met": {"type": ["boolean", "null"]},
+                        "burn_rate_1h": _NUMBER_OR_NULL,
+                        "burn_rate_24h": _NUMBER_OR_NULL,
+                    }
+                ),
+            },
+            "maintenance": {"type": "array", "items": _ref("Maintenance")},
+            "history": {
+                "type": "array",
+                "description": "Daily availability, oldest first (local days).",
+                "items": _object(
+                    {
+                        "date": {"type": "string", "format": "date"},
+                        "availability": _NUMBER_OR_NULL,
+                        "up_minutes": {"type": "integer"},
+                        "down_minutes": {"type": "integer"},
+                        "level": {"enum": ["ok", "warn", "bad", "none"]},
+                        "incidents": {"type": "array", "items": {"type": "string"}},
+                    }
+                ),
+            },
+        },
+        required=["name", "description", "state", "objectives", "maintenance"],
+    ),
+    "Status": _object(
+        {
+            "generated_at": _TIME,
+            "title": {"type": "string"},
+            "timezone": {"type": "string"},
+            "overall": {"enum": ["operational", "degraded", "down", "maintenance"]},
+            "services": {"type": "array", "items": _ref("ServiceStatus")},
+            "maintenance": {"type": "array", "items": _ref("Maintenance")},
+            "incidents": {"type": "array", "items": _ref("Incident")},
+        }
+    ),
+    "Sla": _object(
+        {
+            "generated_at": _TIME,
+            "version": {"type": "string"},
+            "timezone": {"type": "string"},
+            "windows": {"type": "object", "additionalProperties": {"type": "string"}},
+            "services": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "name": {"type": "string"},
+                        "description": {"type": "string"},
+                        "objectives": {"type": "array", "items": {"type": "object"}},
+                    }
+                ),
+            },
+        }
+    ),
+    "Alert": {"type": "object", "required": ["alert_id"]},
+}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    meaning = {
+        400: "Bad input (malformed JSON, unknown service, end before start...).",
+        401: "Missing or wrong bearer token.",
+        403: "Writes are disabled (no server.api_token_env configured).",
+        404: "Not found.",
+        409: "Conflict (already resolved, or a window defined in the config file).",
+        413: "Body larger than 16 KiB.",
+    }
+    return {str(code): _json(_ref("Error"), meaning[code]) for code in codes}
+
+
+def _body(model: str, *, required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+_WRITE = (400, 401, 403, 413)
+
+
+def openapi_document(config: Config, routes: Iterable[str] = ()) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the API served with ``config``.
+
+    Args:
+        config: the daemon's config (services become an enum; reads may need the token).
+        routes: the server's route paths; optional endpoints (reports) are described only
+            when present.
+    """
+    services = {"type": "string", "enum": [s.name for s in config.services]}
+    public = config.server.public_reads
+    read_security: list[dict[str, list[str]]] = [] if public else [{"bearer": []}]
+    read_errors = () if public else (401, 403)
+    write: dict[str, Any] = {"security": [{"bearer": []}]}
+
+    def read(summary: str, schema: dict[str, Any], *errors: int, **extra: Any) -> dict[str, Any]:
+        responses = {"200": _json(schema, "OK"), **_errors(*sorted({*errors, *read_errors}))}
+        return {"summary": summary, "security": read_security, "responses": responses, **extra}
+
+    def wrapped(key: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return _object({key: schema})
+
+    maintenance_list = wrapped("maintenance", {"type": "array", "items": _ref("Maintenance")})
+    one_window = wrapped("maintenance", _ref("Maintenance"))
+    one_incident = wrapped("incident", _ref("Incident"))
+    paths: dict[str, Any] = {
+        "/api/status": {
+            "get": read(
+                "What the status page shows: states, figures, maintenance, incidents.",
+                _ref("Status"),
+            )
+        },
+        "/api/sla": {
+            "get": read(
+                "Every service and objective: target, compliance per window, budgets.",
+                _ref("Sla"),
+                404,
+                parameters=[_query("service", {"type": "string"}, "Only this service.")],
+            )
+        },
+        "/api/maintenance": {
+            "get": read(
+                "Maintenance windows (config and announced), ordered by start.",
+                maintenance_list,
+                400,
+                parameters=[
+                    _query("scope", {"enum": ["current", "all"]}, "current: not ended yet."),
+                    _query("service", {"type": "string"}, "Only this service."),
+                ],
+            ),
+            "post": {
+                "summary": "Announce a maintenance window (announced now; users are told).",
+                **write,
+                "requestBody": _body("MaintenanceIn"),
+                "responses": {"201": _json(one_window, "Created"), **_errors(*_WRITE)},
+            },
+        },
+        "/api/maintenance/{id}": {
+            "parameters": [_path("id")],
+            "put": {
+                "summary": "Replace a stored window's times and reason.",
+                **write,
+                "requestBody": _body("MaintenanceIn"),
+                "responses": {"200": _json(one_window, "Changed"), **_errors(*_WRITE, 404, 409)},
+            },
+            "patch": {
+                "summary": "Change some of a stored window's start, end and reason.",
+                **write,
+                "requestBody": _body("MaintenancePatch"),
+                "responses": {"200": _json(one_window, "Changed"), **_errors(*_WRITE, 404, 409)},
+            },
+            "delete": {
+                "summary": "Cancel a stored window (kept for the audit trail).",
+                **write,
+                "parameters": [_query("by", {"type": "string"}, "Who cancels it.")],
+                "responses": {
+                    "200": _json(wrapped("removed", _ref("Maintenance")), "Cancelled"),
+                    **_errors(401, 403, 404, 409),
+                },
+            },
+        },
+        "/api/incidents": {
+            "get": read(
+                "Incidents, newest first.",
+                wrapped("incidents", {"type": "array", "items": _ref("Incident")}),
+                400,
+                parameters=[
+                    _query("status", {"enum": ["open", "all"]}, "Default: all."),
+                    _query("service", {"type": "string"}, "Only this service."),
+                    _query(
+                        "limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Default 100."
+                    ),
+                ],
+            ),
+            "post": {
+                "summary": "Open an incident by hand; users are told.",
+                **write,
+                "requestBody": _body("IncidentIn"),
+                "responses": {"201": _json(one_incident, "Opened"), **_errors(*_WRITE)},
+            },
+        },
+        "/api/incidents/{id}": {
+            "parameters": [_path("id")],
+            "get": read("One incident with its timeline.", one_incident, 404),
+        },
+        "/api/incidents/{id}/updates": {
+            "parameters": [_path("id")],
+            "post": {
+                "summary": "Add a human message to an open incident (detected ones too).",
+                **write,
+                "requestBody": _body("IncidentUpdateIn"),
+                "responses": {"201": _json(one_incident, "Added"), **_errors(*_WRITE, 404, 409)},
+            },
+        },
+        "/api/incidents/{id}/resolve": {
+            "parameters": [_path("id")],
+            "post": {
+                "summary": "Resolve an open incident; users are told.",
+                **write,
+                "requestBody": _body("IncidentResolveIn", required=False),
+                "responses": {
+                    "200": _json(one_incident, "Resolved"),
+                    **_errors(*_WRITE, 404, 409),
+                },
+            },
+        },
+        "/api/alerts": {
+            "get": read(
+                "Active alerts (default) or the history.",
+                wrapped("alerts", {"type": "array", "items": _ref("Alert")}),
+                400,
+                404,
+                parameters=[
+                    _query("status", {"enum": ["active", "all"]}, "Default: active."),
+                    _query(
+                        "limit", {"type": "integer", "minimum": 1, "maximum": 10000}, "Default 100."
+                    ),
+                ],
+            )
+        },
+        "/api/alerts/{alert_id}/ack": {
+            "parameters": [_path("alert_id")],
+            "post": {
+                "summary": "Acknowledge a firing alert: escalation and repeats stop.",
+                **write,
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"by": {"type": "string", "maxLength": 200}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(wrapped("alert", _ref("Alert")), "Acknowledged"),
+                    **_errors(*_WRITE, 404),
+                },
+            },
+        },
+        "/feed.atom": {
+            "get": {
+                "summary": "Incidents and maintenance as an Atom feed.",
+                "security": read_security,
+                "parameters": [_query("lang", {"enum": ["en", "fr", "nl"]}, "Language.")],
+                "responses": {
+                    "200": {
+                        "description": "Atom 1.0",
+                        "content": {"application/atom+xml": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(*read_errors),
+                },
+            }
+        },
+    }
+    if "/api/reports/{month}" in set(routes):
+        paths["/api/reports/{month}"] = {
+            "parameters": [
+                {
+                    "name": "month",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": r"^[0-9]{4}-[0-9]{2}$"},
+                    "description": "YYYY-MM",
+                }
+            ],
+            "get": read(
+                "The monthly SLA report of a calendar month.",
+                {"type": "object"},
+                400,
+                404,
+                parameters=[_query("service", {"type": "string"}, "Only this service.")],
+            ),
+        }
+    schemas: dict[str, Any] = dict(_RESPONSE_SCHEMAS)
+    for model in _BODIES:
+        schemas[model.__name__] = model.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+    for name in ("MaintenanceIn", "IncidentIn"):
+        schemas[name]["properties"]["service"] = {**services}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "sla-monitor API",
+            "version": __version__,
+            "description": (
+                "Status, SLA figures, planned maintenance, incidents and alerts of the "
+                "monitored network services. Times are RFC 3339; writes need "
+                "`Authorization: Bearer <token>` (the token is read from the environment "
+                'variable named by server.api_token_env). Errors are `{"error": "..."}`.'
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

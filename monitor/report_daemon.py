@@ -1,0 +1,304 @@
+"""The report inside the daemon: the previous month written automatically after it ends,
+and ``GET /api/reports/YYYY-MM?format=json|html|md|csv|pdf[&service=NAME]``.
+
+Computing and rendering a report is CPU work of seconds to minutes (matplotlib,
+WeasyPrint, a month of rollups). Done in the daemon's process it would hold the GIL and
+delay the probes' event loop, whose timing *is* the measurement. So it runs in a child
+process (``python -m monitor.report_daemon``, at a lower CPU priority) that reads the same
+SQLite file and writes the same archive; the daemon only waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from monitor.clock import Clock
+from monitor.config import Config
+from monitor.eligibility import month_of, previous_month
+from monitor.report import BadMonthError, Month, NoDataError, ReportError
+from monitor.report_render import CONTENT_TYPE, FORMATS
+
+log = logging.getLogger(__name__)
+
+#: How often the daemon checks whether a month ended and needs its report.
+CHECK_INTERVAL_S = 300.0
+#: After a failed attempt, the next one waits this long.
+RETRY_AFTER_S = 3600.0
+
+
+class ReportJobError(ReportError):
+    """The report child process failed."""
+
+
+async def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Run one job in a child process and return its answer (a JSON object).
+
+    Cancelling the caller kills the child, so a stopping daemon never waits for a report.
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor.report_daemon",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await process.communicate(json.dumps(job).encode())
+    except asyncio.CancelledError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        raise
+    try:
+        answer: dict[str, Any] = json.loads(stdout.decode().strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        detail = stderr.decode(errors="replace").strip().splitlines()[-3:]
+        raise ReportJobError(
+            f"report process exited {process.returncode}: {' | '.join(detail)}"
+        ) from None
+    return answer
+
+
+def _job(config: Config, store: Path, directory: Path, **fields: Any) -> dict[str, Any]:
+    return {
+        "config": config.model_dump(mode="json"),
+        "store": str(store),
+        "directory": str(directory),
+        **fields,
+    }
+
+
+class ReportsService:
+    """The daemon's report work: the monthly writer task and the API route.
+
+    Args:
+        config: the daemon's config (its ``reports`` section).
+        store_path: the SQLite file the child reads; None when the daemon's store is not
+            a file (tests): then nothing is written and the route answers 503.
+        clock: wall time.
+        base_dir: folder a relative ``reports.directory`` is resolved against.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        store_path: Path | None,
+        clock: Clock,
+        base_dir: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.store_path = store_path.resolve() if store_path is not None else None
+        self.clock = clock
+        directory = Path(config.reports.directory)
+        if not directory.is_absolute() and base_dir is not None:
+            directory = base_dir / directory
+        self.directory = directory.resolve()
+        self._done: set[str] = set()  # months written (or without data) by this process
+        self._retry_at: dict[str, float] = {}
+        self._one_at_a_time = asyncio.Lock()
+
+    # --- the monthly writer -----------------------------------------------------------
+
+    async def run(self) -> None:
+        """Check every few minutes whether the previous month needs its report."""
+        if not self.config.reports.enabled or self.store_path is None:
+            return
+        while True:
+            await self.check()
+            await asyncio.sleep(CHECK_INTERVAL_S)
+
+    def due_month(self, now: float) -> Month | None:
+        """The month whose report is due at ``now``: the previous one, once its end plus
+        ``reports.delay`` has passed."""
+        zone = self.config.zone
+        current = Month(*month_of(int(now // 60), zone))
+        target = Month(*previous_month(current.year, current.month))
+        _, after = target.bounds(zone)
+        if now < after * 60 + self.config.reports.delay:
+            return None
+        return target
+
+    async def check(self) -> dict[str, Any] | None:
+        """Write the due month's report if it is not archived yet; returns the child's
+        answer (None when nothing was due)."""
+        now = self.clock.now()
+        month = self.due_month(now)
+        if month is None or str(month) in self._done or self.store_path is None:
+            return None
+        if now < self._retry_at.get(str(month), 0.0):
+            return None
+        job = _job(
+            self.config,
+            self.store_path,
+            self.directory,
+            action="archive",
+            month=str(month),
+            now=now,
+            created_by="daemon",
+        )
+        try:
+            async with self._one_at_a_time:
+                answer = await run_job(job)
+        except (OSError, ReportJobError) as exc:
+            log.error("monthly report %s failed (retry in 1 h): %s", month, exc)
+            self._retry_at[str(month)] = now + RETRY_AFTER_S
+            return None
+        status = answer.get("status")
+        if status == "ok":
+            self._done.add(str(month))
+            if answer.get("created"):
+                log.info(
+                    "monthly report %s written: version %s in %s (%s)",
+                    month,
+                    answer.get("version"),
+                    answer.get("path"),
+                    ", ".join(answer.get("documents", [])),
+                )
+            else:
+                log.info("monthly report %s already archived in %s", month, answer.get("path"))
+        elif status == "no-data":
+            self._done.add(str(month))
+            log.info("monthly report %s not written: %s", month, answer.get("message"))
+        else:
+            log.error("monthly report %s failed (retry in 1 h): %s", month, answer.get("message"))
+            self._retry_at[str(month)] = now + RETRY_AFTER_S
+        return answer
+
+    # --- the API ----------------------------------------------------------------------
+
+    def register(
+        self, app: web.Application, authorized: Callable[[web.Request], web.Response | None]
+    ) -> None:
+        """Add ``GET /api/reports/{month}``."""
+        self._authorized = authorized
+        app.router.add_get("/api/reports/{month}", self.handle)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """The month's report in ``?format=`` (default json), as the CLI would give it."""
+        if not self.config.server.public_reads:
+            refused = self._authorized(request)
+            if refused is not None:
+                return refused
+        try:
+            month = Month.parse(request.match_info["month"])
+        except BadMonthError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        fmt = request.query.get("format", "json")
+        if fmt not in FORMATS:
+            return web.json_response(
+                {"error": f"format must be one of {', '.join(FORMATS)}"}, status=400
+            )
+        service = request.query.get("service")
+        names = [s.name for s in self.config.services]
+        if service is not None and service not in names:
+            return web.json_response({"error": f"unknown service {service!r}"}, status=404)
+        if self.store_path is None:
+            return web.json_response({"error": "reports need a SQLite store"}, status=503)
+        handle, out = tempfile.mkstemp(prefix="sla-report-", suffix=f".{fmt}")
+        os.close(handle)
+        try:
+            job = _job(
+                self.config,
+                self.store_path,
+                self.directory,
+                action="render",
+                month=str(month),
+                now=self.clock.now(),
+                created_by="api",
+                format=fmt,
+                service=service,
+                out=out,
+            )
+            async with self._one_at_a_time:
+                answer = await run_job(job)
+            if answer.get("status") == "no-data":
+                return web.json_response({"error": answer.get("message")}, status=404)
+            if answer.get("status") != "ok":
+                log.error("report %s failed: %s", month, answer.get("message"))
+                return web.json_response({"error": "the report could not be made"}, status=500)
+            body = await asyncio.to_thread(Path(out).read_bytes)
+        finally:
+            await asyncio.to_thread(Path(out).unlink, missing_ok=True)
+        headers = {"Content-Type": CONTENT_TYPE[fmt]}
+        if answer.get("provisional"):
+            headers["X-Report-Provisional"] = "true"
+        if answer.get("version") is not None:
+            headers["X-Report-Version"] = str(answer["version"])
+            headers["X-Report-Figures-SHA256"] = str(answer.get("figures_sha256", ""))
+        if fmt == "pdf":
+            headers["Content-Disposition"] = f'inline; filename="sla-report-{month}.pdf"'
+        return web.Response(body=body, headers=headers)
+
+
+# --- the child process ------------------------------------------------------------------
+
+
+async def _child(job: dict[str, Any], store_path: Path) -> tuple[dict[str, Any], bytes | None]:
+    """Produce (and archive when closed) the job's month; the rendered bytes for a
+    ``render`` job."""
+    from monitor.report_archive import ReportArchive, output, produce
+    from monitor.store import SqliteStore
+
+    config = Config.model_validate(job["config"])
+    month = Month.parse(job["month"])
+    archive = ReportArchive(job["directory"])
+    store = SqliteStore(store_path)
+    await store.open()
+    try:
+        produced = await produce(
+            config, store, archive, month, now=float(job["now"]), created_by=job["created_by"]
+        )
+    finally:
+        await store.aclose()
+    data = None
+    if job["action"] == "render":
+        data = output(produced, archive, job["format"], job.get("service"))
+    version = produced.version
+    answer = {
+        "status": "ok",
+        "month": str(month),
+        "verdict": produced.report.verdict,
+        "provisional": produced.report.period.provisional,
+        "created": produced.created,
+        "version": version.number if version else None,
+        "path": str(version.path) if version else None,
+        "figures_sha256": version.figures_sha256 if version else None,
+        "documents": sorted(version.documents) if version else [],
+    }
+    return answer, data
+
+
+def main() -> None:
+    """Child entry point: one JSON job on stdin, one JSON answer line on stdout."""
+    with contextlib.suppress(OSError):
+        os.nice(10)  # below the daemon: its probes' timing comes first
+    logging.basicConfig(level=logging.WARNING)
+    job = json.loads(sys.stdin.read())
+    store_path = Path(job["store"])
+    try:
+        if not store_path.exists():
+            raise NoDataError(f"no data: the store {store_path} does not exist")
+        answer, data = asyncio.run(_child(job, store_path))
+        if data is not None:
+            Path(job["out"]).write_bytes(data)
+    except NoDataError as exc:
+        answer = {"status": "no-data", "message": str(exc)}
+    except Exception as exc:  # reported to the daemon, which logs it and retries
+        answer = {"status": "error", "message": f"{type(exc).__name__}: {exc}"}
+    print(json.dumps(answer), flush=True)
+
+
+if __name__ == "__main__":
+    main()

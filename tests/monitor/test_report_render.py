@@ -1,0 +1,203 @@
+"""The report's documents: JSON (schema), CSV, Markdown, HTML with charts, PDF (WeasyPrint;
+its text read back with pypdf, its first page rendered with pdftoppm into artifacts/)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from monitor.report import Month, Report, year_report
+from monitor.report_render import CSV_COLUMNS, render, render_year
+from tests.monitor import report_scenario as sc
+
+pytestmark = pytest.mark.timeout(300)
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
+    """October's report of the seeded month."""
+    path = sc.seed_file(tmp_path_factory.mktemp("render") / "seeded.sqlite3")
+    report: Report = sc.report_of(path)
+    return report
+
+
+def _pct(ratio: float | None, digits: int = 3) -> str:
+    assert ratio is not None
+    return f"{ratio * 100:.{digits}f} %"
+
+
+def test_json_is_the_model_with_a_documented_schema(report: Report) -> None:
+    document = json.loads(render(report, "json"))
+    assert document == report.model_dump(mode="json")
+    assert list(document) == [
+        "schema_version", "kind", "generator", "generated_at", "version", "period", "verdict",
+        "counts", "services", "corrections", "method",
+    ]  # fmt: skip
+    assert (document["schema_version"], document["kind"]) == (1, "sla-monthly-report")
+    # docs/report.schema.json documents the keys; a change to the model must update it.
+    schema = json.loads((ROOT / "docs" / "report.schema.json").read_text())
+    assert schema == json.loads(json.dumps(Report.model_json_schema(), sort_keys=True))
+    assert Report.model_validate_json(render(report, "json")) == report
+
+
+def test_csv_has_one_row_per_service_objective_and_day(report: Report) -> None:
+    rows = list(csv.DictReader(io.StringIO(render(report, "csv").decode())))
+    objectives = sum(len(s.objectives) for s in report.services)  # 3 + 2
+    assert len(rows) == objectives * 31 == 155
+    assert tuple(rows[0]) == CSV_COLUMNS
+    by_key = {(r["service"], r["objective"], r["date"]): r for r in rows}
+    for objective in report.objectives():
+        for day in objective.days:
+            row = by_key[(objective.service, objective.objective, day.date)]
+            assert int(row["valid"]) == day.valid
+            assert int(row["good"]) == day.good
+            assert int(row["minutes"]) == day.minutes
+            if day.compliance is not None:
+                assert float(row["compliance"]) == day.compliance
+    dst = by_key[("core", "availability", "2026-10-25")]
+    assert (dst["minutes"], dst["up"], dst["unmonitored"], dst["p99_s"]) == (
+        "1500",
+        "1380",
+        "120",
+        "",
+    )
+    latency = by_key[("core", "online-1s", "2026-10-25")]
+    assert latency["up"] == ""
+    assert float(latency["p99_s"]) > 0
+
+
+def _figures(report: Report) -> list[str]:
+    """Texts every human-readable format must show (formatted independently here)."""
+    texts = ["2026-10", "PASS"]
+    for objective in report.objectives():
+        texts += [
+            _pct(objective.achieved),
+            f"{objective.margin * 100:+.3f} pp" if objective.margin is not None else "",
+            f"{objective.valid:,}",
+            f"{objective.bad:,}",
+        ]
+        for day in objective.days:
+            texts.append(_pct(day.compliance) if day.compliance is not None else "n/a")
+    for service in report.services:
+        for incident in service.incidents:
+            texts += [incident.start[:10] + " " + incident.start[11:16], incident.cause]
+        for window in service.maintenance:
+            texts.append(window.start[:10] + " " + window.start[11:16])
+        for _alert in service.alerts:
+            texts.append("alice")
+    return texts
+
+
+@pytest.mark.parametrize("fmt", ["md", "html"])
+def test_markdown_and_html_show_the_same_figures(report: Report, fmt: str) -> None:
+    text = render(report, fmt).decode()
+    if fmt == "html":
+        text = html.unescape(text)
+    for figure in _figures(report):
+        assert figure in text, figure
+    assert "LATE" in text  # the maintenance announced after its start
+    assert "Method" in text
+    assert "monotonic clock" in text
+
+
+def test_html_embeds_black_and_white_readable_svg_charts(report: Report) -> None:
+    page = render(report, "html").decode()
+    images = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', page)
+    # One figure per service: daily compliance, then the percentiles of each probe set.
+    assert len(images) == 2
+    svg = base64.b64decode(images[0]).decode()
+    assert svg.lstrip().startswith("<?xml")
+    assert "<svg" in svg
+    # Series differ by dash pattern and marker, not only by colour.
+    assert len(set(re.findall(r"stroke-dasharray: ([0-9., ]+)", svg))) >= 2
+    assert "online-1s (target 99 %)" in svg
+
+
+def test_provisional_documents_say_so(tmp_path: Path) -> None:
+    path = sc.seed_file(tmp_path / "seeded.sqlite3")
+    provisional: Report = sc.report_of(path, now=sc.local("2026-10-20T12:00"))
+    for fmt in ("md", "html"):
+        assert "PROVISIONAL, TO DATE" in render(provisional, fmt).decode()
+    rows = list(csv.DictReader(io.StringIO(render(provisional, "csv").decode())))
+    assert {r["provisional"] for r in rows} == {"true"}
+    assert len(rows) == 5 * 20
+
+
+def test_pdf_summary_table_and_first_page_image(report: Report) -> None:
+    pdf = render(report, "pdf")
+    assert pdf.startswith(b"%PDF-")
+    ARTIFACTS.mkdir(exist_ok=True)
+    target = ARTIFACTS / "report-2026-10.pdf"
+    target.write_bytes(pdf)
+    reader = PdfReader(io.BytesIO(pdf))
+    assert len(reader.pages) >= 4
+    first = reader.pages[0].extract_text()
+    assert "SLA report — 2026-10" in first
+    assert "Overall verdict" in first
+    assert "5 passed, 0 failed" in first
+    summary = first[first.index("Summary") :]
+    for objective in report.objectives():
+        assert objective.objective in summary
+        assert _pct(objective.achieved) in summary
+        assert f"{objective.valid:,}" in summary
+    assert summary.count("PASS") >= 5
+    everything = "\n".join(page.extract_text() for page in reader.pages)
+    assert "2026-10-14 10:00" in everything  # the outage's incident
+    pdftoppm = shutil.which("pdftoppm")
+    assert pdftoppm is not None, "pdftoppm is missing: apt-get install poppler-utils"
+    prefix = ARTIFACTS / "report-2026-10-page1"
+    subprocess.run(
+        [
+            pdftoppm,
+            "-png",
+            "-r",
+            "80",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            "-singlefile",
+            str(target),
+            str(prefix),
+        ],
+        check=True,
+        timeout=60,
+    )
+    image = prefix.with_suffix(".png")
+    assert image.read_bytes().startswith(b"\x89PNG")
+    assert image.stat().st_size > 10_000
+
+
+def test_yearly_summary_side_by_side(report: Report) -> None:
+    months = [(Month(2026, m), None, "no data") for m in range(1, 10)]
+    summary = year_report(
+        sc.config(),
+        2026,
+        [*months, (Month(2026, 10), report, "final"),
+         (Month(2026, 11), None, "no data"), (Month(2026, 12), None, "not started")],
+        sc.NOW,
+    )  # fmt: skip
+    assert [m.status for m in summary.months][9:] == ["final", "no data", "not started"]
+    row = next(r for r in summary.rows if r.objective == "online-1s")
+    cell = row.months["2026-10"]
+    assert cell is not None
+    assert cell.achieved == report.objectives()[0].achieved
+    assert row.months["2026-09"] is None
+    markdown = render_year(summary, "md").decode()
+    assert _pct(cell.achieved, 2) + " PASS" in markdown
+    rows = list(csv.DictReader(io.StringIO(render_year(summary, "csv").decode())))
+    assert len(rows) == 5 * 12
+    assert render_year(summary, "pdf").startswith(b"%PDF-")
