@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import playwright.async_api as playwright_api
 import pytest
 
 from monitor.app import Daemon
@@ -25,17 +25,11 @@ from simulator.settings import SimulatorSettings
 from tests.fakes import FakeClock
 from tests.support.stack import daemon_config, validate
 
-playwright_api = pytest.importorskip("playwright.async_api")
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.timeout(180),
-    pytest.mark.skipif(
-        shutil.which("chromium") is None, reason="needs Debian's chromium (make system-packages)"
-    ),
-]
+# A missing browser is a failure, never a skip: `make test` installs Debian's chromium.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 CHROMIUM = "/usr/bin/chromium"
+assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run `make test` (it installs it)"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
