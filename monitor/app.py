@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -246,10 +246,20 @@ class Daemon:
         async with asyncio.TaskGroup() as group:
             group.create_task(schedule(), name="scheduler")
             group.create_task(self.collector.run(probes_done), name="collector")
-            housekeeping = group.create_task(self._housekeeping(), name="housekeeping")
-            alerting = group.create_task(self._evaluate_alerts(), name="alerting")
-            detecting = group.create_task(self._detect_incidents(), name="incidents")
-            reporting = group.create_task(self.reports.run(), name="monthly-report")
+            # A bug in a side task must not take the probes and the collector down with it
+            # (the TaskGroup would cancel them, and staged results would be lost).
+            housekeeping = group.create_task(
+                _keep_running("housekeeping", self._housekeeping), name="housekeeping"
+            )
+            alerting = group.create_task(
+                _keep_running("alerting", self._evaluate_alerts), name="alerting"
+            )
+            detecting = group.create_task(
+                _keep_running("incidents", self._detect_incidents), name="incidents"
+            )
+            reporting = group.create_task(
+                _keep_running("monthly report", self.reports.run), name="monthly-report"
+            )
             await probes_done.wait()
             housekeeping.cancel()
             alerting.cancel()
@@ -314,3 +324,14 @@ class Daemon:
                     if deleted:
                         log.info("pruned %d old rows", deleted)
             await asyncio.sleep(1.0)
+
+
+async def _keep_running(name: str, loop: Callable[[], Awaitable[None]]) -> None:
+    """Run a side loop; if it fails, log it and start it again after a pause."""
+    while True:
+        try:
+            await loop()
+            return
+        except Exception:
+            log.exception("%s failed; restarting it in 5 s", name)
+            await asyncio.sleep(5.0)

@@ -64,10 +64,13 @@ class Collector:
     def accept(self, result: Result) -> None:
         """Count one result in metrics and ledger and stage it for the store."""
         self.accepted += 1
-        self.metrics.accepted.inc()
-        self.metrics.observe(result)
-        self.ledger.add(result)
-        self._pending.append(result)
+        self._pending.append(result)  # first: whatever fails below, the result is stored
+        try:
+            self.metrics.accepted.inc()
+            self.metrics.observe(result)
+            self.ledger.add(result)
+        except Exception:  # a bug here must not stop the collector; a restart recounts
+            log.exception("could not count a result of %s/%s", result.service, result.probe)
         key = (result.service, result.probe, result.minute)
         delta = self._deltas.get(key)
         if delta is None:

@@ -256,8 +256,9 @@ class Ledger:
     # --- feeding ----------------------------------------------------------------------
 
     def thresholds_of(self, service: str, probe: str) -> tuple[float, ...]:
-        """The thresholds a probe's results are counted against."""
-        return self._probes[(service, probe)].thresholds
+        """The thresholds a probe's results are counted against (none for an unknown one)."""
+        ledger = self._probes.get((service, probe))
+        return ledger.thresholds if ledger is not None else ()
 
     def add(self, result: Result) -> None:
         """Count a result in its minute (open, or already sealed if it arrived late)."""
