@@ -28,12 +28,6 @@ def main() -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument(
-        "--store",
-        choices=["current", "batched"],
-        default="current",
-        help="batched: EXPERIMENT, patch in bench/_batched_store.py (the proposed fix)",
-    )
-    parser.add_argument(
         "--mqtt-inflight",
         type=int,
         default=0,
@@ -42,10 +36,6 @@ def main() -> int:
     args = parser.parse_args()
     if args.mqtt_inflight:
         _override_mqtt_inflight(args.mqtt_inflight)
-    if args.store == "batched":
-        import _batched_store
-
-        _batched_store.install()
     if args.loop == "uvloop":
         import uvloop
 

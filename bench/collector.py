@@ -9,7 +9,7 @@ written (committed) per second from the first put until the final flush after
 ``--seconds`` of production; "accept only" is the same with the store writes skipped.
 
     python bench/collector.py [--seconds 10] [--repeats 3] [--probes 100]
-        [--store sqlite|batched|memory] [--profile FILE]
+        [--store sqlite|memory] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -133,8 +133,7 @@ def main() -> None:
     parser.add_argument(
         "--store",
         default="sqlite",
-        help="comma list of: sqlite (the daemon's), batched (EXPERIMENT: the proposed "
-        "fix, bench/_batched_store.py), memory (no store cost)",
+        help="comma list of: sqlite (the daemon's), memory (no store cost)",
     )
     parser.add_argument("--profile", type=Path, help="cProfile one extra run into this file")
     args = parser.parse_args()
@@ -171,12 +170,7 @@ _ORIGINAL_WRITE = SqliteStore.write_batch
 
 
 def _use_store(kind: str) -> None:
-    if kind == "batched":
-        import _batched_store
-
-        _batched_store.install()
-    else:
-        SqliteStore.write_batch = _ORIGINAL_WRITE  # type: ignore[method-assign]
+    SqliteStore.write_batch = _ORIGINAL_WRITE  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

@@ -310,12 +310,6 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, help="record the daemon with py-spy into this folder"
     )
-    parser.add_argument(
-        "--store",
-        choices=["current", "batched"],
-        default="current",
-        help="batched: EXPERIMENT, the proposed store fix patched into the daemon",
-    )
     parser.add_argument("--json", type=Path, help="also write every step to this file")
     parser.add_argument(
         "--mqtt-inflight",
@@ -324,7 +318,7 @@ def main() -> None:
         help="EXPERIMENT: override the MQTT probes' paho max_inflight_messages",
     )
     args = parser.parse_args()
-    daemon_args = ["--store", args.store, "--mqtt-inflight", str(args.mqtt_inflight)]
+    daemon_args = ["--mqtt-inflight", str(args.mqtt_inflight)]
     c.print_machine()
     kinds = ["http", "mqtt"] if args.kind == "both" else [args.kind]
     loops = args.loop.split(",")
