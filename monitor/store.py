@@ -481,6 +481,14 @@ class SqliteStore:
                 await self._rollback()
                 raise StoreError(f"cannot write to the store {self.path}: {exc}") from exc
 
+    async def _fetch(self, query: str, args: Sequence[object] = ()) -> list[Any]:
+        """All rows of a query, as StoreError on failure (the caller holds the lock)."""
+        try:
+            async with self.db.execute(query, args) as cursor:
+                return list(await cursor.fetchall())
+        except (OSError, aiosqlite.Error) as exc:
+            raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+
     async def _rollback(self) -> None:
         # If the connection is gone the rollback fails too; the write error is what matters.
         with contextlib.suppress(OSError, aiosqlite.Error):
@@ -499,11 +507,7 @@ class SqliteStore:
                 query += " AND service = ?"
                 args = (*args, service)
             query += " ORDER BY minute, service, probe"
-            try:
-                async with self.db.execute(query, args) as cursor:
-                    rows = await cursor.fetchall()
-            except (OSError, aiosqlite.Error) as exc:
-                raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+            rows = await self._fetch(query, args)
             return [((s, p, m), Rollup.from_dict(json.loads(b))) for s, p, m, b in rows]
 
     async def results(self, start: float, end: float, service: str | None = None) -> list[Result]:
@@ -518,11 +522,7 @@ class SqliteStore:
                 query += " AND service = ?"
                 args = (*args, service)
             query += " ORDER BY started_at, id"
-            try:
-                async with self.db.execute(query, args) as cursor:
-                    rows = await cursor.fetchall()
-            except (OSError, aiosqlite.Error) as exc:
-                raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+            rows = await self._fetch(query, args)
             return [
                 Result(s, p, k, t, lat, Outcome(o), d, rid) for s, p, k, t, lat, o, d, rid in rows
             ]
@@ -580,11 +580,7 @@ class SqliteStore:
             args = (*args, service)
         query += " ORDER BY minute, service"
         async with self._lock:
-            try:
-                async with self.db.execute(query, args) as cursor:
-                    rows = await cursor.fetchall()
-            except (OSError, aiosqlite.Error) as exc:
-                raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+            rows = await self._fetch(query, args)
         return [ServiceMinute(s, m, e, json.loads(states)) for s, m, e, states in rows]
 
     async def save_alert(self, alert: Mapping[str, Any]) -> None:
@@ -616,11 +612,7 @@ class SqliteStore:
             query += " WHERE status IN ('pending', 'firing')"
         query += " ORDER BY pending_since DESC, alert_id LIMIT ?"
         async with self._lock:
-            try:
-                async with self.db.execute(query, (limit,)) as cursor:
-                    rows = await cursor.fetchall()
-            except (OSError, aiosqlite.Error) as exc:
-                raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+            rows = await self._fetch(query, (limit,))
         return [json.loads(body) for (body,) in rows]
 
     async def write_hours(self, hours: Sequence[HourSummary]) -> None:
@@ -649,15 +641,11 @@ class SqliteStore:
     async def hours(self, start_hour: int, end_hour: int) -> list[HourSummary]:
         """Compacted hours in ``[start_hour, end_hour)``."""
         async with self._lock:
-            try:
-                async with self.db.execute(
-                    "SELECT service, hour, exclusions, states, rollups FROM hours"
-                    " WHERE hour >= ? AND hour < ? ORDER BY hour, service",
-                    (start_hour, end_hour),
-                ) as cursor:
-                    rows = await cursor.fetchall()
-            except (OSError, aiosqlite.Error) as exc:
-                raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+            rows = await self._fetch(
+                "SELECT service, hour, exclusions, states, rollups FROM hours"
+                " WHERE hour >= ? AND hour < ? ORDER BY hour, service",
+                (start_hour, end_hour),
+            )
         return [
             HourSummary(s, h, e, json.loads(states), json.loads(rollups))
             for s, h, e, states, rollups in rows
@@ -700,11 +688,7 @@ class SqliteStore:
             query += " WHERE removed_at IS NULL"
         query += ' ORDER BY "start", id'
         async with self._lock:
-            try:
-                async with self.db.execute(query) as cursor:
-                    rows = await cursor.fetchall()
-            except (OSError, aiosqlite.Error) as exc:
-                raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+            rows = await self._fetch(query)
         return [
             MaintenanceRecord(
                 MaintenanceWindow(str(i), svc, start, end, reason, announced, "store"),
@@ -788,11 +772,7 @@ class SqliteStore:
         )
         args = (bucket_minutes, bucket_minutes, start_minute, end_minute)
         async with self._lock:
-            try:
-                async with self.db.execute(query, args) as cursor:
-                    rows = await cursor.fetchall()
-            except (OSError, aiosqlite.Error) as exc:
-                raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+            rows = await self._fetch(query, args)
         return [(str(s), int(b), str(o), str(v), int(n)) for s, b, o, v, n in rows]
 
     async def add_incident(
