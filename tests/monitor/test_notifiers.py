@@ -45,6 +45,7 @@ from monitor.notifiers import (
 )
 from tests.support.alertmanager import Alertmanager, running_alertmanager
 from tests.support.brokers import free_port
+from tests.support.sockets import wait_until_closed
 from tests.support.tls import SelfSigned, self_signed
 
 T0 = 1_772_366_400.0  # 2026-03-01T12:00:00Z
@@ -480,20 +481,22 @@ def cert(tmp_path: Path) -> SelfSigned:
 
 
 @pytest.fixture
-def plain_smtp() -> Iterator[Mailbox]:
-    """An SMTP server without TLS or AUTH."""
+async def plain_smtp() -> AsyncIterator[Mailbox]:
+    """An SMTP server without TLS or AUTH; the notifier must leave no connection open."""
     box = Mailbox(port=free_port())
     controller = Controller(box, hostname="127.0.0.1", port=box.port)
     controller.start()
     try:
         yield box
+        await wait_until_closed(box.port)
     finally:
         controller.stop()
 
 
 @pytest.fixture
-def tls_smtp(cert: SelfSigned) -> Iterator[Mailbox]:
-    """An SMTP server that requires STARTTLS, and AUTH (allowed only over TLS)."""
+async def tls_smtp(cert: SelfSigned) -> AsyncIterator[Mailbox]:
+    """An SMTP server that requires STARTTLS, and AUTH (allowed only over TLS); the notifier
+    must leave no connection open, even after a failed handshake or login."""
     box = Mailbox(port=free_port())
     controller = Controller(
         box,
@@ -508,6 +511,7 @@ def tls_smtp(cert: SelfSigned) -> Iterator[Mailbox]:
     controller.start()
     try:
         yield box
+        await wait_until_closed(box.port)
     finally:
         controller.stop()
 
