@@ -8,6 +8,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# Chromium prints the monthly report's PDF (fonts-dejavu-core: the report's font).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends chromium fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /opt/sla-monitor
 COPY pyproject.toml README.md ./
 COPY monitor ./monitor

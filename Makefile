@@ -4,11 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # apt-get needs root; use sudo when we are not.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# WeasyPrint's libraries and a font: the monthly report's PDF (tests, demo and production).
-REPORT_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libfontconfig1 libglib2.0-0 \
-	fonts-dejavu-core libharfbuzz-subset0
+# Chromium prints the monthly report's PDF (tests, demo and production); the report's font.
+REPORT_PACKAGES := chromium fonts-dejavu-core
 # Debian packages the tests talk to (real parts, not mocks).
-TEST_PACKAGES := mosquitto prometheus prometheus-alertmanager openssl chromium \
+TEST_PACKAGES := mosquitto prometheus prometheus-alertmanager openssl \
 	$(REPORT_PACKAGES) poppler-utils
 
 .PHONY: demo test lint check install system-packages clean

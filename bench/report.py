@@ -5,8 +5,9 @@ minutes) leaves it: per service and minute a rollup (60 results, ~20 buckets) an
 decision, and per service and hour the compacted hour summary; each service has one
 10-minute outage (so some hours are read minute by minute for the incidents' causes).
 Then times, separately and median of ``--repeat``: computing the report from the store,
-rendering the HTML (one SVG figure per service) and rendering the PDF (its own HTML with
-PNG figures, then WeasyPrint), i.e. what the daemon does for a closed month.
+drawing the charts (one SVG figure per service, once for both documents, in a process per
+core), rendering the HTML, and printing the PDF (its HTML without daily tables, through
+headless Chromium), i.e. what the daemon does for a closed month.
 
     python bench/report.py [--services 100] [--repeat 3] [--keep DIR]
 """
@@ -29,7 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import print_machine
 from monitor.config import Config
 from monitor.report import Month, Report, build_report
-from monitor.report_render import render, render_html
+from monitor.report_charts import draw_charts
+from monitor.report_pdf import html_to_pdf
+from monitor.report_render import render_html
 from monitor.sla import Rollup
 from monitor.store import SqliteStore
 
@@ -156,7 +159,7 @@ def main() -> None:
         rows = seed(path, args.services)
         elapsed = time.perf_counter() - started
         print(f"seeded {rows:,} minute rollups + decisions in {elapsed:.1f} s")
-        times: dict[str, list[float]] = {"compute": [], "html": [], "pdf": []}
+        times: dict[str, list[float]] = {"compute": [], "charts": [], "html": [], "pdf": []}
         report: Any = None
         html = pdf = b""
         for _ in range(args.repeat):
@@ -164,10 +167,13 @@ def main() -> None:
             report = asyncio.run(compute(path, args.services))
             times["compute"].append(time.perf_counter() - started)
             started = time.perf_counter()
-            html = render_html(report)
+            charts = draw_charts(report)
+            times["charts"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            html = render_html(report, charts=charts)
             times["html"].append(time.perf_counter() - started)
             started = time.perf_counter()
-            pdf = render(report, "pdf")
+            pdf = html_to_pdf(render_html(report, charts=charts, for_print=True))
             times["pdf"].append(time.perf_counter() - started)
             print(
                 "run: "
@@ -180,7 +186,8 @@ def main() -> None:
         assert len(report.objectives()) == args.services * 3
         print(
             f"{args.services} services x 3 objectives, {MONTH}: compute {medians['compute']:.2f} s,"
-            f" HTML {medians['html']:.2f} s ({len(html) / 1e6:.1f} MB),"
+            f" charts {medians['charts']:.2f} s, HTML {medians['html']:.2f} s"
+            f" ({len(html) / 1e6:.1f} MB),"
             f" PDF {medians['pdf']:.2f} s ({len(pdf) / 1e6:.1f} MB);"
             f" total {sum(medians.values()):.2f} s (medians of {args.repeat})"
         )

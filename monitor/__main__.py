@@ -2,4 +2,6 @@
 
 from monitor.cli import main
 
-raise SystemExit(main())
+# Guarded: the report's chart workers (multiprocessing "spawn") import the main module.
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -41,7 +41,7 @@ from monitor.report import (
     build_report,
     grace_minutes,
 )
-from monitor.report_render import FORMATS, SUFFIX, render
+from monitor.report_render import FORMATS, SUFFIX, render, render_many
 from monitor.store import Store
 from monitor.timeparse import iso_local
 
@@ -266,7 +266,7 @@ def _freeze(
         formats = config.reports.formats
     figures = render(report, "json")
     digest = sha256(figures)
-    documents = {fmt: render(report, fmt, digest) for fmt in formats if fmt != "json"}
+    documents = render_many(report, [fmt for fmt in formats if fmt != "json"], digest)
     if "json" in formats:
         documents["json"] = figures
     return archive.write(

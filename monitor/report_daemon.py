@@ -2,7 +2,7 @@
 and ``GET /api/reports/YYYY-MM?format=json|html|md|csv|pdf[&service=NAME]``.
 
 Computing and rendering a report is CPU work of seconds to minutes (matplotlib,
-WeasyPrint, a month of rollups). Done in the daemon's process it would hold the GIL and
+Chromium, a month of rollups). Done in the daemon's process it would hold the GIL and
 delay the probes' event loop, whose timing *is* the measurement. So it runs in a child
 process (``python -m monitor.report_daemon``, at a lower CPU priority) that reads the same
 SQLite file and writes the same archive; the daemon only waits for it.

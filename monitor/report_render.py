@@ -1,24 +1,22 @@
 """Renderers of the monthly report and the yearly summary: JSON, CSV, Markdown, HTML, PDF.
 
-They only format ``monitor.report`` models; every figure comes from the model. Charts are
-drawn with matplotlib as SVG and embedded in the HTML (and so in the PDF, which WeasyPrint
-renders from the HTML). They stay readable in black and white: every series has its own
-line style and marker, not only its own grey.
+They only format ``monitor.report`` models; every figure comes from the model. The charts
+(``monitor.report_charts``) are drawn once and embedded in the HTML; the PDF is that HTML
+printed by Chromium (``monitor.report_pdf``).
 """
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
-import math
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection
 from typing import Any, Literal, get_args
 
 import jinja2
 
 from monitor.report import MINUTE_STATES, QUANTILES, ObjectiveReport, Report, YearReport
+from monitor.report_charts import draw_charts, latency_groups
+from monitor.report_pdf import html_to_pdf
 
 Format = Literal["html", "pdf", "md", "json", "csv"]
 FORMATS: tuple[Format, ...] = get_args(Format)
@@ -31,17 +29,6 @@ CONTENT_TYPE: dict[str, str] = {
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
 }
-
-#: (line style, marker, grey) per series: distinct without colour.
-_STYLES = [
-    ("-", "o", "#000000"),
-    ("--", "s", "#444444"),
-    (":", "^", "#222222"),
-    ("-.", "D", "#666666"),
-    ((0, (5, 1, 1, 1, 1, 1)), "v", "#333333"),
-    ((0, (1, 1)), "x", "#555555"),
-]
-
 
 # --- formatting, shared by the templates ----------------------------------------------------
 
@@ -124,133 +111,6 @@ def environment() -> jinja2.Environment:
     return _ENV
 
 
-# --- charts ---------------------------------------------------------------------------------
-
-
-@contextmanager
-def _chart_style() -> Iterator[None]:
-    import matplotlib
-
-    settings: dict[str, Any] = {
-        "figure.dpi": 100,
-        "svg.fonttype": "none",  # text stays text: smaller files, selectable in the PDF
-        "svg.hashsalt": "sla-monitor",  # same figures, same bytes
-        "font.family": "DejaVu Sans",
-        "font.size": 8,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "axes.grid": True,
-        "grid.color": "#cccccc",
-        "grid.linewidth": 0.5,
-    }
-    with matplotlib.rc_context(settings):  # type: ignore[arg-type]
-        yield
-
-
-def _data_uri(figure: Any, chart_format: str) -> str:
-    """The figure as a data URI (an <img> source that HTML and WeasyPrint both take)."""
-    buffer = io.BytesIO()
-    if chart_format == "svg":
-        figure.savefig(buffer, format="svg", metadata={"Date": None})
-        mime = "image/svg+xml"
-    else:  # PNG for the PDF: WeasyPrint embeds it as it is instead of drawing each path
-        figure.savefig(buffer, format="png", dpi=150, metadata={"Software": None})
-        mime = "image/png"
-    return f"data:{mime};base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _nan(value: float | None, scale: float = 1.0) -> float:
-    return math.nan if value is None else value * scale
-
-
-def _compliance_axes(axes: Any, objectives: Sequence[ObjectiveReport]) -> None:
-    """Daily compliance of each objective, with its target as a thin line of its style."""
-    lowest = 100.0
-    for index, objective in enumerate(objectives):
-        style, marker, grey = _STYLES[index % len(_STYLES)]
-        days = [int(d.date[8:]) for d in objective.days]
-        values = [_nan(d.compliance, 100) for d in objective.days]
-        axes.plot(
-            days, values, linestyle=style, marker=marker, color=grey, markersize=3.5,
-            linewidth=1.2, label=f"{objective.objective} (target {objective.target * 100:g} %)",
-        )  # fmt: skip
-        axes.axhline(objective.target * 100, linestyle=style, color="#888888", linewidth=0.7)
-        lowest = min([lowest, objective.target * 100, *(v for v in values if v == v)])
-    span = max(100.0 - lowest, 0.5)
-    axes.set_ylim(max(0.0, lowest - 0.15 * span), 100.0 + 0.05 * span)
-    axes.set_ylabel("compliance (%)")
-    axes.set_title("Daily compliance (thin lines: targets)", loc="left", fontsize=8)
-    axes.legend(loc="lower left", fontsize=7, frameon=True, framealpha=0.9)
-
-
-def _latency_axes(axes: Any, group: dict[str, Any], thresholds: Sequence[float]) -> None:
-    """Daily p50, p99 and p99.5 (log scale) with the latency thresholds."""
-    objective: ObjectiveReport = group["first"]
-    days = [int(d.date[8:]) for d in objective.days]
-    for index, (key, q) in enumerate(QUANTILES):
-        style, marker, grey = _STYLES[index]
-        values = [_nan((d.quantiles_s or {}).get(key), 1000) for d in objective.days]
-        axes.plot(
-            days, values, linestyle=style, marker=marker, color=grey, markersize=3.5,
-            linewidth=1.2, label=f"p{q * 100:g}",
-        )  # fmt: skip
-    for value in thresholds:
-        axes.axhline(value * 1000, color="#888888", linewidth=0.8, linestyle=(0, (4, 2)))
-        axes.annotate(
-            f"{value:g} s", (1.0, value * 1000), xycoords=("axes fraction", "data"),
-            fontsize=7, ha="right", va="bottom",
-        )  # fmt: skip
-    from matplotlib.ticker import FuncFormatter, LogFormatter
-
-    axes.set_yscale("log")
-    # Plain numbers (300, not 3 x 10^2); minor ticks labelled only when decades are few.
-    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    axes.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.4)))
-    axes.set_ylabel("latency (ms, log)")
-    probes = ", ".join(group["probes"])
-    axes.set_title(f"Daily latency percentiles (probes {probes})", loc="left", fontsize=8)
-    axes.legend(loc="upper left", fontsize=7, frameon=True, framealpha=0.9)
-
-
-def service_chart(objectives: Sequence[ObjectiveReport], chart_format: str = "svg") -> str:
-    """One figure per service: daily compliance of every objective with its target, then
-    the daily latency percentiles of each probe set; a data URI (SVG or PNG)."""
-    from matplotlib.figure import Figure
-
-    groups = _latency_groups(objectives)
-    thresholds = sorted({o.threshold_s for o in objectives if o.threshold_s is not None})
-    panels = 1 + len(groups)
-    height = 2.3 * panels
-    with _chart_style():
-        figure = Figure(figsize=(7.0, height))
-        # Fixed margins (in inches): a "tight" bounding box would draw everything twice.
-        figure.subplots_adjust(
-            left=0.1, right=0.97, top=1 - 0.3 / height, bottom=0.45 / height,
-            hspace=0.9 / 2.3,
-        )  # fmt: skip
-        grid = figure.subplots(panels, 1, sharex=True, squeeze=False)
-        _compliance_axes(grid[0][0], objectives)
-        for axes, group in zip((row[0] for row in grid[1:]), groups, strict=True):
-            _latency_axes(axes, group, thresholds)
-        last_day = max((int(o.days[-1].date[8:]) for o in objectives if o.days), default=31)
-        grid[-1][0].set_xlim(0.5, last_day + 0.5)
-        grid[-1][0].set_xlabel("day of the month")
-        return _data_uri(figure, chart_format)
-
-
-def _latency_groups(objectives: Sequence[ObjectiveReport]) -> list[dict[str, Any]]:
-    """Latency objectives grouped by probe set: objectives over the same probes share
-    their percentiles, so each set gets one table and one chart."""
-    groups: dict[tuple[str, ...], list[ObjectiveReport]] = {}
-    for objective in objectives:
-        if objective.kind == "latency":
-            groups.setdefault(tuple(objective.probes), []).append(objective)
-    return [
-        {"probes": list(probes), "objectives": members, "first": members[0]}
-        for probes, members in groups.items()
-    ]
-
-
 # --- renderers ------------------------------------------------------------------------------
 
 
@@ -320,7 +180,7 @@ def render_year_csv(report: YearReport) -> bytes:
 def render_markdown(report: Report, figures_sha256: str | None = None) -> bytes:
     """The report as Markdown (no charts; every figure of the HTML)."""
     template = environment().get_template("report.md.j2")
-    return template.render(r=report, sha256=figures_sha256, groups=_latency_groups).encode()
+    return template.render(r=report, sha256=figures_sha256, groups=latency_groups).encode()
 
 
 #: Above this many services the PDF leaves the daily tables out (they stay in the HTML,
@@ -328,27 +188,34 @@ def render_markdown(report: Report, figures_sha256: str | None = None) -> bytes:
 PRINT_DAILY_MAX_SERVICES = 10
 
 
+Charts = dict[str, str | None]
+Progress = Callable[[str, int, int], None]
+
+
 def render_html(
     report: Report,
     figures_sha256: str | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
-    chart_format: str = "svg",
+    progress: Progress | None = None,
+    charts: Charts | None = None,
+    *,
+    for_print: bool = False,
 ) -> bytes:
-    """The report as one self-contained HTML page with its charts embedded."""
-    charts: dict[str, str | None] = {}
-    for index, service in enumerate(report.services):
-        charts[service.name] = (
-            service_chart(service.objectives, chart_format) if service.objectives else None
-        )
-        if progress is not None:
-            progress("charts", index + 1, len(report.services))
+    """The report as one self-contained HTML page with its charts embedded (drawn here
+    unless given). ``for_print``: the page Chromium prints, without the daily tables when
+    there are more than PRINT_DAILY_MAX_SERVICES services."""
+    if charts is None:
+        charts = draw_charts(report, progress)
+    print_daily = len(report.services) <= PRINT_DAILY_MAX_SERVICES
     template = environment().get_template("report.html.j2")
     return template.render(
         r=report,
         sha256=figures_sha256,
         charts=charts,
-        groups=_latency_groups,
-        print_daily=len(report.services) <= PRINT_DAILY_MAX_SERVICES,
+        groups=latency_groups,
+        # Above the limit the daily tables stay on screen but not on paper; the printed
+        # page leaves them out altogether (Chromium would lay them out only to hide them).
+        print_daily=print_daily,
+        daily_tables=print_daily or not for_print,
     ).encode()
 
 
@@ -362,39 +229,45 @@ def render_year_html(report: YearReport) -> bytes:
     return environment().get_template("year.html.j2").render(y=report).encode()
 
 
-def html_to_pdf(html: bytes) -> bytes:
-    """Render HTML to PDF with WeasyPrint (needs Pango; see the README's set-up)."""
-    import weasyprint
-
-    document = weasyprint.HTML(string=html.decode(), base_url=".")
-    pdf: bytes = document.write_pdf()
-    return pdf
+def render_many(
+    report: Report,
+    formats: Collection[str],
+    figures_sha256: str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, bytes]:
+    """The report in each of ``formats``; the charts are drawn once for HTML and PDF."""
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise ValueError(f"unknown format {unknown[0]!r} (use one of {', '.join(FORMATS)})")
+    documents: dict[str, bytes] = {}
+    if "json" in formats:
+        documents["json"] = render_json(report)
+    if "csv" in formats:
+        documents["csv"] = render_csv(report)
+    if "md" in formats:
+        documents["md"] = render_markdown(report, figures_sha256)
+    if "html" in formats or "pdf" in formats:
+        charts = draw_charts(report, progress)
+        if "html" in formats:
+            documents["html"] = render_html(report, figures_sha256, charts=charts)
+        if "pdf" in formats:
+            page = render_html(report, figures_sha256, charts=charts, for_print=True)
+            if progress is not None:
+                progress("pdf", 0, 1)
+            documents["pdf"] = html_to_pdf(page)
+            if progress is not None:
+                progress("pdf", 1, 1)
+    return {fmt: documents[fmt] for fmt in formats}
 
 
 def render(
     report: Report,
     fmt: str,
     figures_sha256: str | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> bytes:
     """The report in ``fmt`` (one of FORMATS)."""
-    if fmt == "json":
-        return render_json(report)
-    if fmt == "csv":
-        return render_csv(report)
-    if fmt == "md":
-        return render_markdown(report, figures_sha256)
-    if fmt == "html":
-        return render_html(report, figures_sha256, progress)
-    if fmt == "pdf":
-        html = render_html(report, figures_sha256, progress, chart_format="png")
-        if progress is not None:
-            progress("pdf", 0, 1)
-        pdf = html_to_pdf(html)
-        if progress is not None:
-            progress("pdf", 1, 1)
-        return pdf
-    raise ValueError(f"unknown format {fmt!r} (use one of {', '.join(FORMATS)})")
+    return render_many(report, [fmt], figures_sha256, progress)[fmt]
 
 
 def render_year(report: YearReport, fmt: str) -> bytes:

@@ -1,4 +1,4 @@
-"""The report's documents: JSON (schema), CSV, Markdown, HTML with charts, PDF (WeasyPrint;
+"""The report's documents: JSON (schema), CSV, Markdown, HTML with charts, PDF (Chromium;
 its text read back with pypdf, its first page rendered with pdftoppm into artifacts/)."""
 
 from __future__ import annotations
