@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from monitor import report_render
+from monitor import report_charts, report_render
 from monitor.report import Report
 from monitor.report_charts import POOL_MIN_CHARTS, draw_charts, service_chart
 from monitor.report_pdf import CHROMIUM_ENV, PdfError, html_to_pdf
@@ -53,6 +53,23 @@ def test_pool_draws_the_same_charts_as_one_process(wide: Report) -> None:
     assert list(drawn) == [s.name for s in wide.services]
     for service in wide.services[:2]:
         assert drawn[service.name] == service_chart(service.objectives)
+
+
+def test_a_reused_figure_draws_what_a_new_one_draws(
+    report: Report, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The two seeded services differ in objectives, thresholds and latency range: nothing
+    # of one may linger in the other's chart when the figure is reused.
+    core, portal = report.services
+    new = {}
+    for service in (core, portal):
+        monkeypatch.setattr(report_charts, "_FIGURES", {})
+        new[service.name] = service_chart(service.objectives)
+    assert new["core"] != new["portal"]
+    monkeypatch.setattr(report_charts, "_FIGURES", {})
+    for service in (core, portal, core, portal):
+        assert service_chart(service.objectives) == new[service.name], service.name
+    assert len(report_charts._FIGURES) == 1  # both have two panels: one figure served both
 
 
 def test_html_and_pdf_share_one_drawing_of_the_charts(
