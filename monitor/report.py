@@ -500,10 +500,11 @@ class _Builder:
                 tally = counts.setdefault((service, name), Counter())
                 for digit, n in Counter(digits).items():
                     tally[_LABEL_OF_DIGIT[digit]] += n
-            base = hour * 60
-            self.maintenance_minutes[service].update(
-                base + i for i, d in enumerate(summary.exclusions) if d == _MAINTENANCE_DIGIT
-            )
+            if _MAINTENANCE_DIGIT in summary.exclusions:
+                base = hour * 60
+                self.maintenance_minutes[service].update(
+                    base + i for i, d in enumerate(summary.exclusions) if d == _MAINTENANCE_DIGIT
+                )
         for name in self.services:
             settings = self.config.service(name)
             for objective in settings.objectives:
@@ -611,7 +612,7 @@ class _Builder:
                 continue  # read by minute: incidents need each down minute's failures
             base = summary.hour * 60
             overlay = overlays[summary.service]
-            if any(
+            if overlay and any(
                 base + i in overlay and d == _ELIGIBLE_DIGIT
                 for i, d in enumerate(summary.exclusions)
             ):
