@@ -48,6 +48,8 @@ def daemon_config(
     body: dict[str, Any] = {
         "server": {"listen": listen},
         "storage": {"path": str(store), "batch_size": batch_size, "flush_interval": 0.5},
+        # Beside the store: the default (data/reports) would land in the checkout.
+        "reports": {"directory": str(store.parent / "reports")},
         "services": services,
     }
     if broker_port is not None:
