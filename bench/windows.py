@@ -1,8 +1,10 @@
 """Window computation cost (issue 3).
 
 (a) Full recomputation: a store holding 30 days of minute rollups for 100 services x 1
-    probe (4.3 M rows) plus their minute decisions; time `Ledger.load` (what a restart does)
-    and then one computation of every figure of 100 services x 3 objectives x every window.
+    probe (4.3 M rows) plus their minute decisions and hour summaries; time `Ledger.load`
+    (what a restart does) and then one computation of every figure of 100 services x 3
+    objectives x every window; then again once the day summaries the daemon's
+    housekeeping writes are there.
 (b) Per-minute evaluation at 1,000 probes: 100 services x 10 probes, one minute of results
     open; time sealing that minute and sliding every window (`Ledger.advance`, which reads
     the minutes leaving the rolling windows back from SQLite), then all figures.
@@ -26,6 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import print_machine
+from monitor.compaction import compact_days
 from monitor.config import Config
 from monitor.figures import all_figures
 from monitor.ledger import Ledger
@@ -124,6 +127,16 @@ async def _open_close(store: SqliteStore) -> None:
     await store.aclose()
 
 
+async def compact(path: Path) -> int:
+    """What the daemon's housekeeping does: join every settled day's hours into a day row."""
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        return await compact_days(store, 0, int(NOW // 60))
+    finally:
+        await store.aclose()
+
+
 async def full_recompute(path: Path, services: int) -> tuple[float, float]:
     """Seconds for Ledger.load and for all figures of every objective and window."""
     cfg = config(services, 1)
@@ -202,21 +215,26 @@ def main() -> None:
             started = time.perf_counter()
             rows = seed(path, services, args.days, compacted)
             print(f"seeded {rows:,} minute rollups in {time.perf_counter() - started:.1f} s")
-            loads, computes = [], []
-            for _ in range(args.repeat):
-                loaded, computed = asyncio.run(full_recompute(path, services))
-                loads.append(loaded)
-                computes.append(computed)
-            label = (
-                "hour summaries present (a normal restart)"
-                if compacted
-                else ("no hour summaries (first start after an upgrade: every minute row read)")
-            )
-            print(
-                f"(a) full recomputation, {services} services x 3 objectives, {rows:,} rows,"
-                f" {label}: load median {statistics.median(loads):.2f} s, all figures median"
-                f" {statistics.median(computes):.3f} s (runs: {[round(x, 2) for x in loads]})"
-            )
+            stages = ["hour summaries, no day summaries yet", "day and hour summaries"]
+            if not compacted:
+                stages = ["no hour summaries (first start after an upgrade: every minute row)"]
+            for stage in stages:
+                if stage.startswith("day"):
+                    started = time.perf_counter()
+                    written = asyncio.run(compact(path))
+                    elapsed = time.perf_counter() - started
+                    print(f"compacted {written:,} service days in {elapsed:.1f} s (housekeeping)")
+                loads, computes = [], []
+                for _ in range(args.repeat):
+                    loaded, computed = asyncio.run(full_recompute(path, services))
+                    loads.append(loaded)
+                    computes.append(computed)
+                print(
+                    f"(a) full recomputation, {services} services x 3 objectives, {rows:,} rows,"
+                    f" {stage}: load median {statistics.median(loads):.2f} s, all figures"
+                    f" median {statistics.median(computes):.3f} s"
+                    f" (runs: {[round(x, 2) for x in loads]})"
+                )
     seals, figures = [], []
     for _ in range(args.repeat):
         sealed, computed = asyncio.run(per_minute(100, 10))

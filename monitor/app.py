@@ -18,6 +18,7 @@ from typing import Any
 from monitor.alerting import Alerter
 from monitor.clock import Clock, SystemClock
 from monitor.collector import Collector
+from monitor.compaction import compact_days
 from monitor.config import Config
 from monitor.eligibility import Eligibility
 from monitor.errors import StoreError
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 #: Minute rollups are kept this long (13 months of monthly reports, with margin).
 ROLLUP_RETENTION_DAYS = 400
 _PRUNE_EVERY_S = 3600.0
+#: How far back days are compacted: what a restart reads (30 days, two calendar months).
+_COMPACT_DAYS_BACK = 64
 
 
 class Daemon:
@@ -300,7 +303,8 @@ class Daemon:
                 log.error("could not store incidents (will retry): %s", exc)
 
     async def _housekeeping(self) -> None:
-        """Broker-state gauges and stored maintenance every second; pruning every hour."""
+        """Broker-state gauges and stored maintenance every second; pruning and day
+        compaction every hour."""
         next_prune = time.monotonic() + 60.0
         while True:
             try:
@@ -323,7 +327,19 @@ class Daemon:
                 else:
                     if deleted:
                         log.info("pruned %d old rows", deleted)
+                await self._compact_days(now)
             await asyncio.sleep(1.0)
+
+    async def _compact_days(self, now: float) -> None:
+        """Join the settled days' hour summaries into day rows (a restart reads fewer)."""
+        horizon = int((now - _COMPACT_DAYS_BACK * 86400) // 60)
+        try:
+            written = await compact_days(self.store, horizon, int(now // 60))
+        except StoreError as exc:
+            log.error("compacting days failed (will retry in an hour): %s", exc)
+        else:
+            if written:
+                log.info("compacted %d service days", written)
 
 
 async def _keep_running(name: str, loop: Callable[[], Awaitable[None]]) -> None:

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.config import AvailabilityObjective, Config, LatencyObjective
 from monitor.eligibility import Eligibility, Exclusion, month_bounds, month_of, previous_month
-from monitor.results import HourSummary, Result, ServiceMinute
+from monitor.results import DaySummary, HourSummary, Result, ServiceMinute
 from monitor.sla import MinuteState, Rollup, minute_state
 from monitor.store import RollupKey, Store
 
@@ -38,10 +38,11 @@ ROLLING: dict[str, int] = {
 }
 #: Calendar windows in the config's time zone: this month to date, and the previous month.
 CALENDAR = ("month", "previous_month")
+_DAY = 1440
 WINDOWS: tuple[str, ...] = (*ROLLING, *CALENDAR)
 
 #: Minutes of decisions kept in memory: the previous month is at most 62 days back.
-_RING = 64 * 1440
+_RING = 64 * _DAY
 #: Sealed minutes kept in full for a while, so a result that arrives after its minute was
 #: sealed (a long queue, a slow flush) still corrects that minute's availability state.
 _RECENT_SEALED = 15
@@ -123,10 +124,11 @@ class _Ring:
     def __setitem__(self, minute: int, code: int) -> None:
         self.codes[minute % _RING] = code
 
-    def put_hour(self, first_minute: int, digits: str) -> None:
-        """Set the 60 minutes from ``first_minute`` (a multiple of 60) from digit text."""
+    def put_span(self, first_minute: int, digits: str) -> None:
+        """Set the minutes from ``first_minute`` from digit text: an hour or a UTC day, so
+        the span never straddles the ring's end (its length is a multiple of 1,440)."""
         at = first_minute % _RING
-        self.codes[at : at + 60] = digits.encode().translate(_DIGITS)
+        self.codes[at : at + len(digits)] = digits.encode().translate(_DIGITS)
 
     def count(self, first: int, last: int) -> dict[int, int]:
         """Counts of each code over minutes [first, last] (at most ``_RING`` minutes)."""
@@ -514,17 +516,24 @@ class Ledger:
         starts += [self._month_first, self._previous_month_first, first]
         by_minutes = {start // 60 for start in starts if start % 60}
         by_minutes |= set(range((sealed - _RECENT_SEALED) // 60, current // 60 + 1))
-        stored = await store.hours(first_hour, last_full_hour + 1)
-        summaries = {(h.service, h.hour): h for h in stored}
+        days = await self._whole_days(store, first_hour, last_full_hour, by_minutes)
+        in_days = {hour for day in days for hour in range(day * 24, day * 24 + 24)}
+        summaries: dict[tuple[str, int], HourSummary] = {}
+        rest = [h for h in range(first_hour, last_full_hour + 1) if h not in in_days]
+        for low, high in _runs(rest):
+            summaries.update(((h.service, h.hour), h) for h in await store.hours(low, high + 1))
         # Complete hours with a summary missing are compacted again while they are read
         # (not the first hour when the range starts inside it: it is read only in part).
         repair = {
             hour
-            for hour in range(first_hour, last_full_hour + 1)
+            for hour in rest
             if hour * 60 >= first and any((s, hour) not in summaries for s in self._order)
         }
         by_minutes |= repair
-        for hour in range(first_hour, last_full_hour + 1):
+        for summaries_of_day in days.values():
+            for day_summary in summaries_of_day:
+                self._apply_summary(day_summary)
+        for hour in rest:
             if hour not in by_minutes:
                 for service in self._order:
                     self._apply_summary(summaries[(service, hour)])
@@ -552,14 +561,42 @@ class Ledger:
                 ledger.add_sealed(windows, rollup)
         self._staged = {}
 
-    def _apply_summary(self, summary: HourSummary) -> None:
-        """Take a compacted hour: its minute codes and its eligible rollups."""
-        base = summary.hour * 60
-        # An hour never straddles the ring's end (its length is a multiple of 60).
-        self._exclusions[summary.service].put_hour(base, summary.exclusions)
+    async def _whole_days(
+        self, store: Store, first_hour: int, last_full_hour: int, by_minutes: set[int]
+    ) -> dict[int, list[DaySummary]]:
+        """The UTC days read as day summaries: wholly inside the hours read as summaries,
+        inside the same windows from their first minute to their last (so one staged sum
+        serves the day), and summarised for every service."""
+        first_day, end_day = -(-first_hour // 24), (last_full_hour + 1) // 24
+        candidates = {
+            day
+            for day in range(first_day, end_day)
+            if not any(hour in by_minutes for hour in range(day * 24, day * 24 + 24))
+            and self._windows_holding(day * _DAY) == self._windows_holding(day * _DAY + _DAY - 1)
+        }
+        if not candidates:
+            return {}
+        found: dict[int, list[DaySummary]] = {}
+        for low, high in _runs(sorted(candidates)):
+            for summary in await store.days(low, high + 1):
+                found.setdefault(summary.day, []).append(summary)
+        services = set(self._order)
+        return {
+            day: [s for s in found[day] if s.service in services]
+            for day in sorted(found)
+            if services <= {s.service for s in found[day]}
+        }
+
+    def _apply_summary(self, summary: HourSummary | DaySummary) -> None:
+        """Take a compacted hour or day: its minute codes and its eligible rollups."""
+        if isinstance(summary, HourSummary):
+            base, minutes = summary.hour * 60, 60
+        else:
+            base, minutes = summary.day * _DAY, _DAY
+        self._exclusions[summary.service].put_span(base, summary.exclusions)
         for key in self._objectives_of[summary.service]:
             codes = summary.states.get(key.objective)
-            self._states[key].put_hour(base, codes or str(int(MinuteCode.UNMONITORED)) * 60)
+            self._states[key].put_span(base, codes or str(int(MinuteCode.UNMONITORED)) * minutes)
         windows = tuple(self._windows_holding(base))  # the same for every minute of it
         for probe, body in summary.rollups.items():
             ledger = self._probes.get((summary.service, probe))

@@ -81,3 +81,24 @@ class HourSummary:
     exclusions: str
     states: dict[str, str]
     rollups: dict[str, dict[str, object]]
+
+
+@dataclass(frozen=True, slots=True)
+class DaySummary:
+    """One complete UTC day of a service: its 24 hour summaries joined, so a restart reads
+    one row where it would read 24. Written once every hour of the day is compacted and
+    past the time late results can change it.
+
+    Attributes:
+        service: the service.
+        day: the epoch day (epoch minute // 1440).
+        exclusions: 1,440 digits, one per minute: the service's eligibility code.
+        states: per availability objective, 1,440 digits of minute codes.
+        rollups: per probe, the sum of the day's eligible minutes (as ``Rollup.to_dict``).
+    """
+
+    service: str
+    day: int
+    exclusions: str
+    states: dict[str, str]
+    rollups: dict[str, dict[str, object]]

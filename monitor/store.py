@@ -16,6 +16,7 @@ import contextlib
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,7 +27,7 @@ import aiosqlite
 from monitor.clock import Clock, SystemClock
 from monitor.eligibility import MaintenanceWindow
 from monitor.errors import StoreError
-from monitor.results import HourSummary, Result, ServiceMinute
+from monitor.results import DaySummary, HourSummary, Result, ServiceMinute
 from monitor.sla import Rollup
 from probes.base import Outcome
 
@@ -69,6 +70,14 @@ CREATE TABLE IF NOT EXISTS hours (
     states TEXT NOT NULL,
     rollups TEXT NOT NULL,
     PRIMARY KEY (hour, service)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS days (
+    service TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    exclusions TEXT NOT NULL,
+    states TEXT NOT NULL,
+    rollups TEXT NOT NULL,
+    PRIMARY KEY (day, service)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS alerts (
     alert_id TEXT PRIMARY KEY,
@@ -268,6 +277,19 @@ class Store(Protocol):
 
     async def hours(self, start_hour: int, end_hour: int) -> list[HourSummary]:
         """Compacted hours in ``[start_hour, end_hour)``."""
+        ...
+
+    async def write_days(self, days: Sequence[DaySummary]) -> None:
+        """Persist compacted days (replacing an earlier summary of the same day)."""
+        ...
+
+    async def days(self, start_day: int, end_day: int) -> list[DaySummary]:
+        """Compacted days in ``[start_day, end_day)``."""
+        ...
+
+    async def days_to_compact(self, start_day: int, end_day: int) -> list[int]:
+        """Days in ``[start_day, end_day)`` where a service has all 24 hours compacted
+        but not the day."""
         ...
 
     async def load_alerts(
@@ -544,6 +566,10 @@ class SqliteStore:
                     "DELETE FROM hours WHERE hour < ?", (rollups_before_minute // 60,)
                 )
                 deleted += cursor.rowcount
+                cursor = await self.db.execute(
+                    "DELETE FROM days WHERE day < ?", (rollups_before_minute // 1440,)
+                )
+                deleted += cursor.rowcount
                 await self.db.commit()
             except (OSError, aiosqlite.Error) as exc:
                 raise StoreError(f"cannot prune the store {self.path}: {exc}") from exc
@@ -650,6 +676,57 @@ class SqliteStore:
             HourSummary(s, h, e, json.loads(states), json.loads(rollups))
             for s, h, e, states, rollups in rows
         ]
+
+    async def write_days(self, days: Sequence[DaySummary]) -> None:
+        """Persist compacted days in one transaction."""
+        async with self._lock:
+            try:
+                await self.db.executemany(
+                    "INSERT OR REPLACE INTO days (service, day, exclusions, states, rollups)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (
+                            d.service,
+                            d.day,
+                            d.exclusions,
+                            json.dumps(d.states),
+                            json.dumps(d.rollups, separators=(",", ":")),
+                        )
+                        for d in days
+                    ],
+                )
+                await self.db.commit()
+            except (OSError, aiosqlite.Error) as exc:
+                await self._rollback()
+                raise StoreError(f"cannot write to the store {self.path}: {exc}") from exc
+
+    async def days(self, start_day: int, end_day: int) -> list[DaySummary]:
+        """Compacted days in ``[start_day, end_day)``."""
+        async with self._lock:
+            rows = await self._fetch(
+                "SELECT service, day, exclusions, states, rollups FROM days"
+                " WHERE day >= ? AND day < ? ORDER BY day, service",
+                (start_day, end_day),
+            )
+        return [
+            DaySummary(s, d, e, json.loads(states), json.loads(rollups))
+            for s, d, e, states, rollups in rows
+        ]
+
+    async def days_to_compact(self, start_day: int, end_day: int) -> list[int]:
+        """Days in ``[start_day, end_day)`` with a service whose 24 hours are compacted
+        but not its day."""
+        async with self._lock:
+            rows = await self._fetch(
+                "SELECT DISTINCT complete.day FROM ("
+                "  SELECT service, hour / 24 AS day FROM hours WHERE hour >= ? AND hour < ?"
+                "  GROUP BY service, day HAVING COUNT(*) = 24"
+                ") AS complete LEFT JOIN days"
+                " ON days.day = complete.day AND days.service = complete.service"
+                " WHERE days.day IS NULL ORDER BY complete.day",
+                (start_day * 24, end_day * 24),
+            )
+        return [day for (day,) in rows]
 
     async def add_maintenance(
         self,
@@ -937,6 +1014,7 @@ class MemoryStore:
         self._minutes: dict[tuple[int, str], ServiceMinute] = {}
         self._alerts: dict[str, dict[str, Any]] = {}
         self._hours: dict[tuple[int, str], HourSummary] = {}
+        self._days: dict[tuple[int, str], DaySummary] = {}
         self._clock = clock or SystemClock()
         self._maintenance: dict[int, MaintenanceRecord] = {}
         self._maintenance_version = 0
@@ -1020,6 +1098,31 @@ class MemoryStore:
     async def hours(self, start_hour: int, end_hour: int) -> list[HourSummary]:
         """Compacted hours in ``[start_hour, end_hour)``."""
         return [h for key, h in sorted(self._hours.items()) if start_hour <= key[0] < end_hour]
+
+    async def write_days(self, days: Sequence[DaySummary]) -> None:
+        """Keep compacted days."""
+        for d in days:
+            self._days[(d.day, d.service)] = d
+
+    async def days(self, start_day: int, end_day: int) -> list[DaySummary]:
+        """Compacted days in ``[start_day, end_day)``."""
+        return [d for key, d in sorted(self._days.items()) if start_day <= key[0] < end_day]
+
+    async def days_to_compact(self, start_day: int, end_day: int) -> list[int]:
+        """Days in ``[start_day, end_day)`` with a service whose 24 hours are compacted
+        but not its day."""
+        counts = Counter(
+            (hour // 24, service)
+            for hour, service in self._hours
+            if start_day * 24 <= hour < end_day * 24
+        )
+        return sorted(
+            {
+                day
+                for (day, service), n in counts.items()
+                if n == 24 and (day, service) not in self._days
+            }
+        )
 
     async def add_maintenance(
         self,
