@@ -327,10 +327,10 @@ class Daemon:
                 else:
                     if deleted:
                         log.info("pruned %d old rows", deleted)
-                await self._compact_days(now)
+                await self.compact_settled_days(now)
             await asyncio.sleep(1.0)
 
-    async def _compact_days(self, now: float) -> None:
+    async def compact_settled_days(self, now: float) -> None:
         """Join the settled days' hour summaries into day rows (a restart reads fewer)."""
         horizon = int((now - _COMPACT_DAYS_BACK * 86400) // 60)
         try:

@@ -4,6 +4,7 @@ stores; and a ledger restarted from day summaries agrees with the one that ran."
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,9 +12,11 @@ from typing import Any
 
 import pytest
 
+from monitor.app import Daemon
 from monitor.collector import Collector
 from monitor.compaction import SETTLE_MINUTES, compact_days, day_summaries
 from monitor.config import Config
+from monitor.errors import StoreError
 from monitor.ledger import WINDOWS, Ledger, ObjectiveKey
 from monitor.metrics import Metrics
 from monitor.results import DaySummary, HourSummary, Result
@@ -184,3 +187,28 @@ async def test_a_ledger_restarted_from_day_summaries_agrees(tmp_path: Path) -> N
                 assert by_hours.minute_counts(key, window, now) == counts, window
     finally:
         await store.aclose()
+
+
+async def test_the_daemon_compacts_settled_days_and_survives_a_store_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = _config()
+    store = MemoryStore()
+    await store.write_hours([_hour(s, DAY * 24 + i) for s in ("a", "b") for i in range(24)])
+    daemon = Daemon(config, store=store)
+    now = ((DAY + 1) * 1440 + SETTLE_MINUTES) * 60.0
+    with caplog.at_level(logging.INFO, logger="monitor.app"):
+        await daemon.compact_settled_days(now)
+    assert [(d.day, d.service) for d in await store.days(DAY, DAY + 1)] == [
+        (DAY, "a"),
+        (DAY, "b"),
+    ]
+    assert "compacted 2 service days" in caplog.text
+
+    async def broken(start_day: int, end_day: int) -> list[int]:
+        raise StoreError("disk I/O error")
+
+    store.days_to_compact = broken  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="monitor.app"):
+        await daemon.compact_settled_days(now)  # logged, not raised: it retries in an hour
+    assert "compacting days failed (will retry in an hour): disk I/O error" in caplog.text
