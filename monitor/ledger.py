@@ -38,9 +38,9 @@ ROLLING: dict[str, int] = {
 }
 #: Calendar windows in the config's time zone: this month to date, and the previous month.
 CALENDAR = ("month", "previous_month")
-_DAY = 1440
 WINDOWS: tuple[str, ...] = (*ROLLING, *CALENDAR)
 
+_DAY = 1440  # minutes in a UTC day
 #: Minutes of decisions kept in memory: the previous month is at most 62 days back.
 _RING = 64 * _DAY
 #: Sealed minutes kept in full for a while, so a result that arrives after its minute was
