@@ -84,7 +84,12 @@ def html_to_pdf(html: bytes, timeout_s: float = TIMEOUT_S) -> bytes:
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()  # reaps it and closes the pipe
+            try:
+                process.communicate(timeout=10)  # reaps it and closes the pipe
+            except subprocess.TimeoutExpired:  # a process outside the group holds the pipe
+                if process.stderr is not None:
+                    process.stderr.close()
+                process.wait()
             raise PdfError(f"Chromium did not print the PDF within {timeout_s:g} s") from None
         if process.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
             detail = " | ".join(stderr.decode(errors="replace").strip().splitlines()[-3:])
