@@ -643,56 +643,44 @@ class SqliteStore:
 
     async def write_hours(self, hours: Sequence[HourSummary]) -> None:
         """Persist compacted hours in one transaction."""
-        async with self._lock:
-            try:
-                await self.db.executemany(
-                    "INSERT OR REPLACE INTO hours (service, hour, exclusions, states, rollups)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (
-                            h.service,
-                            h.hour,
-                            h.exclusions,
-                            json.dumps(h.states),
-                            json.dumps(h.rollups, separators=(",", ":")),
-                        )
-                        for h in hours
-                    ],
-                )
-                await self.db.commit()
-            except (OSError, aiosqlite.Error) as exc:
-                await self._rollback()
-                raise StoreError(f"cannot write to the store {self.path}: {exc}") from exc
+        await self._write_summaries(
+            "hours", "hour", [(h.service, h.hour, h.exclusions, h.states, h.rollups) for h in hours]
+        )
 
     async def hours(self, start_hour: int, end_hour: int) -> list[HourSummary]:
         """Compacted hours in ``[start_hour, end_hour)``."""
-        async with self._lock:
-            rows = await self._fetch(
-                "SELECT service, hour, exclusions, states, rollups FROM hours"
-                " WHERE hour >= ? AND hour < ? ORDER BY hour, service",
-                (start_hour, end_hour),
-            )
-        return [
-            HourSummary(s, h, e, json.loads(states), json.loads(rollups))
-            for s, h, e, states, rollups in rows
-        ]
+        rows = await self._read_summaries("hours", "hour", start_hour, end_hour)
+        return [HourSummary(*row) for row in rows]
 
     async def write_days(self, days: Sequence[DaySummary]) -> None:
         """Persist compacted days in one transaction."""
+        await self._write_summaries(
+            "days", "day", [(d.service, d.day, d.exclusions, d.states, d.rollups) for d in days]
+        )
+
+    async def days(self, start_day: int, end_day: int) -> list[DaySummary]:
+        """Compacted days in ``[start_day, end_day)``."""
+        rows = await self._read_summaries("days", "day", start_day, end_day)
+        return [DaySummary(*row) for row in rows]
+
+    async def _write_summaries(
+        self, table: str, key: str, rows: Sequence[tuple[str, int, str, Any, Any]]
+    ) -> None:
+        """Replace compacted spans (``hours`` or ``days``; fixed names, never input)."""
         async with self._lock:
             try:
                 await self.db.executemany(
-                    "INSERT OR REPLACE INTO days (service, day, exclusions, states, rollups)"
+                    f"INSERT OR REPLACE INTO {table} (service, {key}, exclusions, states, rollups)"
                     " VALUES (?, ?, ?, ?, ?)",
                     [
                         (
-                            d.service,
-                            d.day,
-                            d.exclusions,
-                            json.dumps(d.states),
-                            json.dumps(d.rollups, separators=(",", ":")),
+                            service,
+                            at,
+                            exclusions,
+                            json.dumps(states),
+                            json.dumps(rollups, separators=(",", ":")),
                         )
-                        for d in days
+                        for service, at, exclusions, states, rollups in rows
                     ],
                 )
                 await self.db.commit()
@@ -700,17 +688,19 @@ class SqliteStore:
                 await self._rollback()
                 raise StoreError(f"cannot write to the store {self.path}: {exc}") from exc
 
-    async def days(self, start_day: int, end_day: int) -> list[DaySummary]:
-        """Compacted days in ``[start_day, end_day)``."""
+    async def _read_summaries(
+        self, table: str, key: str, start: int, end: int
+    ) -> list[tuple[str, int, str, Any, Any]]:
+        """Compacted spans with ``start <= key < end``, states and rollups decoded."""
         async with self._lock:
             rows = await self._fetch(
-                "SELECT service, day, exclusions, states, rollups FROM days"
-                " WHERE day >= ? AND day < ? ORDER BY day, service",
-                (start_day, end_day),
+                f"SELECT service, {key}, exclusions, states, rollups FROM {table}"
+                f" WHERE {key} >= ? AND {key} < ? ORDER BY {key}, service",
+                (start, end),
             )
         return [
-            DaySummary(s, d, e, json.loads(states), json.loads(rollups))
-            for s, d, e, states, rollups in rows
+            (s, at, e, json.loads(states), json.loads(rollups))
+            for s, at, e, states, rollups in rows
         ]
 
     async def days_to_compact(self, start_day: int, end_day: int) -> list[int]:

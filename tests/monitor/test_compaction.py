@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -63,19 +62,6 @@ def test_a_day_joins_its_24_hours_and_sums_each_probe() -> None:
         for i in range(24):
             expected.merge(_rollup(DAY * 24 + i + offset))
         assert Rollup.from_dict(day.rollups[probe]) == expected
-
-
-@pytest.fixture(params=["sqlite", "memory"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """An open store of each implementation."""
-    impl: Store = (
-        SqliteStore(tmp_path / "sla.sqlite3") if request.param == "sqlite" else MemoryStore()
-    )
-    await impl.open()
-    try:
-        yield impl
-    finally:
-        await impl.aclose()
 
 
 async def test_only_settled_complete_days_are_compacted_once(store: Store) -> None:

@@ -3,8 +3,6 @@ and the status config."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,25 +14,17 @@ from monitor.incidents import IncidentBook, IncidentDetector, StatusEvent, UserN
 from monitor.ledger import MinuteCode, ObjectiveKey
 from monitor.notifiers import AlertEvent
 from monitor.results import ServiceMinute
-from monitor.store import MemoryStore, SqliteStore, Store
+from monitor.store import Store
 from tests.fakes import FakeClock
 
 T0 = 1_795_000_020.0  # a minute boundary
 M0 = int(T0 // 60)
 
 
-@pytest.fixture(params=["sqlite", "memory"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    impl: Store = (
-        SqliteStore(tmp_path / "s.sqlite3", clock=FakeClock(T0))
-        if request.param == "sqlite"
-        else MemoryStore(clock=FakeClock(T0))
-    )
-    await impl.open()
-    try:
-        yield impl
-    finally:
-        await impl.aclose()
+@pytest.fixture
+def clock() -> FakeClock:
+    """The stores' clock (the shared ``store`` fixture takes it)."""
+    return FakeClock(T0)
 
 
 # --- the store contract ---------------------------------------------------------------------

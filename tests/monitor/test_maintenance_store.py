@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from monitor.eligibility import MaintenanceWindow
-from monitor.store import MemoryStore, SqliteStore, Store
+from monitor.store import SqliteStore, Store
 from tests.fakes import FakeClock
 
 T0 = 1_795_000_000.0  # FakeClock's default start
@@ -21,23 +21,6 @@ HOUR = 3600.0
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(T0)
-
-
-@pytest.fixture(params=["sqlite", "memory"])
-async def store(
-    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
-) -> AsyncIterator[Store]:
-    """An open store of each implementation, on a fake clock."""
-    impl: Store
-    if request.param == "sqlite":
-        impl = SqliteStore(tmp_path / "store" / "sla.sqlite3", clock=clock)
-    else:
-        impl = MemoryStore(clock=clock)
-    await impl.open()
-    try:
-        yield impl
-    finally:
-        await impl.aclose()
 
 
 async def add(

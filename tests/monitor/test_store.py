@@ -13,7 +13,7 @@ import pytest
 from monitor.errors import StoreError
 from monitor.results import Result
 from monitor.sla import Rollup, bucket_index
-from monitor.store import MemoryStore, RollupKey, SqliteStore, Store
+from monitor.store import RollupKey, SqliteStore, Store
 from probes.base import Outcome
 
 THRESHOLDS = (1.0, 2.0)
@@ -82,21 +82,6 @@ def counts_of(rollups: list[tuple[RollupKey, Rollup]]) -> dict[RollupKey, dict[s
         }
         for key, r in rollups
     }
-
-
-@pytest.fixture(params=["sqlite", "memory"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """An open store of each implementation."""
-    impl: Store
-    if request.param == "sqlite":
-        impl = SqliteStore(tmp_path / "store" / "sla.sqlite3")
-    else:
-        impl = MemoryStore()
-    await impl.open()
-    try:
-        yield impl
-    finally:
-        await impl.aclose()
 
 
 # --- the contract ---------------------------------------------------------------------------
