@@ -33,7 +33,7 @@ from monitor.report import Month, Report, build_report
 from monitor.report_charts import draw_charts
 from monitor.report_pdf import html_to_pdf
 from monitor.report_render import render_html
-from monitor.sla import Rollup
+from monitor.sla.counts import Rollup
 from monitor.store import SqliteStore
 
 MONTH = Month(2026, 10)

@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import print_machine
 from monitor.compaction import compact_days
 from monitor.config import Config
-from monitor.figures import all_figures
 from monitor.ledger import Ledger
 from monitor.results import Result
-from monitor.sla import Rollup
+from monitor.sla.counts import Rollup
+from monitor.sla.figures import all_figures
 from monitor.store import SqliteStore
 from probes.base import Outcome
 

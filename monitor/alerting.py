@@ -19,10 +19,11 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from monitor.config import AlertingConfig, AvailabilityObjective, Config
-from monitor.eligibility import month_bounds, month_of
-from monitor.figures import ObjectiveFigures
-from monitor.ledger import Ledger, MinuteCode, ObjectiveKey
+from monitor.ledger import Ledger
 from monitor.notifiers import AlertEvent, EventKind
+from monitor.sla.figures import ObjectiveFigures
+from monitor.sla.minutes import MinuteCode, ObjectiveKey
+from monitor.sla.windows import month_bounds, month_of
 from monitor.store import Store
 
 log = logging.getLogger(__name__)

@@ -20,17 +20,19 @@ from monitor.clock import Clock, SystemClock
 from monitor.collector import Collector
 from monitor.compaction import compact_days
 from monitor.config import Config
-from monitor.eligibility import Eligibility
 from monitor.errors import StoreError
-from monitor.figures import ObjectiveFigures, all_figures
 from monitor.incidents import IncidentBook, IncidentDetector, StatusEvent, UserNotices
-from monitor.ledger import Ledger, MinuteCode, ObjectiveKey
+from monitor.ledger import Ledger
 from monitor.metrics import Metrics, SlaCollector
 from monitor.notifiers import Dispatcher, build_notifiers
 from monitor.report_daemon import ReportsService
 from monitor.results import Result
 from monitor.scheduler import Job, Scheduler
 from monitor.server import Health, Server
+from monitor.sla.eligibility import Eligibility
+from monitor.sla.figures import ObjectiveFigures, all_figures
+from monitor.sla.minutes import MinuteCode, ObjectiveKey
+from monitor.sla.objectives import grace_minutes
 from monitor.status import StatusSite
 from monitor.store import SqliteStore, Store
 from probes.registry import ProbeResources, build_probe
@@ -73,9 +75,8 @@ class Daemon:
             config, path if store is None else None, self.clock, base_dir=base_dir
         )
         self.metrics = Metrics(config)
-        longest_timeout = max(p.timeout for s in config.services for p in s.probes)
         # A minute is sealed once every result that started in it has surely arrived.
-        grace = int((longest_timeout + 2 * config.storage.flush_interval + 5) // 60) + 1
+        grace = grace_minutes(config)
         self.eligibility = Eligibility(config)
         self.ledger = Ledger(
             config, self.eligibility, grace_minutes=grace, on_sealed=self._count_minutes

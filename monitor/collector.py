@@ -16,7 +16,7 @@ from monitor.errors import StoreError
 from monitor.ledger import Ledger
 from monitor.metrics import Metrics
 from monitor.results import HourSummary, Result, ServiceMinute
-from monitor.sla import Rollup
+from monitor.sla.counts import Rollup
 from monitor.store import RollupKey, Store
 
 log = logging.getLogger(__name__)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from monitor.ledger import MinuteCode
 from monitor.results import DaySummary, HourSummary
-from monitor.sla import Rollup
+from monitor.sla.counts import Rollup
+from monitor.sla.minutes import MinuteCode
 from monitor.store import Store
 
 MINUTES_PER_DAY = 1440

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from monitor.errors import ConfigError
+from monitor.sla.windows import ALERT_WINDOWS
 from probes.base import Duration, parse_duration
 from probes.settings import (
     IntegratedProbeSettings,
@@ -341,9 +342,6 @@ class SchedulerConfig(_Strict):
 
 
 # --- alerting -----------------------------------------------------------------------------
-
-#: Windows the built-in burn-rate alerts can use (the ledger keeps these); "1d" means "24h".
-ALERT_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "24h", "3d")
 
 
 def _alert_window(value: Any) -> Any:

@@ -53,6 +53,7 @@ from grafana_foundation_sdk.models import prometheus as prom_model
 from monitor.config import AvailabilityObjective, Config, LatencyObjective, ServiceConfig
 from monitor.errors import SlaMonitorError
 from monitor.rules import sli_record
+from monitor.sla.windows import DASHBOARD_WINDOWS
 
 #: The Grafana version the JSON targets (the grafana-foundation-sdk build pinned).
 GRAFANA_VERSION = "11.6"
@@ -595,7 +596,7 @@ def _service_detail(config: Config) -> builder.Dashboard:
             quantiles = quantiles.override_by_regexp(
                 _regex_prefix(service.name), _line_thresholds(_latency_steps(thresholds))
             )
-    windows = "|".join(("5m", "1h", "24h", "7d", "30d", "month"))
+    windows = "|".join(DASHBOARD_WINDOWS)
     per_window = (
         bargauge.Panel()
         .title("Compliance per window")

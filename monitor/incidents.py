@@ -23,8 +23,9 @@ from typing import Literal
 
 from monitor.clock import Clock
 from monitor.config import AvailabilityObjective, Config
-from monitor.ledger import Ledger, MinuteCode, ObjectiveKey
+from monitor.ledger import Ledger
 from monitor.notifiers import AlertEvent, EventKind
+from monitor.sla.minutes import MinuteCode, ObjectiveKey
 from monitor.store import Incident, IncidentUpdate, Store
 
 log = logging.getLogger(__name__)

@@ -13,32 +13,33 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import IntEnum
 from zoneinfo import ZoneInfo
 
-from monitor.config import AvailabilityObjective, Config, LatencyObjective
-from monitor.eligibility import Eligibility, Exclusion, month_bounds, month_of, previous_month
+from monitor.config import Config
 from monitor.results import DaySummary, HourSummary, Result, ServiceMinute
-from monitor.sla import MinuteState, Rollup, minute_state
+from monitor.sla.counts import Rollup
+from monitor.sla.eligibility import Eligibility
+from monitor.sla.minutes import (
+    EXCLUSION_CODE,
+    Exclusion,
+    MinuteClassifier,
+    MinuteCode,
+    ObjectiveKey,
+    ProbeId,
+)
+from monitor.sla.objectives import probe_thresholds
+from monitor.sla.windows import (
+    ROLLING,
+    WINDOWS,
+    month_bounds,
+    month_of,
+    next_month,
+    previous_month,
+    window_range,
+)
 from monitor.store import RollupKey, Store
 
 log = logging.getLogger(__name__)
-
-#: Rolling windows, in minutes. The window "1h" at minute m holds minutes (m-60, m].
-ROLLING: dict[str, int] = {
-    "5m": 5,
-    "30m": 30,
-    "1h": 60,
-    "2h": 120,
-    "6h": 360,
-    "24h": 1440,
-    "3d": 4320,
-    "7d": 10080,
-    "30d": 43200,
-}
-#: Calendar windows in the config's time zone: this month to date, and the previous month.
-CALENDAR = ("month", "previous_month")
-WINDOWS: tuple[str, ...] = (*ROLLING, *CALENDAR)
 
 _DAY = 1440  # minutes in a UTC day
 #: Minutes of decisions kept in memory: the previous month is at most 62 days back.
@@ -46,55 +47,6 @@ _RING = 64 * _DAY
 #: Sealed minutes kept in full for a while, so a result that arrives after its minute was
 #: sealed (a long queue, a slow flush) still corrects that minute's availability state.
 _RECENT_SEALED = 15
-
-ProbeId = tuple[str, str]  # (service, probe)
-
-
-class MinuteCode(IntEnum):
-    """What a sealed minute counted as for one availability objective (one byte)."""
-
-    UNKNOWN = 0
-    UP = 1
-    DOWN = 2
-    UNMONITORED = 3
-    OUTSIDE_HOURS = 4
-    MAINTENANCE = 5
-    PROVIDER = 6
-
-    @property
-    def label(self) -> str:
-        """The name used in the API, the store and reports."""
-        return _LABELS[self]
-
-    @classmethod
-    def from_label(cls, label: str) -> MinuteCode:
-        """The inverse of ``label``."""
-        return _BY_LABEL[label]
-
-
-_LABELS = {
-    MinuteCode.UNKNOWN: "unknown",
-    MinuteCode.UP: "up",
-    MinuteCode.DOWN: "down",
-    MinuteCode.UNMONITORED: "unmonitored",
-    MinuteCode.OUTSIDE_HOURS: Exclusion.OUTSIDE_HOURS.value,
-    MinuteCode.MAINTENANCE: Exclusion.MAINTENANCE.value,
-    MinuteCode.PROVIDER: Exclusion.PROVIDER.value,
-}
-_BY_LABEL = {label: code for code, label in _LABELS.items()}
-_EXCLUSION_CODE = {
-    None: MinuteCode.UP,  # placeholder: eligible
-    Exclusion.OUTSIDE_HOURS: MinuteCode.OUTSIDE_HOURS,
-    Exclusion.MAINTENANCE: MinuteCode.MAINTENANCE,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectiveKey:
-    """Identifies an objective across the daemon."""
-
-    service: str
-    objective: str
 
 
 @dataclass
@@ -149,37 +101,6 @@ class _Ring:
         return counts
 
 
-def probe_thresholds(config: Config) -> dict[ProbeId, tuple[float, ...]]:
-    """For every probe, the latency thresholds it is counted against (its objectives')."""
-    thresholds: dict[ProbeId, set[float]] = {}
-    for service in config.services:
-        for probe in service.probes:
-            thresholds[(service.name, probe.name)] = set()
-        for objective in service.objectives:
-            if isinstance(objective, LatencyObjective):
-                for name in service.probes_of(objective):
-                    thresholds[(service.name, name)].add(objective.threshold)
-    return {key: tuple(sorted(values)) for key, values in thresholds.items()}
-
-
-def _provider_order(config: Config) -> list[str]:
-    """Services with their providers first, so a minute's provider states are known."""
-    order: list[str] = []
-    seen: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in seen:
-            return
-        seen.add(name)
-        for provider in config.service(name).depends_on:
-            visit(provider)
-        order.append(name)
-
-    for service in config.services:
-        visit(service.name)
-    return order
-
-
 class Ledger:
     """In-memory windows over minute rollups, for every probe and availability objective.
 
@@ -206,24 +127,18 @@ class Ledger:
         self.eligibility = eligibility if eligibility is not None else Eligibility(config)
         self.grace_minutes = grace_minutes
         self._probes = {key: _ProbeLedger(t) for key, t in probe_thresholds(config).items()}
-        self._order = _provider_order(config)
-        #: Per service: itself and its providers (transitively), providers first.
-        self._chains = {name: _chain(config, name, self._order) for name in self._order}
+        #: The one minute classifier (monitor.sla.minutes), on this ledger's eligibility.
+        self.classifier = MinuteClassifier(config, self.eligibility.exclusion)
+        self._order = self.classifier.order
         self._service_probes = {s.name: [p.name for p in s.probes] for s in config.services}
-        self._availability: dict[ObjectiveKey, tuple[tuple[str, ...], float]] = {}
-        for service in config.services:
-            for objective in service.objectives:
-                if isinstance(objective, AvailabilityObjective):
-                    key = ObjectiveKey(service.name, objective.name)
-                    probes = tuple(service.probes_of(objective))
-                    self._availability[key] = (probes, objective.down_ratio)
-        self._objectives_of: dict[str, list[ObjectiveKey]] = {s.name: [] for s in config.services}
-        for key in self._availability:
-            self._objectives_of[key.service].append(key)
+        self._objectives_of = {
+            s.name: self.classifier.objectives_of(s.name) for s in config.services
+        }
+        availability = [key for keys in self._objectives_of.values() for key in keys]
         #: Per service: was the sealed minute eligible (UP) or excluded (its reason)?
         self._exclusions = {s.name: _Ring() for s in config.services}
         #: Per availability objective: the sealed minute's code.
-        self._states = {key: _Ring() for key in self._availability}
+        self._states = {key: _Ring() for key in availability}
         self._recent: dict[int, dict[ProbeId, Rollup]] = {}
         self._window_end: int | None = None  # the current minute the sums are slid to
         self._sealed_through: int | None = None
@@ -361,7 +276,7 @@ class Ledger:
         if month <= self._month:
             return
         for sums in self._groups.values():
-            if month == _next_month(*self._month):
+            if month == next_month(*self._month):
                 sums["previous_month"] = sums["month"]
             else:  # a whole month passed with the daemon down: nothing sealed in it
                 sums["previous_month"] = Rollup()
@@ -402,39 +317,14 @@ class Ledger:
         sealed: bool,
         only: str | None = None,
     ) -> tuple[dict[str, Exclusion | None], dict[ObjectiveKey, MinuteCode]]:
-        """Classify one minute for every service (providers first), or only for the
-        service ``only`` and its providers. When ``sealed``, the decisions are recorded in the
+        """Classify one minute with the SLA core's classifier, for every service or only
+        ``only`` and its providers. When ``sealed``, the decisions are recorded in the
         rings and queued for the store."""
-        exclusions: dict[str, Exclusion | None] = {}
-        down_or_maintenance: dict[str, bool] = {}
-        codes: dict[ObjectiveKey, MinuteCode] = {}
-        order = self._order if only is None else self._chains[only]
-        for service in order:
-            exclusion = self.eligibility.exclusion(service, minute)
-            exclusions[service] = exclusion
-            probes = self._service_probes[service]
-            whole = _sum(rollups.get((service, p)) for p in probes)
-            down_or_maintenance[service] = exclusion is Exclusion.MAINTENANCE or (
-                minute_state(whole) is MinuteState.DOWN
-            )
-            provider_out = any(
-                down_or_maintenance.get(p, False) for p in self.config.service(service).depends_on
-            )
-            for key, (objective_probes, down_ratio) in self._availability.items():
-                if key.service != service:
-                    continue
-                code = self._code(
-                    exclusion,
-                    provider_out,
-                    _sum(rollups.get((service, p)) for p in objective_probes),
-                    down_ratio,
-                )
-                codes[key] = code
-                if code is MinuteCode.DOWN:
-                    down_or_maintenance[service] = True
+        decision = self.classifier.decide(minute, rollups, only)
+        exclusions, codes = decision.exclusions, decision.codes
         if sealed:
             for service, exclusion in exclusions.items():
-                self._exclusions[service][minute] = _EXCLUSION_CODE[exclusion]
+                self._exclusions[service][minute] = EXCLUSION_CODE[exclusion]
             for key, code in codes.items():
                 self._states[key][minute] = code
             for service, exclusion in exclusions.items():
@@ -447,21 +337,6 @@ class Ledger:
                     )
                 )
         return exclusions, codes
-
-    @staticmethod
-    def _code(
-        exclusion: Exclusion | None, provider_out: bool, rollup: Rollup, down_ratio: float
-    ) -> MinuteCode:
-        # Order matters: the service's own schedule and maintenance first; then a minute
-        # with no result is unmonitored whatever its providers did; then providers.
-        if exclusion is not None:
-            return _EXCLUSION_CODE[exclusion]
-        state = minute_state(rollup, down_ratio)
-        if state is MinuteState.UNMONITORED:
-            return MinuteCode.UNMONITORED
-        if provider_out:
-            return MinuteCode.PROVIDER
-        return MinuteCode.DOWN if state is MinuteState.DOWN else MinuteCode.UP
 
     def _emit_hour(self, hour: int) -> None:
         """Queue the compacted summary of a complete hour of every service."""
@@ -633,17 +508,16 @@ class Ledger:
             elif undecided:
                 # No result at all: the monitor was down; excluded or unmonitored.
                 for service in undecided:
-                    exclusion = self.eligibility.exclusion(service, minute)
-                    self._exclusions[service][minute] = _EXCLUSION_CODE[exclusion]
-                    code = _EXCLUSION_CODE[exclusion] if exclusion else MinuteCode.UNMONITORED
-                    for key in self._objectives_of[service]:
+                    decision = self.classifier.without_results(service, minute)
+                    self._exclusions[service][minute] = EXCLUSION_CODE[decision.exclusions[service]]
+                    for key, code in decision.codes.items():
                         self._states[key][minute] = code
             for service in self._order:
                 record = decided.get((service, minute))
                 if record is None:
                     continue
                 exclusion = Exclusion(record.exclusion) if record.exclusion else None
-                self._exclusions[service][minute] = _EXCLUSION_CODE[exclusion]
+                self._exclusions[service][minute] = EXCLUSION_CODE[exclusion]
                 for key in self._objectives_of[service]:
                     label = record.states.get(key.objective, "unmonitored")
                     self._states[key][minute] = MinuteCode.from_label(label)
@@ -672,14 +546,7 @@ class Ledger:
 
     def window_range(self, window: str, now: float) -> tuple[int, int]:
         """The minutes [first, last] a window covers at ``now``."""
-        current = int(now // 60)
-        if window in ROLLING:
-            return current - ROLLING[window] + 1, current
-        month = month_of(current, self.zone)
-        if window == "month":
-            return month_bounds(*month, self.zone)[0], current
-        first, end = month_bounds(*previous_month(*month), self.zone)
-        return first, end - 1
+        return window_range(window, now, self.zone)
 
     def window_rollup(self, service: str, probes: Iterable[str], window: str, now: float) -> Rollup:
         """The sum of the given probes' eligible rollups over ``window`` ending at ``now``."""
@@ -706,7 +573,7 @@ class Ledger:
         month = month_of(int(now // 60), self.zone)
         if month == self._month:
             return window
-        if month == _next_month(*self._month) and window == "previous_month":
+        if month == next_month(*self._month) and window == "previous_month":
             return "month"
         return None
 
@@ -767,18 +634,6 @@ class Ledger:
         return self._sealed_through is not None and minute <= self._sealed_through
 
 
-def _chain(config: Config, service: str, order: list[str]) -> list[str]:
-    """``service`` and the services it depends on, transitively, in provider order."""
-    needed = {service}
-    stack = [service]
-    while stack:
-        for provider in config.service(stack.pop()).depends_on:
-            if provider not in needed:
-                needed.add(provider)
-                stack.append(provider)
-    return [name for name in order if name in needed]
-
-
 #: Digits of a compacted hour ("0".."6") to minute codes, in C.
 _DIGITS = bytes.maketrans(b"0123456", bytes(range(7)))
 
@@ -794,26 +649,4 @@ def _runs(hours: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def _next_month(year: int, month: int) -> tuple[int, int]:
-    return (year + 1, 1) if month == 12 else (year, month + 1)
-
-
-def _sum(rollups: Iterable[Rollup | None]) -> Rollup:
-    total = Rollup()
-    for rollup in rollups:
-        if rollup is not None:
-            total.merge(rollup)
-    return total
-
-
-__all__ = [
-    "CALENDAR",
-    "ROLLING",
-    "WINDOWS",
-    "Ledger",
-    "MinuteCode",
-    "ObjectiveKey",
-    "ProbeId",
-    "RollupKey",
-    "probe_thresholds",
-]
+__all__ = ["Ledger", "RollupKey"]

@@ -13,8 +13,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from monitor.config import AvailabilityObjective, Config, LatencyObjective
-from monitor.figures import ObjectiveFigures
 from monitor.results import Result
+from monitor.sla.figures import ObjectiveFigures
 from probes.base import Outcome
 
 #: What a sealed availability minute can count as (see monitor.ledger.MinuteCode).

@@ -36,27 +36,26 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from monitor import __version__
 from monitor.config import AvailabilityObjective, Config, LatencyObjective
-from monitor.eligibility import Eligibility, month_bounds
 from monitor.errors import SlaMonitorError
-from monitor.ledger import Ledger, MinuteCode
 from monitor.results import HourSummary, ServiceMinute
-from monitor.sla import Rollup, availability, compliance, error_budget, estimate_quantile
+from monitor.sla.counts import Rollup
+from monitor.sla.eligibility import Eligibility
+from monitor.sla.figures import (
+    WindowFigures,
+    availability_window,
+    counts_by_label,
+    latency_window,
+)
+from monitor.sla.minutes import STATE_LABELS, MinuteClassifier, MinuteCode
+from monitor.sla.objectives import grace_minutes
+from monitor.sla.windows import day_bounds, month_bounds
 from monitor.store import MaintenanceRecord, Store
 from monitor.timeparse import iso_local
 
 #: Version of the JSON schema; bumped whenever a key changes meaning or disappears.
 SCHEMA_VERSION = 1
-#: Quantiles shown per day and per month, with their keys.
-QUANTILES: tuple[tuple[str, float], ...] = (("p50", 0.5), ("p99", 0.99), ("p99_5", 0.995))
-#: Minute states of an availability objective, in report order.
-MINUTE_STATES: tuple[str, ...] = (
-    "up",
-    "down",
-    "unmonitored",
-    "outside_hours",
-    "maintenance",
-    "provider_unavailable",
-)
+#: Minute states of an availability objective, in report order (the SLA core's labels).
+MINUTE_STATES = STATE_LABELS
 #: Plain words for the failure classes probes report (``probes.base.Outcome``).
 CAUSES = {
     "timeout": "no answer within the probe's timeout",
@@ -348,12 +347,6 @@ def verdict_of(achieved: float | None, target: float) -> Verdict:
 Progress = Callable[[str, int, int], None]
 
 
-def grace_minutes(config: Config) -> int:
-    """Whole minutes after which the daemon seals a minute (the formula of ``app.py``)."""
-    longest_timeout = max(p.timeout for s in config.services for p in s.probes)
-    return int((longest_timeout + 2 * config.storage.flush_interval + 5) // 60) + 1
-
-
 def _providers(config: Config, names: Iterable[str]) -> set[str]:
     """The services named and every service they depend on, transitively."""
     todo, seen = list(names), set[str]()
@@ -449,8 +442,8 @@ class _Builder:
         self.needed = _providers(config, services)
         self.corrections = corrections
         self.lead_time_s = float(config.maintenance_lead_time)
-        # The daemon's own decision code, for minutes that have results but no decision.
-        self.ledger = Ledger(config, eligibility)
+        # The one classifier, for minutes that have results but no decision.
+        self.classifier = MinuteClassifier(config, eligibility.exclusion)
         self.availability = {
             s: [o.name for o in config.service(s).objectives if o.kind == "availability"]
             for s in services
@@ -659,13 +652,11 @@ class _Builder:
     ) -> _Minute:
         """A minute the daemon never decided (it was down, or killed before persisting)."""
         if rollups and any(key[0] == service for key in rollups):
-            exclusions, codes = self.ledger._decide(minute, rollups, sealed=False)
-            exclusion = exclusions[service]
-            states = {k.objective: c.label for k, c in codes.items() if k.service == service}
+            decision = self.classifier.decide(minute, rollups, only=service)
         else:
-            exclusion = self.eligibility.exclusion(service, minute)
-            label = exclusion.value if exclusion is not None else MinuteCode.UNMONITORED.label
-            states = dict.fromkeys(self.availability[service], label)
+            decision = self.classifier.without_results(service, minute)
+        exclusion = decision.exclusions[service]
+        states = {k.objective: c.label for k, c in decision.codes.items() if k.service == service}
         return _Minute(exclusion.value if exclusion is not None else "", states)
 
     def _latency_day(
@@ -684,17 +675,16 @@ class _Builder:
             if probe_sum is not None:
                 day.merge(probe_sum)
         acc.total.merge(day)
-        good = day.good_within(objective.threshold)
-        ratio = compliance(day, objective.threshold)
+        figures = latency_window(date.isoformat(), day, objective.threshold, objective.target_ratio)
         return DayFigures(
             date=date.isoformat(),
             minutes=length,
-            valid=day.attempts,
-            good=good,
-            bad=day.attempts - good,
-            compliance=ratio,
-            met=None if ratio is None else ratio >= objective.target_ratio,
-            quantiles_s={key: estimate_quantile(day.buckets, q) for key, q in QUANTILES},
+            valid=figures.valid,
+            good=figures.good,
+            bad=figures.bad,
+            compliance=figures.compliance,
+            met=figures.met,
+            quantiles_s=figures.quantiles,
         )
 
     def _availability_day(
@@ -738,30 +728,28 @@ def _ranges(minutes: list[int]) -> list[tuple[int, int]]:
 def _availability_figures_day(
     date: str, length: int, counts: Counter[str], objective: AvailabilityObjective
 ) -> DayFigures:
-    up, down, unmonitored = counts["up"], counts["down"], counts["unmonitored"]
-    ratio = availability(up, down)
-    monitored = up + down
+    figures = availability_window(date, counts_by_label(counts), objective.target_ratio)
     return DayFigures(
         date=date,
         minutes=length,
-        valid=monitored,
-        good=up,
-        bad=down,
-        compliance=ratio,
-        met=None if ratio is None else ratio >= objective.target_ratio,
-        minute_states={state: counts.get(state, 0) for state in MINUTE_STATES},
-        coverage=monitored / (monitored + unmonitored) if monitored + unmonitored else None,
+        valid=figures.valid,
+        good=figures.good,
+        bad=figures.bad,
+        compliance=figures.compliance,
+        met=figures.met,
+        minute_states=figures.minutes,
+        coverage=figures.coverage,
     )
 
 
-def _budget(valid: int, good: int, target: float) -> Budget:
-    budget = error_budget(valid, good, target)
-    consumed = valid - good
+def _budget(figures: WindowFigures) -> Budget:
+    consumed = figures.bad
+    allowed = figures.budget_allowed
     return Budget(
-        allowed=budget.allowed,
+        allowed=allowed,
         consumed=consumed,
-        consumed_ratio=consumed / budget.allowed if budget.allowed else None,
-        remaining=budget.allowed - consumed,
+        consumed_ratio=consumed / allowed if allowed else None,
+        remaining=allowed - consumed,
     )
 
 
@@ -772,23 +760,16 @@ def _objective_report(
     acc: _ObjectiveAcc,
 ) -> ObjectiveReport:
     target = objective.target_ratio
+    extra: dict[str, Any]
     if isinstance(objective, LatencyObjective):
-        valid = acc.total.attempts
-        good = acc.total.good_within(objective.threshold)
-        achieved = compliance(acc.total, objective.threshold)
-        extra: dict[str, Any] = {
-            "quantiles_s": {key: estimate_quantile(acc.total.buckets, q) for key, q in QUANTILES}
-        }
+        figures = latency_window("month", acc.total, objective.threshold, target)
+        extra = {"quantiles_s": figures.quantiles}
         threshold: float | None = objective.threshold
     else:
-        up, down, unmonitored = acc.states["up"], acc.states["down"], acc.states["unmonitored"]
-        valid, good = up + down, up
-        achieved = availability(up, down)
-        extra = {
-            "minute_states": {state: acc.states.get(state, 0) for state in MINUTE_STATES},
-            "coverage": valid / (valid + unmonitored) if valid + unmonitored else None,
-        }
+        figures = availability_window("month", counts_by_label(acc.states), target)
+        extra = {"minute_states": figures.minutes, "coverage": figures.coverage}
         threshold = None
+    achieved = figures.compliance
     return ObjectiveReport(
         service=service,
         objective=objective.name,
@@ -796,13 +777,13 @@ def _objective_report(
         target=target,
         threshold_s=threshold,
         probes=probes,
-        valid=valid,
-        good=good,
-        bad=valid - good,
+        valid=figures.valid,
+        good=figures.good,
+        bad=figures.bad,
         achieved=achieved,
         margin=None if achieved is None else achieved - target,
         verdict=verdict_of(achieved, target),
-        budget=_budget(valid, good, target),
+        budget=_budget(figures),
         days=acc.days,
         **extra,
     )
@@ -1045,9 +1026,9 @@ async def build_report(
     eligibility = Eligibility(config)
     eligibility.replace_stored_maintenance(await store.list_maintenance())
     builder = _Builder(config, store, eligibility, names, corrections)
-    days = [d for d in month.days() if _day_bounds(d, zone)[0] < end]
+    days = [d for d in month.days() if day_bounds(d, zone)[0] < end]
     for index, date in enumerate(days):
-        lo, hi = _day_bounds(date, zone)
+        lo, hi = day_bounds(date, zone)
         await builder.day(date, lo, min(hi, end))
         if progress is not None:
             progress("days", index + 1, len(days))
@@ -1203,17 +1184,8 @@ def year_report(
     )
 
 
-def _day_bounds(date: dt.date, zone: ZoneInfo) -> tuple[int, int]:
-    """First epoch minute of a local date and the first one of the next."""
-    start = dt.datetime(date.year, date.month, date.day, tzinfo=zone)
-    nxt = date + dt.timedelta(days=1)
-    after = dt.datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone)
-    return math.ceil(start.timestamp() / 60), math.ceil(after.timestamp() / 60)
-
-
 __all__ = [
     "MINUTE_STATES",
-    "QUANTILES",
     "SCHEMA_VERSION",
     "BadMonthError",
     "Correction",
@@ -1224,7 +1196,6 @@ __all__ = [
     "UnmonitoredSpan",
     "YearReport",
     "build_report",
-    "grace_minutes",
     "parse_year",
     "year_report",
 ]

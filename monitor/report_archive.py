@@ -39,9 +39,9 @@ from monitor.report import (
     ReportError,
     UnmonitoredSpan,
     build_report,
-    grace_minutes,
 )
 from monitor.report_render import FORMATS, SUFFIX, render, render_many
+from monitor.sla.objectives import grace_minutes
 from monitor.store import Store
 from monitor.timeparse import iso_local
 

@@ -19,7 +19,8 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from monitor.report import QUANTILES, ObjectiveReport, Report
+from monitor.report import ObjectiveReport, Report
+from monitor.sla.figures import QUANTILES
 
 #: (line style, marker, grey) per series: distinct without colour.
 _STYLES = [

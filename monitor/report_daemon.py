@@ -25,9 +25,9 @@ from aiohttp import web
 
 from monitor.clock import Clock
 from monitor.config import Config
-from monitor.eligibility import month_of, previous_month
 from monitor.report import BadMonthError, Month, NoDataError, ReportError
 from monitor.report_render import CONTENT_TYPE, FORMATS
+from monitor.sla.windows import month_of, previous_month
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,10 @@ from typing import Any, Literal, get_args
 
 import jinja2
 
-from monitor.report import MINUTE_STATES, QUANTILES, ObjectiveReport, Report, YearReport
+from monitor.report import MINUTE_STATES, ObjectiveReport, Report, YearReport
 from monitor.report_charts import draw_charts, latency_groups
 from monitor.report_pdf import html_to_pdf
+from monitor.sla.figures import QUANTILES
 
 Format = Literal["html", "pdf", "md", "json", "csv"]
 FORMATS: tuple[Format, ...] = get_args(Format)

@@ -41,12 +41,11 @@ from monitor.config import (
     Objective,
     ServiceConfig,
 )
+from monitor.sla.windows import SLI_WINDOWS, prometheus_window
 
 #: The file ``write_rules`` writes.
 RULES_FILE = "sla-monitor.rules.yml"
 
-#: Windows of the recorded SLIs: every built-in alert window plus 30 days.
-SLI_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d")
 
 TARGET_RECORD = "sla:objective_target:ratio"
 BURN_ALERT = "SlaErrorBudgetBurn"
@@ -65,14 +64,6 @@ _BUDGET_PERIOD_DAYS = 30
 _float_to_go_string: Callable[[float], str] = floatToGoString
 #: Characters with a meaning in RE2 that may appear in a probe name.
 _REGEX_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
-
-
-def prometheus_window(window: str) -> str:
-    """The Prometheus name of a built-in alert window ("24h" is recorded as "1d")."""
-    name = "1d" if window == "24h" else window
-    if name not in SLI_WINDOWS:
-        raise ValueError(f"window {window!r} is not recorded (recorded: {SLI_WINDOWS})")
-    return name
 
 
 def sli_record(window: str) -> str:

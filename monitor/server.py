@@ -19,8 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from monitor import __version__
 from monitor.config import Config
-from monitor.figures import ObjectiveFigures
-from monitor.ledger import ROLLING
+from monitor.sla.figures import ObjectiveFigures
+from monitor.sla.windows import describe as describe_windows
 
 log = logging.getLogger(__name__)
 
@@ -213,11 +213,7 @@ class Server:
                 "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "version": __version__,
                 "timezone": self.config.timezone,
-                "windows": {
-                    **{name: f"rolling {minutes * 60} s" for name, minutes in ROLLING.items()},
-                    "month": f"calendar month to date ({self.config.timezone})",
-                    "previous_month": f"previous calendar month ({self.config.timezone})",
-                },
+                "windows": describe_windows(self.config.timezone),
                 "services": list(services.values()),
             }
         )

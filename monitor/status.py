@@ -39,8 +39,6 @@ from pydantic import BaseModel, ValidationError
 from monitor import __version__
 from monitor.clock import Clock
 from monitor.config import AvailabilityObjective, Config
-from monitor.eligibility import Eligibility, MaintenanceWindow
-from monitor.figures import ObjectiveFigures
 from monitor.incidents import (
     DETECTOR,
     UPDATE_STATUSES,
@@ -49,7 +47,6 @@ from monitor.incidents import (
     StatusEvent,
     StatusEventKind,
 )
-from monitor.ledger import MinuteCode
 from monitor.openapi import (
     IncidentIn,
     IncidentResolveIn,
@@ -58,6 +55,10 @@ from monitor.openapi import (
     MaintenancePatch,
     openapi_document,
 )
+from monitor.sla.counts import availability
+from monitor.sla.eligibility import Eligibility, MaintenanceWindow
+from monitor.sla.figures import ObjectiveFigures
+from monitor.sla.minutes import MinuteCode
 from monitor.store import Incident, Store
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ class _Day:
 
     @property
     def ratio(self) -> float | None:
-        return self.up / (self.up + self.down) if self.up + self.down else None
+        return availability(self.up, self.down)
 
 
 class Translator:

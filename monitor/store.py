@@ -25,10 +25,10 @@ from typing import Any, Protocol
 import aiosqlite
 
 from monitor.clock import Clock, SystemClock
-from monitor.eligibility import MaintenanceWindow
 from monitor.errors import StoreError
 from monitor.results import DaySummary, HourSummary, Result, ServiceMinute
-from monitor.sla import Rollup
+from monitor.sla.counts import Rollup
+from monitor.sla.eligibility import MaintenanceWindow
 from probes.base import Outcome
 
 #: (service, probe, epoch minute)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from monitor.app import Daemon
-from monitor.ledger import MinuteCode, ObjectiveKey
+from monitor.sla.minutes import MinuteCode, ObjectiveKey
 from simulator.network import Simulator
 from tests.fakes import FakeClock
 from tests.support.stack import daemon_config, simulator_settings, validate

@@ -18,10 +18,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from monitor.config import Config
-from monitor.eligibility import Eligibility
 from monitor.ledger import Ledger
 from monitor.results import Result, ServiceMinute
-from monitor.sla import Rollup
+from monitor.sla.counts import Rollup
+from monitor.sla.eligibility import Eligibility
 from monitor.store import RollupKey, Store
 from probes.base import Outcome
 

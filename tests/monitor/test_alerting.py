@@ -13,12 +13,12 @@ from typing import Any
 from monitor.alerting import Alerter
 from monitor.collector import Collector
 from monitor.config import Config
-from monitor.eligibility import MaintenanceWindow
-from monitor.figures import all_figures
 from monitor.ledger import Ledger
 from monitor.metrics import Metrics
 from monitor.notifiers import AlertEvent
 from monitor.results import Result
+from monitor.sla.eligibility import MaintenanceWindow
+from monitor.sla.figures import all_figures
 from monitor.store import MemoryStore
 from probes.base import Outcome
 

@@ -16,10 +16,12 @@ from monitor.collector import Collector
 from monitor.compaction import SETTLE_MINUTES, compact_days, day_summaries
 from monitor.config import Config
 from monitor.errors import StoreError
-from monitor.ledger import WINDOWS, Ledger, ObjectiveKey
+from monitor.ledger import Ledger
 from monitor.metrics import Metrics
 from monitor.results import DaySummary, HourSummary, Result
-from monitor.sla import Rollup
+from monitor.sla.counts import Rollup
+from monitor.sla.minutes import ObjectiveKey
+from monitor.sla.windows import WINDOWS
 from monitor.store import MemoryStore, SqliteStore, Store
 from probes.base import Outcome
 from tests.fakes import FakeClock

@@ -11,17 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from monitor.config import Config, parse_config
-from monitor.eligibility import (
-    Eligibility,
-    Exclusion,
-    MaintenanceWindow,
-    maintenance_from_config,
-    month_bounds,
-    month_of,
-    next_month,
-    previous_month,
-)
 from monitor.errors import ConfigError
+from monitor.sla.eligibility import Eligibility, MaintenanceWindow, maintenance_from_config
+from monitor.sla.minutes import Exclusion
+from monitor.sla.windows import month_bounds, month_of, next_month, previous_month
 
 ZONE = ZoneInfo("Europe/Brussels")
 HOUR_S = 3600.0

@@ -11,9 +11,9 @@ import yaml
 from monitor.config import Config, parse_config
 from monitor.errors import ConfigError
 from monitor.incidents import IncidentBook, IncidentDetector, StatusEvent, UserNotices
-from monitor.ledger import MinuteCode, ObjectiveKey
 from monitor.notifiers import AlertEvent
 from monitor.results import ServiceMinute
+from monitor.sla.minutes import MinuteCode, ObjectiveKey
 from monitor.store import Store
 from tests.fakes import FakeClock
 

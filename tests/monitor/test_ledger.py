@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 
 from monitor.collector import Collector
 from monitor.config import Config
-from monitor.ledger import ROLLING, WINDOWS, Ledger, ObjectiveKey
+from monitor.ledger import Ledger
 from monitor.metrics import Metrics
 from monitor.results import Result
+from monitor.sla.minutes import ObjectiveKey
+from monitor.sla.windows import ROLLING, WINDOWS
 from monitor.store import MemoryStore
 from probes.base import Outcome
 from tests.fakes import FakeClock

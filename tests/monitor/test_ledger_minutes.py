@@ -11,10 +11,11 @@ import pytest
 
 from monitor.collector import Collector
 from monitor.config import Config
-from monitor.eligibility import MaintenanceWindow
-from monitor.ledger import Ledger, MinuteCode, ObjectiveKey
+from monitor.ledger import Ledger
 from monitor.metrics import Metrics
 from monitor.results import Result
+from monitor.sla.eligibility import MaintenanceWindow
+from monitor.sla.minutes import MinuteCode, ObjectiveKey
 from monitor.store import MemoryStore
 from probes.base import Outcome
 from tests.fakes import FakeClock

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.eligibility import MaintenanceWindow
+from monitor.sla.eligibility import MaintenanceWindow
 from monitor.store import SqliteStore, Store
 from tests.fakes import FakeClock
 

@@ -12,8 +12,6 @@ from typing import Any
 
 import pytest
 
-from monitor.eligibility import Eligibility
-from monitor.figures import all_figures
 from monitor.ledger import Ledger
 from monitor.report import (
     BadMonthError,
@@ -24,7 +22,9 @@ from monitor.report import (
     build_report,
     parse_year,
 )
-from monitor.sla import bucket_index, estimate_quantile, exact_quantile
+from monitor.sla.counts import bucket_index, estimate_quantile, exact_quantile
+from monitor.sla.eligibility import Eligibility
+from monitor.sla.figures import all_figures
 from monitor.store import SqliteStore
 from tests.monitor import report_scenario as sc
 
@@ -320,7 +320,7 @@ async def test_the_report_agrees_with_the_daemons_previous_month(seeded: Path) -
             assert objective.quantiles_s == {
                 "p50": window.quantiles["p50"],
                 "p99": window.quantiles["p99"],
-                "p99_5": window.quantiles["p99.5"],
+                "p99_5": window.quantiles["p99_5"],
             }
         else:
             assert objective.minute_states == {

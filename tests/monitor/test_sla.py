@@ -15,10 +15,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.sla import (
+from monitor.sla.counts import (
     GAMMA,
     RELATIVE_ACCURACY,
-    MinuteState,
     Rollup,
     availability,
     bucket_index,
@@ -27,9 +26,9 @@ from monitor.sla import (
     error_budget,
     estimate_quantile,
     exact_quantile,
-    minute_state,
     quantile_rank,
 )
+from monitor.sla.minutes import MinuteCode, minute_state
 
 #: Relative accuracy with room for the last bits of float rounding.
 TOLERANCE = RELATIVE_ACCURACY * (1 + 1e-9)
@@ -302,36 +301,36 @@ def minute_of(ok: int, failed: int) -> Rollup:
 @pytest.mark.parametrize(
     ("rollup", "state"),
     [
-        pytest.param(None, MinuteState.UNMONITORED, id="no-rollup"),
-        pytest.param(Rollup(), MinuteState.UNMONITORED, id="no-results"),
-        pytest.param(minute_of(ok=6, failed=0), MinuteState.UP, id="all-ok"),
-        pytest.param(minute_of(ok=3, failed=3), MinuteState.UP, id="exactly-half-failed"),
-        pytest.param(minute_of(ok=2, failed=3), MinuteState.DOWN, id="more-than-half-failed"),
-        pytest.param(minute_of(ok=0, failed=1), MinuteState.DOWN, id="one-of-one-failed"),
-        pytest.param(minute_of(ok=0, failed=6), MinuteState.DOWN, id="all-failed"),
+        pytest.param(None, MinuteCode.UNMONITORED, id="no-rollup"),
+        pytest.param(Rollup(), MinuteCode.UNMONITORED, id="no-results"),
+        pytest.param(minute_of(ok=6, failed=0), MinuteCode.UP, id="all-ok"),
+        pytest.param(minute_of(ok=3, failed=3), MinuteCode.UP, id="exactly-half-failed"),
+        pytest.param(minute_of(ok=2, failed=3), MinuteCode.DOWN, id="more-than-half-failed"),
+        pytest.param(minute_of(ok=0, failed=1), MinuteCode.DOWN, id="one-of-one-failed"),
+        pytest.param(minute_of(ok=0, failed=6), MinuteCode.DOWN, id="all-failed"),
     ],
 )
-def test_minute_state(rollup: Rollup | None, state: MinuteState) -> None:
+def test_minute_state(rollup: Rollup | None, state: MinuteCode) -> None:
     assert minute_state(rollup) == state
 
 
 @given(ok=st.integers(min_value=0, max_value=50), failed=st.integers(min_value=0, max_value=50))
 def test_minute_is_down_exactly_when_more_than_half_failed(ok: int, failed: int) -> None:
     if ok + failed == 0:
-        expected = MinuteState.UNMONITORED
+        expected = MinuteCode.UNMONITORED
     elif 2 * failed > ok + failed:
-        expected = MinuteState.DOWN
+        expected = MinuteCode.DOWN
     else:
-        expected = MinuteState.UP
+        expected = MinuteCode.UP
     assert minute_state(minute_of(ok, failed)) == expected
 
 
-@given(st.lists(st.sampled_from(list(MinuteState)), max_size=200))
+@given(st.lists(st.sampled_from(list(MinuteCode)), max_size=200))
 def test_availability_ignores_excluded_and_unmonitored_minutes(
-    states: list[MinuteState],
+    states: list[MinuteCode],
 ) -> None:
-    up = states.count(MinuteState.UP)
-    down = states.count(MinuteState.DOWN)
+    up = states.count(MinuteCode.UP)
+    down = states.count(MinuteCode.DOWN)
     result = availability(up, down)
     if up + down == 0:
         assert result is None

@@ -12,7 +12,7 @@ import pytest
 
 from monitor.errors import StoreError
 from monitor.results import Result
-from monitor.sla import Rollup, bucket_index
+from monitor.sla.counts import Rollup, bucket_index
 from monitor.store import RollupKey, SqliteStore, Store
 from probes.base import Outcome
 

@@ -1,8 +1,7 @@
-"""SLA math, pure and without I/O: minute rollups, exact threshold compliance, percentile
-estimates from log-spaced buckets, error budgets and minute availability states.
+"""SLA counting, pure and without I/O: minute rollups, exact threshold compliance,
+percentile estimates from log-spaced buckets, error budgets.
 
-The daemon, the Prometheus rules and the monthly report all count with this module, so
-they cannot disagree.
+Every figure anyone shows is a ratio of counts made here (through ``monitor.sla.figures``).
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, TypeVar
 
 K = TypeVar("K", str, int)
@@ -214,26 +212,6 @@ def error_budget(valid: int, good: int, target_ratio: float) -> Budget:
     remaining = 1 - bad / allowed
     burn = (bad / valid) / (1 - target_ratio)
     return Budget(valid, bad, allowed, remaining, burn)
-
-
-class MinuteState(StrEnum):
-    """What a minute counts as for availability (DESIGN decision 3)."""
-
-    UP = "up"
-    DOWN = "down"
-    EXCLUDED = "excluded"  # outside service hours or in announced maintenance
-    UNMONITORED = "unmonitored"  # the monitor produced no result
-
-
-def minute_state(rollup: Rollup | None, down_ratio: float = 0.5) -> MinuteState:
-    """A minute is down when more than ``down_ratio`` of its results failed (and at least
-    one did), unmonitored when it has no result, up otherwise."""
-    if rollup is None or rollup.attempts == 0:
-        return MinuteState.UNMONITORED
-    failed = rollup.attempts - rollup.ok
-    if failed >= 1 and failed > down_ratio * rollup.attempts:
-        return MinuteState.DOWN
-    return MinuteState.UP
 
 
 def availability(up_minutes: int, down_minutes: int) -> float | None:

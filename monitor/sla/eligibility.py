@@ -12,24 +12,15 @@ minutes, on the fall-back day the repeated hour is classified twice by the same 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 import holidays
 
 from monitor.config import Config, ScheduleConfig, ServiceConfig
-
-
-class Exclusion(StrEnum):
-    """Why a minute does not count."""
-
-    OUTSIDE_HOURS = "outside_hours"  # outside the service's schedule, or a public holiday
-    MAINTENANCE = "maintenance"  # inside announced planned maintenance
-    PROVIDER = "provider_unavailable"  # a provider service was down or in maintenance
+from monitor.sla.minutes import Exclusion
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,30 +298,3 @@ class Eligibility:
 
 def _window_order(window: MaintenanceWindow) -> tuple[float, float, str]:
     return window.start, window.end, window.id
-
-
-# --- calendar months ----------------------------------------------------------------------
-
-
-def month_bounds(year: int, month: int, zone: ZoneInfo) -> tuple[int, int]:
-    """First epoch minute of a local calendar month and the first one after it."""
-    first = dt.datetime(year, month, 1, tzinfo=zone)
-    after = dt.datetime(*next_month(year, month), 1, tzinfo=zone)
-    # A minute belongs to the month its start lies in; ceil only matters for odd offsets.
-    return math.ceil(first.timestamp() / 60), math.ceil(after.timestamp() / 60)
-
-
-def month_of(minute: int, zone: ZoneInfo) -> tuple[int, int]:
-    """The local (year, month) of epoch minute ``minute``."""
-    local = dt.datetime.fromtimestamp(minute * 60, zone)
-    return local.year, local.month
-
-
-def previous_month(year: int, month: int) -> tuple[int, int]:
-    """The (year, month) before."""
-    return (year - 1, 12) if month == 1 else (year, month - 1)
-
-
-def next_month(year: int, month: int) -> tuple[int, int]:
-    """The (year, month) after."""
-    return (year + 1, 1) if month == 12 else (year, month + 1)

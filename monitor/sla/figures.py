@@ -1,0 +1,226 @@
+"""Figures: counts turned into what every consumer shows — compliance, met, error budget,
+burn rate, coverage, quantiles — for one objective over one window, or one day.
+
+The gauges and ``/api/sla``, the alerts, the status page and the monthly report all take
+their figures from here, so they cannot disagree for the same counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from monitor.sla.counts import Rollup, availability, compliance, error_budget, estimate_quantile
+from monitor.sla.minutes import MinuteCode, ObjectiveKey
+from monitor.sla.windows import WINDOWS
+
+if TYPE_CHECKING:
+    from monitor.config import AvailabilityObjective, Config, LatencyObjective
+
+#: Quantiles shown beside the contract's thresholds, with their one key spelling.
+QUANTILES: tuple[tuple[str, float], ...] = (("p50", 0.5), ("p99", 0.99), ("p99_5", 0.995))
+
+
+@dataclass(frozen=True, slots=True)
+class WindowFigures:
+    """One objective over one window (or one report day)."""
+
+    window: str
+    compliance: float | None
+    valid: int
+    good: int
+    budget_allowed: float
+    budget_remaining_ratio: float | None
+    burn_rate: float | None
+    met: bool | None
+    quantiles: dict[str, float | None] = field(default_factory=dict)
+    #: Availability only: minutes by state label.
+    minutes: dict[str, int] = field(default_factory=dict)
+    #: Availability only: monitored minutes / (monitored + unmonitored) minutes.
+    coverage: float | None = None
+
+    @property
+    def bad(self) -> int:
+        """Events (or minutes) that missed the objective."""
+        return self.valid - self.good
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        body: dict[str, Any] = {
+            "compliance": self.compliance,
+            "valid": self.valid,
+            "good": self.good,
+            "bad": self.bad,
+            "met": self.met,
+            "error_budget": {
+                "allowed": self.budget_allowed,
+                "consumed": self.bad,
+                "remaining": self.budget_allowed - self.bad,
+                "remaining_ratio": self.budget_remaining_ratio,
+            },
+            "burn_rate": self.burn_rate,
+        }
+        if self.quantiles:
+            body["latency_quantiles_s"] = self.quantiles
+        if self.minutes:
+            body["minutes"] = self.minutes
+            body["coverage"] = self.coverage
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectiveFigures:
+    """One objective over every window."""
+
+    service: str
+    objective: str
+    kind: str
+    target_ratio: float
+    threshold_s: float | None
+    probes: tuple[str, ...]
+    windows: dict[str, WindowFigures]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "service": self.service,
+            "objective": self.objective,
+            "kind": self.kind,
+            "target": self.target_ratio,
+            "threshold_s": self.threshold_s,
+            "probes": list(self.probes),
+            "windows": {name: w.to_dict() for name, w in self.windows.items()},
+        }
+
+
+def quantiles(rollup: Rollup) -> dict[str, float | None]:
+    """The shown quantiles of a rollup's successful latencies (relative error <= 1 %)."""
+    return {key: estimate_quantile(rollup.buckets, q) for key, q in QUANTILES}
+
+
+def latency_window(
+    window: str, rollup: Rollup, threshold_s: float, target_ratio: float
+) -> WindowFigures:
+    """A latency objective over ``rollup``: exact threshold compliance of every attempt."""
+    good = rollup.good_within(threshold_s)
+    ratio = compliance(rollup, threshold_s)
+    budget = error_budget(rollup.attempts, good, target_ratio)
+    return WindowFigures(
+        window=window,
+        compliance=ratio,
+        valid=rollup.attempts,
+        good=good,
+        budget_allowed=budget.allowed,
+        budget_remaining_ratio=budget.remaining_ratio,
+        burn_rate=budget.burn_rate,
+        met=None if ratio is None else ratio >= target_ratio,
+        quantiles=quantiles(rollup),
+    )
+
+
+def coverage(monitored: int, unmonitored: int) -> float | None:
+    """Monitored minutes over monitored and unmonitored ones (None with neither)."""
+    total = monitored + unmonitored
+    return monitored / total if total else None
+
+
+def availability_window(
+    window: str, counts: Mapping[MinuteCode, int], target_ratio: float
+) -> WindowFigures:
+    """An availability objective over minute counts: up / (up + down)."""
+    up, down = counts.get(MinuteCode.UP, 0), counts.get(MinuteCode.DOWN, 0)
+    ratio = availability(up, down)
+    budget = error_budget(up + down, up, target_ratio)
+    return WindowFigures(
+        window=window,
+        compliance=ratio,
+        valid=up + down,
+        good=up,
+        budget_allowed=budget.allowed,
+        budget_remaining_ratio=budget.remaining_ratio,
+        burn_rate=budget.burn_rate,
+        met=None if ratio is None else ratio >= target_ratio,
+        minutes={code.label: counts.get(code, 0) for code in MinuteCode if code.value},
+        coverage=coverage(up + down, counts.get(MinuteCode.UNMONITORED, 0)),
+    )
+
+
+def counts_by_label(counts: Mapping[str, int]) -> dict[MinuteCode, int]:
+    """Minute counts keyed by label (as stored and reported) keyed by code instead."""
+    return {MinuteCode.from_label(label): n for label, n in counts.items()}
+
+
+class WindowSource(Protocol):
+    """What the figures of "now" are read from (the ledger)."""
+
+    def window_rollup(
+        self, service: str, probes: tuple[str, ...], window: str, now: float
+    ) -> Rollup:
+        """The eligible rollup of ``probes`` over ``window`` at ``now``."""
+        ...
+
+    def minute_counts(self, key: ObjectiveKey, window: str, now: float) -> dict[MinuteCode, int]:
+        """Minute counts of an availability objective over ``window`` at ``now``."""
+        ...
+
+
+def latency_figures(
+    source: WindowSource,
+    service: str,
+    objective: LatencyObjective,
+    probes: tuple[str, ...],
+    now: float,
+) -> ObjectiveFigures:
+    """Threshold compliance (exact counts) and percentile estimates per window."""
+    windows = {
+        window: latency_window(
+            window,
+            source.window_rollup(service, probes, window, now),
+            objective.threshold,
+            objective.target_ratio,
+        )
+        for window in WINDOWS
+    }
+    return ObjectiveFigures(
+        service,
+        objective.name,
+        "latency",
+        objective.target_ratio,
+        objective.threshold,
+        probes,
+        windows,
+    )
+
+
+def availability_figures(
+    source: WindowSource,
+    service: str,
+    objective: AvailabilityObjective,
+    probes: tuple[str, ...],
+    now: float,
+) -> ObjectiveFigures:
+    """Minute-based availability per window: up / (up + down)."""
+    key = ObjectiveKey(service, objective.name)
+    windows = {
+        window: availability_window(
+            window, source.minute_counts(key, window, now), objective.target_ratio
+        )
+        for window in WINDOWS
+    }
+    return ObjectiveFigures(
+        service, objective.name, "availability", objective.target_ratio, None, probes, windows
+    )
+
+
+def all_figures(config: Config, source: WindowSource, now: float) -> list[ObjectiveFigures]:
+    """Figures of every objective of every service."""
+    figures = []
+    for service in config.services:
+        for objective in service.objectives:
+            probes = tuple(service.probes_of(objective))
+            if objective.kind == "latency":
+                figures.append(latency_figures(source, service.name, objective, probes, now))
+            else:
+                figures.append(availability_figures(source, service.name, objective, probes, now))
+    return figures

@@ -1,0 +1,36 @@
+"""Per-objective selection: which probes an objective counts, which thresholds each probe
+is counted against, and when a minute is final (the sealing grace)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from monitor.sla.minutes import ProbeId
+
+if TYPE_CHECKING:
+    from monitor.config import Config
+
+#: Seconds added to the longest timeout and two flushes before a minute is sealed: the
+#: time a result needs from the end of its exchange to the collector.
+_SEAL_MARGIN_S = 5
+
+
+def grace_minutes(config: Config) -> int:
+    """Whole minutes after which a minute is sealed: by then every result that started in
+    it has timed out or arrived and been flushed. The daemon seals with it and the report
+    calls a month over with it, so both agree on which minutes are final."""
+    longest_timeout = max(p.timeout for s in config.services for p in s.probes)
+    return int((longest_timeout + 2 * config.storage.flush_interval + _SEAL_MARGIN_S) // 60) + 1
+
+
+def probe_thresholds(config: Config) -> dict[ProbeId, tuple[float, ...]]:
+    """For every probe, the latency thresholds it is counted against (its objectives')."""
+    thresholds: dict[ProbeId, set[float]] = {}
+    for service in config.services:
+        for probe in service.probes:
+            thresholds[(service.name, probe.name)] = set()
+        for objective in service.objectives:
+            if objective.kind == "latency":
+                for name in service.probes_of(objective):
+                    thresholds[(service.name, name)].add(objective.threshold)
+    return {key: tuple(sorted(values)) for key, values in thresholds.items()}
