@@ -18,7 +18,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.cli import main as cli_main
+from monitor.cli.main import main as cli_main
 
 
 def main() -> int:

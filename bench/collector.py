@@ -30,7 +30,7 @@ import _common as c
 from monitor.clock import SystemClock
 from monitor.collector import Collector
 from monitor.config import Config
-from monitor.ledger import Ledger
+from monitor.ledger.windows import Ledger
 from monitor.metrics import Metrics
 from monitor.results import Result
 from monitor.store import MemoryStore, SqliteStore, Store

@@ -28,9 +28,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import print_machine
-from monitor.compaction import compact_days
 from monitor.config import Config
-from monitor.ledger import Ledger
+from monitor.ledger.compaction import compact_days
+from monitor.ledger.windows import Ledger
 from monitor.results import Result
 from monitor.sla.counts import Rollup
 from monitor.sla.figures import all_figures

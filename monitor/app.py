@@ -15,26 +15,26 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from monitor.alerting import Alerter
+from monitor.alerting.engine import Alerter
+from monitor.alerting.notifiers import Dispatcher, build_notifiers
 from monitor.clock import Clock, SystemClock
 from monitor.collector import Collector
-from monitor.compaction import compact_days
 from monitor.config import Config
 from monitor.errors import StoreError
 from monitor.incidents import IncidentBook, IncidentDetector, StatusEvent, UserNotices
-from monitor.ledger import Ledger
+from monitor.ledger.compaction import compact_days
+from monitor.ledger.windows import Ledger
 from monitor.metrics import Metrics, SlaCollector
-from monitor.notifiers import Dispatcher, build_notifiers
-from monitor.report_daemon import ReportsService
+from monitor.report.service import ReportsService
 from monitor.results import Result
 from monitor.scheduler import Job, Scheduler
-from monitor.server import Health, Server
 from monitor.sla.eligibility import Eligibility
 from monitor.sla.figures import ObjectiveFigures, all_figures
 from monitor.sla.minutes import MinuteCode, ObjectiveKey
 from monitor.sla.objectives import grace_minutes
-from monitor.status import StatusSite
 from monitor.store import SqliteStore, Store
+from monitor.web.server import Health, Server
+from monitor.web.status import StatusSite
 from probes.registry import ProbeResources, build_probe
 
 log = logging.getLogger(__name__)

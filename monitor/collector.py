@@ -13,7 +13,7 @@ import time
 
 from monitor.clock import Clock
 from monitor.errors import StoreError
-from monitor.ledger import Ledger
+from monitor.ledger.windows import Ledger
 from monitor.metrics import Metrics
 from monitor.results import HourSummary, Result, ServiceMinute
 from monitor.sla.counts import Rollup

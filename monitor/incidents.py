@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from monitor.alerting.notifiers import AlertEvent, EventKind
 from monitor.clock import Clock
 from monitor.config import AvailabilityObjective, Config
-from monitor.ledger import Ledger
-from monitor.notifiers import AlertEvent, EventKind
+from monitor.ledger.windows import Ledger
 from monitor.sla.minutes import MinuteCode, ObjectiveKey
 from monitor.store import Incident, IncidentUpdate, Store
 

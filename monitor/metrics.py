@@ -17,7 +17,7 @@ from monitor.results import Result
 from monitor.sla.figures import ObjectiveFigures
 from probes.base import Outcome
 
-#: What a sealed availability minute can count as (see monitor.ledger.MinuteCode).
+#: What a sealed availability minute can count as (see monitor.ledger.windows.MinuteCode).
 AVAILABILITY_STATES = (
     "up",
     "down",

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.app import Daemon
 from monitor.embedded_broker import EmbeddedBroker
-from monitor.ledger import Ledger
+from monitor.ledger.windows import Ledger
 from monitor.sla.figures import all_figures
 from monitor.store import SqliteStore
 from simulator.network import Simulator

@@ -31,15 +31,15 @@ import pytest
 import yaml
 
 from monitor.app import Daemon
-from monitor.cli import main
-from monitor.dashboards import (
+from monitor.cli.main import main
+from monitor.generate.dashboards import (
     SCRAPE_JOB,
     build_dashboards,
     panel_queries,
     substitute,
     template_values,
 )
-from monitor.rules import le_label, sli_record, write_rules
+from monitor.generate.rules import le_label, sli_record, write_rules
 from simulator.network import Simulator
 from tests.support.brokers import Mosquitto, free_port, wait_for_port
 from tests.support.stack import (

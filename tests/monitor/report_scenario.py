@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from monitor.config import Config
-from monitor.ledger import Ledger
+from monitor.ledger.windows import Ledger
 from monitor.results import Result, ServiceMinute
 from monitor.sla.counts import Rollup
 from monitor.sla.eligibility import Eligibility
@@ -294,7 +294,7 @@ def report_of(path: Path, now: float = NOW, **extra: Any) -> Any:
     """October's report from a seeded file (``extra``: keyword arguments of build_report)."""
     import asyncio
 
-    from monitor.report import Month, build_report
+    from monitor.report.model import Month, build_report
     from monitor.store import SqliteStore
 
     async def build() -> Any:

@@ -10,12 +10,12 @@ import asyncio
 import datetime as dt
 from typing import Any
 
-from monitor.alerting import Alerter
+from monitor.alerting.engine import Alerter
+from monitor.alerting.notifiers import AlertEvent
 from monitor.collector import Collector
 from monitor.config import Config
-from monitor.ledger import Ledger
+from monitor.ledger.windows import Ledger
 from monitor.metrics import Metrics
-from monitor.notifiers import AlertEvent
 from monitor.results import Result
 from monitor.sla.eligibility import MaintenanceWindow
 from monitor.sla.figures import all_figures

@@ -13,10 +13,10 @@ import pytest
 
 from monitor.app import Daemon
 from monitor.collector import Collector
-from monitor.compaction import SETTLE_MINUTES, compact_days, day_summaries
 from monitor.config import Config
 from monitor.errors import StoreError
-from monitor.ledger import Ledger
+from monitor.ledger.compaction import SETTLE_MINUTES, compact_days, day_summaries
+from monitor.ledger.windows import Ledger
 from monitor.metrics import Metrics
 from monitor.results import DaySummary, HourSummary, Result
 from monitor.sla.counts import Rollup

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from monitor.cli import main
+from monitor.cli.main import main
 from monitor.config import Config, LatencyObjective, load_config
-from monitor.dashboards import (
+from monitor.generate.dashboards import (
     FILES,
     GRAFANA_BUILTINS,
     build_dashboards,

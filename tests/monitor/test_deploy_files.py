@@ -15,9 +15,9 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
-from monitor.cli import main
+from monitor.cli.main import main
 from monitor.config import load_config
-from monitor.dashboards import FILES, SCRAPE_JOB
+from monitor.generate.dashboards import FILES, SCRAPE_JOB
 from tests.support.brokers import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]

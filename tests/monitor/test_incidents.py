@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import yaml
 
+from monitor.alerting.notifiers import AlertEvent
 from monitor.config import Config, parse_config
 from monitor.errors import ConfigError
 from monitor.incidents import IncidentBook, IncidentDetector, StatusEvent, UserNotices
-from monitor.notifiers import AlertEvent
 from monitor.results import ServiceMinute
 from monitor.sla.minutes import MinuteCode, ObjectiveKey
 from monitor.store import Store

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from monitor.collector import Collector
 from monitor.config import Config
-from monitor.ledger import Ledger
+from monitor.ledger.windows import Ledger
 from monitor.metrics import Metrics
 from monitor.results import Result
 from monitor.sla.minutes import ObjectiveKey

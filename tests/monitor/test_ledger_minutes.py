@@ -11,7 +11,7 @@ import pytest
 
 from monitor.collector import Collector
 from monitor.config import Config
-from monitor.ledger import Ledger
+from monitor.ledger.windows import Ledger
 from monitor.metrics import Metrics
 from monitor.results import Result
 from monitor.sla.eligibility import MaintenanceWindow

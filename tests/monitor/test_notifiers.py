@@ -26,14 +26,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from prometheus_client import CollectorRegistry
 
-from monitor.config import (
-    AlertmanagerNotifierConfig,
-    EmailNotifierConfig,
-    LogNotifierConfig,
-    WebhookNotifierConfig,
-)
-from monitor.errors import NotifierError
-from monitor.notifiers import (
+from monitor.alerting.notifiers import (
     AlertEvent,
     AlertmanagerNotifier,
     Dispatcher,
@@ -43,6 +36,13 @@ from monitor.notifiers import (
     WebhookNotifier,
     build_notifiers,
 )
+from monitor.config import (
+    AlertmanagerNotifierConfig,
+    EmailNotifierConfig,
+    LogNotifierConfig,
+    WebhookNotifierConfig,
+)
+from monitor.errors import NotifierError
 from tests.support.alertmanager import Alertmanager, running_alertmanager
 from tests.support.brokers import free_port
 from tests.support.sockets import wait_until_closed
@@ -618,7 +618,7 @@ async def test_email_server_down_raises() -> None:
 
 async def test_log_notifier_levels(caplog: pytest.LogCaptureFixture) -> None:
     notifier = LogNotifier("log", LogNotifierConfig(kind="log"))
-    with caplog.at_level(logging.INFO, logger="monitor.notifiers"):
+    with caplog.at_level(logging.INFO, logger="monitor.alerting.notifiers"):
         for kind in ("firing", "repeat", "escalated", "acknowledged", "resolved"):
             await notifier.send(dataclasses.replace(FIRING, kind=kind))
     levels = [r.levelno for r in caplog.records]

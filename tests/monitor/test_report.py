@@ -1,5 +1,5 @@
 """The monthly report's figures, checked one by one against values computed here from the
-seeded month (tests/monitor/report_scenario.py), independently of monitor.report."""
+seeded month (tests/monitor/report_scenario.py), independently of monitor.report.model."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from monitor.ledger import Ledger
-from monitor.report import (
+from monitor.ledger.windows import Ledger
+from monitor.report.model import (
     BadMonthError,
     Month,
     NoDataError,

@@ -17,14 +17,14 @@ import yaml
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from monitor.cli import main
+from monitor.cli.main import main
+from monitor.cli.report import add_report_parser, run_report
 from monitor.config import Config
-from monitor.report import Month, Report, UnmonitoredSpan
-from monitor.report_archive import ArchiveError, ReportArchive, correct, output, produce
-from monitor.report_cli import add_report_parser, run_report
-from monitor.report_daemon import ReportsService
-from monitor.server import Health, Server
+from monitor.report.archive import ArchiveError, ReportArchive, correct, output, produce
+from monitor.report.model import Month, Report, UnmonitoredSpan
+from monitor.report.service import ReportsService
 from monitor.store import SqliteStore
+from monitor.web.server import Health, Server
 from tests.fakes import FakeClock
 from tests.monitor import report_scenario as sc
 
@@ -334,7 +334,7 @@ async def test_daemon_writes_the_previous_month_after_it_ends(
     assert await service.check() is None
     clock.advance(6 * 60)
     assert service.due_month(clock.now()) == OCTOBER
-    with caplog.at_level(logging.INFO, logger="monitor.report_daemon"):
+    with caplog.at_level(logging.INFO, logger="monitor.report.service"):
         answer = await service.check()
     assert answer is not None
     assert answer["status"] == "ok"

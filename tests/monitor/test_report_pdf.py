@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from monitor import report_charts, report_render
-from monitor.report import Report
-from monitor.report_charts import POOL_MIN_CHARTS, draw_charts, service_chart
-from monitor.report_pdf import CHROMIUM_ENV, PdfError, html_to_pdf
-from monitor.report_render import PRINT_DAILY_MAX_SERVICES, render_many
+from monitor.report import charts as report_charts
+from monitor.report import render as report_render
+from monitor.report.charts import POOL_MIN_CHARTS, draw_charts, service_chart
+from monitor.report.model import Report
+from monitor.report.pdf import CHROMIUM_ENV, PdfError, html_to_pdf
+from monitor.report.render import PRINT_DAILY_MAX_SERVICES, render_many
 from tests.monitor import report_scenario as sc
 
 pytestmark = pytest.mark.timeout(300)

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from monitor.report import Month, Report, year_report
-from monitor.report_render import CSV_COLUMNS, render, render_year
+from monitor.report.model import Month, Report, year_report
+from monitor.report.render import CSV_COLUMNS, render, render_year
 from tests.monitor import report_scenario as sc
 
 pytestmark = pytest.mark.timeout(300)

@@ -24,10 +24,9 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.cli import EXIT_OK, EXIT_USAGE, main
+from monitor.cli.main import EXIT_OK, EXIT_USAGE, main
 from monitor.config import AvailabilityObjective, Config, LatencyObjective, load_config
-from monitor.metrics import AVAILABILITY_STATES, Metrics
-from monitor.rules import (
+from monitor.generate.rules import (
     BURN_ALERT,
     DOWN_ALERT,
     DOWN_RULE,
@@ -43,6 +42,7 @@ from monitor.rules import (
     sli_record,
     write_rules,
 )
+from monitor.metrics import AVAILABILITY_STATES, Metrics
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIO = REPO / "tests" / "testdata" / "rules" / "scenario.yaml"
@@ -720,7 +720,7 @@ def test_promtool_unit_tests_fire_and_stay_silent_as_the_model_says(tmp_path: Pa
         "evaluation_interval": "1m",
         "tests": groups,
     }
-    test_file = tmp_path / "sla-monitor.rules.test.yml"
+    test_file = tmp_path / "sla-monitor.generate.rules.test.yml"
     test_file.write_text(yaml.safe_dump(unit, sort_keys=False, width=1_000_000))
     out = promtool("test", "rules", test_file.name, cwd=tmp_path)
     assert "SUCCESS" in out

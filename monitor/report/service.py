@@ -4,7 +4,7 @@ and ``GET /api/reports/YYYY-MM?format=json|html|md|csv|pdf[&service=NAME]``.
 Computing and rendering a report is CPU work of seconds to minutes (matplotlib,
 Chromium, a month of rollups). Done in the daemon's process it would hold the GIL and
 delay the probes' event loop, whose timing *is* the measurement. So it runs in a child
-process (``python -m monitor.report_daemon``, at a lower CPU priority) that reads the same
+process (``python -m monitor.report.service``, at a lower CPU priority) that reads the same
 SQLite file and writes the same archive; the daemon only waits for it.
 """
 
@@ -25,8 +25,8 @@ from aiohttp import web
 
 from monitor.clock import Clock
 from monitor.config import Config
-from monitor.report import BadMonthError, Month, NoDataError, ReportError
-from monitor.report_render import CONTENT_TYPE, FORMATS
+from monitor.report.model import BadMonthError, Month, NoDataError, ReportError
+from monitor.report.render import CONTENT_TYPE, FORMATS
 from monitor.sla.windows import month_of, previous_month
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ async def run_job(job: dict[str, Any]) -> dict[str, Any]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "monitor.report_daemon",
+        "monitor.report.service",
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -248,7 +248,7 @@ class ReportsService:
 async def _child(job: dict[str, Any], store_path: Path) -> tuple[dict[str, Any], bytes | None]:
     """Produce (and archive when closed) the job's month; the rendered bytes for a
     ``render`` job."""
-    from monitor.report_archive import ReportArchive, output, produce
+    from monitor.report.archive import ReportArchive, output, produce
     from monitor.store import SqliteStore
 
     config = Config.model_validate(job["config"])

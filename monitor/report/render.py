@@ -1,8 +1,8 @@
 """Renderers of the monthly report and the yearly summary: JSON, CSV, Markdown, HTML, PDF.
 
-They only format ``monitor.report`` models; every figure comes from the model. The charts
-(``monitor.report_charts``) are drawn once and embedded in the HTML; the PDF is that HTML
-printed by Chromium (``monitor.report_pdf``).
+They only format ``monitor.report.model`` models; every figure comes from the model. The charts
+(``monitor.report.charts``) are drawn once and embedded in the HTML; the PDF is that HTML
+printed by Chromium (``monitor.report.pdf``).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any, Literal, get_args
 
 import jinja2
 
-from monitor.report import MINUTE_STATES, ObjectiveReport, Report, YearReport
-from monitor.report_charts import draw_charts, latency_groups
-from monitor.report_pdf import html_to_pdf
+from monitor.report.charts import draw_charts, latency_groups
+from monitor.report.model import MINUTE_STATES, ObjectiveReport, Report, YearReport
+from monitor.report.pdf import html_to_pdf
 from monitor.sla.figures import QUANTILES
 
 Format = Literal["html", "pdf", "md", "json", "csv"]

@@ -52,7 +52,7 @@ from grafana_foundation_sdk.models import prometheus as prom_model
 
 from monitor.config import AvailabilityObjective, Config, LatencyObjective, ServiceConfig
 from monitor.errors import SlaMonitorError
-from monitor.rules import sli_record
+from monitor.generate.rules import sli_record
 from monitor.sla.windows import DASHBOARD_WINDOWS
 
 #: The Grafana version the JSON targets (the grafana-foundation-sdk build pinned).

@@ -16,9 +16,9 @@ Two things may change a closed month's figures, and both are explicit: a mainten
 window registered after the fact (stored with an announcement time before its start, by
 agreement) excludes the minutes it covers that had counted; a correction marks a period
 in which the monitor itself was faulty as unmonitored. Both produce a new numbered version
-of the archived report (``monitor.report_archive``).
+of the archived report (``monitor.report.archive``).
 
-Renderers (``monitor.report_render``) only format this model.
+Renderers (``monitor.report.render``) only format this model.
 """
 
 from __future__ import annotations

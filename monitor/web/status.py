@@ -11,7 +11,7 @@ Routes (registered on the daemon's aiohttp server by ``StatusSite.register``):
 - ``GET|POST /api/maintenance``, ``PUT|PATCH|DELETE /api/maintenance/{id}``.
 - ``GET|POST /api/incidents``, ``GET /api/incidents/{id}``,
   ``POST /api/incidents/{id}/updates``, ``POST /api/incidents/{id}/resolve``.
-- ``GET /api/openapi.json`` (monitor.openapi).
+- ``GET /api/openapi.json`` (monitor.web.openapi).
 
 Reads are open unless ``server.public_reads`` is false; every write needs the bearer token.
 Bad input is refused with a 4xx JSON error before anything changes.
@@ -47,7 +47,12 @@ from monitor.incidents import (
     StatusEvent,
     StatusEventKind,
 )
-from monitor.openapi import (
+from monitor.sla.counts import availability
+from monitor.sla.eligibility import Eligibility, MaintenanceWindow
+from monitor.sla.figures import ObjectiveFigures
+from monitor.sla.minutes import MinuteCode
+from monitor.store import Incident, Store
+from monitor.web.openapi import (
     IncidentIn,
     IncidentResolveIn,
     IncidentUpdateIn,
@@ -55,15 +60,10 @@ from monitor.openapi import (
     MaintenancePatch,
     openapi_document,
 )
-from monitor.sla.counts import availability
-from monitor.sla.eligibility import Eligibility, MaintenanceWindow
-from monitor.sla.figures import ObjectiveFigures
-from monitor.sla.minutes import MinuteCode
-from monitor.store import Incident, Store
 
 log = logging.getLogger(__name__)
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = PACKAGE_DIR / "templates" / "status"
 STATIC_DIR = PACKAGE_DIR / "static"
 LANGUAGES = ("en", "fr", "nl")

@@ -20,7 +20,8 @@ from typing import Any
 
 from monitor.config import Config
 from monitor.errors import SlaMonitorError
-from monitor.report import (
+from monitor.report.archive import Produced, ReportArchive, Version, correct, output, produce
+from monitor.report.model import (
     BadMonthError,
     Month,
     MonthStatus,
@@ -32,8 +33,7 @@ from monitor.report import (
     parse_year,
     year_report,
 )
-from monitor.report_archive import Produced, ReportArchive, Version, correct, output, produce
-from monitor.report_render import FORMATS, render_year
+from monitor.report.render import FORMATS, render_year
 from monitor.timeparse import parse_instant
 
 EXIT_OK = 0

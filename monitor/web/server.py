@@ -38,7 +38,7 @@ class AlertsApi(Protocol):
 
 
 class ExtraRoutes(Protocol):
-    """More routes (the status page and its API, monitor.status), given the token check."""
+    """More routes (the status page and its API, monitor.web.status), given the token check."""
 
     def register(
         self, app: web.Application, authorized: Callable[[web.Request], web.Response | None]
@@ -97,7 +97,7 @@ class Server:
         self.app.router.add_post("/api/alerts/{alert_id}/ack", self.ack_alert)
         if routes is not None:
             routes.register(self.app, self._authorized)
-        if reports is not None:  # GET /api/reports/YYYY-MM (monitor.report_daemon)
+        if reports is not None:  # GET /api/reports/YYYY-MM (monitor.report.service)
             reports.register(self.app, self._authorized)
 
     async def start(self) -> None:

@@ -18,9 +18,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from monitor.alerting.notifiers import AlertEvent, EventKind
 from monitor.config import AlertingConfig, AvailabilityObjective, Config
-from monitor.ledger import Ledger
-from monitor.notifiers import AlertEvent, EventKind
+from monitor.ledger.windows import Ledger
 from monitor.sla.figures import ObjectiveFigures
 from monitor.sla.minutes import MinuteCode, ObjectiveKey
 from monitor.sla.windows import month_bounds, month_of

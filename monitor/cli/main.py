@@ -33,7 +33,7 @@ EXIT_USAGE = 2  # a bad config or argument: the user must change something
 
 def _demo_config() -> Path:
     """config/demo.yaml: beside the code in a checkout, under share/ once pip-installed."""
-    checkout = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
+    checkout = Path(__file__).resolve().parents[2] / "config" / "demo.yaml"
     installed = Path(sys.prefix) / "share" / "sla-monitor" / "demo.yaml"
     return checkout if checkout.exists() else installed
 
@@ -72,8 +72,8 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_maintenance_parser(commands)
 
-    from monitor.alerts_cli import add_alerts_parser
-    from monitor.report_cli import add_report_parser
+    from monitor.cli.alerts import add_alerts_parser
+    from monitor.cli.report import add_report_parser
 
     add_report_parser(commands)
     add_alerts_parser(commands)
@@ -164,11 +164,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "rules":
             return _rules(config, args.out)
         if args.command == "alerts":
-            from monitor.alerts_cli import run_alerts
+            from monitor.cli.alerts import run_alerts
 
             return run_alerts(config, args)
         if args.command == "report":
-            from monitor.report_cli import run_report
+            from monitor.cli.report import run_report
 
             return run_report(config, args)
         if args.command == "dashboards":
@@ -197,7 +197,7 @@ def _check_config(path: Path) -> int:
 
 
 def _rules(config: Config, out: Path) -> int:
-    from monitor.rules import write_rules
+    from monitor.generate.rules import write_rules
 
     for path in write_rules(config, out):
         print(path)
@@ -205,7 +205,7 @@ def _rules(config: Config, out: Path) -> int:
 
 
 def _dashboards(config: Config, args: argparse.Namespace) -> int:
-    from monitor import dashboards
+    from monitor.generate import dashboards
 
     if args.action == "preview":
         if not args.prometheus:

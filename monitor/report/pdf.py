@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from monitor.report import ReportError
+from monitor.report.model import ReportError
 
 #: Overrides the Chromium binary (else the first of CANDIDATES on PATH).
 CHROMIUM_ENV = "SLA_MONITOR_CHROMIUM"

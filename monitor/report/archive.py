@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config import Config
-from monitor.report import (
+from monitor.report.model import (
     Correction,
     Month,
     NoDataError,
@@ -40,7 +40,7 @@ from monitor.report import (
     UnmonitoredSpan,
     build_report,
 )
-from monitor.report_render import FORMATS, SUFFIX, render, render_many
+from monitor.report.render import FORMATS, SUFFIX, render, render_many
 from monitor.sla.objectives import grace_minutes
 from monitor.store import Store
 from monitor.timeparse import iso_local

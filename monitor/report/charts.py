@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from monitor.report import ObjectiveReport, Report
+from monitor.report.model import ObjectiveReport, Report
 from monitor.sla.figures import QUANTILES
 
 #: (line style, marker, grey) per series: distinct without colour.

@@ -1,0 +1,2 @@
+"""Alerting: rule evaluation and alert lifecycle (``engine``), and the notifiers with their
+retrying dispatcher (``notifiers``)."""

@@ -1,0 +1,2 @@
+"""The ``sla-monitor`` command: ``main`` parses and dispatches; one module per command
+group (``report``, ``alerts``)."""
