@@ -95,3 +95,11 @@ def format_local(epoch: float, zone: ZoneInfo) -> str:
 def iso_local(epoch: float, zone: ZoneInfo) -> str:
     """ISO 8601 with the zone's offset, to the second: ``2026-12-01T02:00:00+01:00``."""
     return local_datetime(epoch, zone).isoformat(timespec="seconds")
+
+
+def iso_utc(epoch: float | None) -> str | None:
+    """UTC epoch seconds as RFC 3339 (``Z``), or None (also for an infinite time)."""
+    if epoch is None or not math.isfinite(epoch):
+        return None
+    text = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+    return text.replace("+00:00", "Z")

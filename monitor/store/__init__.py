@@ -1,0 +1,33 @@
+"""Where history lives: narrow protocols and the records they return (``base``,
+``records``), the SQLite store with its schema versions (``sqlite``, ``migrations``) and
+an in-memory one for tests and benchmarks (``memory``)."""
+
+from monitor.store.base import (
+    AlertStore,
+    IncidentStore,
+    Lifecycle,
+    MaintenanceStore,
+    MinuteHistory,
+    ResultLog,
+    Store,
+)
+from monitor.store.memory import MemoryStore
+from monitor.store.records import Incident, IncidentUpdate, MaintenanceRecord, RollupKey
+from monitor.store.sqlite import BUSY_TIMEOUT_MS, SqliteStore
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "AlertStore",
+    "Incident",
+    "IncidentStore",
+    "IncidentUpdate",
+    "Lifecycle",
+    "MaintenanceRecord",
+    "MaintenanceStore",
+    "MemoryStore",
+    "MinuteHistory",
+    "ResultLog",
+    "RollupKey",
+    "SqliteStore",
+    "Store",
+]

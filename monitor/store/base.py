@@ -1,0 +1,203 @@
+"""The store's narrow protocols: each consumer takes only the part it needs (the ledger
+reads ``MinuteHistory`` and ``ResultLog``, the maintenance service ``MaintenanceStore``...);
+``Store`` is all of them, what ``SqliteStore`` and ``MemoryStore`` implement and what one
+contract suite (tests/monitor/test_store.py) checks on both."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from monitor.results import DaySummary, HourSummary, Result, ServiceMinute
+from monitor.sla.counts import Rollup
+from monitor.sla.eligibility import MaintenanceWindow
+from monitor.store.records import Incident, IncidentUpdate, MaintenanceRecord, RollupKey
+
+
+class ResultLog(Protocol):
+    """Raw results for audit and their per-minute rollups, written together."""
+
+    async def write_batch(
+        self, results: Sequence[Result], deltas: Mapping[RollupKey, Rollup]
+    ) -> None:
+        """Insert raw results and add rollup deltas, atomically."""
+        ...
+
+    async def rollups(
+        self, start_minute: int, end_minute: int, service: str | None = None
+    ) -> list[tuple[RollupKey, Rollup]]:
+        """Rollups of minutes in ``[start_minute, end_minute)``, optionally of one service."""
+        ...
+
+    async def results(self, start: float, end: float, service: str | None = None) -> list[Result]:
+        """Raw results that started in ``[start, end)``, in start order."""
+        ...
+
+    async def prune(self, raw_before: float, rollups_before_minute: int) -> int:
+        """Delete raw results and rollups older than the bounds; return rows deleted."""
+        ...
+
+
+class MinuteHistory(Protocol):
+    """Sealed history: minute decisions and the compacted hour and day summaries."""
+
+    async def write_minute_states(self, minutes: Sequence[ServiceMinute]) -> None:
+        """Persist what sealed minutes counted as (replacing an earlier decision)."""
+        ...
+
+    async def minute_states(
+        self, start_minute: int, end_minute: int, service: str | None = None
+    ) -> list[ServiceMinute]:
+        """Minute decisions in ``[start_minute, end_minute)``, by minute then service."""
+        ...
+
+    async def minute_state_counts(
+        self, start_minute: int, end_minute: int, bucket_minutes: int
+    ) -> list[tuple[str, int, str, str, int]]:
+        """Counts of availability minute states in ``[start_minute, end_minute)`` as
+        ``(service, bucket start minute, objective, state label, minutes)``, buckets being
+        ``bucket_minutes`` long and aligned on the epoch (cheap: no row is decoded here)."""
+        ...
+
+    async def write_hours(self, hours: Sequence[HourSummary]) -> None:
+        """Persist compacted hours (replacing an earlier summary of the same hour)."""
+        ...
+
+    async def hours(self, start_hour: int, end_hour: int) -> list[HourSummary]:
+        """Compacted hours in ``[start_hour, end_hour)``."""
+        ...
+
+    async def write_days(self, days: Sequence[DaySummary]) -> None:
+        """Persist compacted days (replacing an earlier summary of the same day)."""
+        ...
+
+    async def days(self, start_day: int, end_day: int) -> list[DaySummary]:
+        """Compacted days in ``[start_day, end_day)``."""
+        ...
+
+    async def days_to_compact(self, start_day: int, end_day: int) -> list[int]:
+        """Days in ``[start_day, end_day)`` where a service has all 24 hours compacted
+        but not the day."""
+        ...
+
+
+class AlertStore(Protocol):
+    """The built-in alerts' state and history."""
+
+    async def save_alert(self, alert: Mapping[str, Any]) -> None:
+        """Insert or replace one alert (keyed by ``alert_id``; the history is kept)."""
+        ...
+
+    async def load_alerts(
+        self, active_only: bool = False, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Alerts, newest first; only pending and firing ones with ``active_only``."""
+        ...
+
+
+class MaintenanceStore(Protocol):
+    """Planned maintenance added at run time, with its audit trail."""
+
+    async def add_maintenance(
+        self,
+        service: str,
+        start: float,
+        end: float,
+        reason: str,
+        announced_at: float,
+        created_by: str,
+    ) -> MaintenanceWindow:
+        """Store a planned-maintenance window (times in UTC epoch seconds) and return it.
+
+        Raises ValueError when ``end <= start`` or a time is not finite.
+        """
+        ...
+
+    async def list_maintenance(self, include_removed: bool = False) -> list[MaintenanceWindow]:
+        """Stored windows ordered by start (then id); removed ones only on request."""
+        ...
+
+    async def maintenance_records(self, include_removed: bool = False) -> list[MaintenanceRecord]:
+        """Stored windows with who added or removed them and when, ordered by start."""
+        ...
+
+    async def remove_maintenance(self, id: str, removed_by: str) -> bool:
+        """Soft-delete a window; False when the id is unknown or already removed."""
+        ...
+
+    async def maintenance_version(self) -> int:
+        """A number that changes whenever a window is added or removed, by any process.
+
+        Read it before ``list_maintenance`` so a change in between triggers another reload
+        rather than being missed.
+        """
+        ...
+
+    async def update_maintenance(
+        self, id: str, start: float, end: float, reason: str, announced_at: float
+    ) -> MaintenanceWindow | None:
+        """Change a stored, not removed window; None when the id is unknown or removed.
+
+        Raises ValueError when ``end <= start`` or a time is not finite.
+        """
+        ...
+
+
+class IncidentStore(Protocol):
+    """Incidents shown to users, with their timelines."""
+
+    async def add_incident(
+        self,
+        service: str,
+        title: str,
+        started_at: float,
+        source: str,
+        objective: str | None,
+        created_by: str,
+        message: str,
+    ) -> Incident:
+        """Open an incident with its first update (status ``investigating``)."""
+        ...
+
+    async def add_incident_update(
+        self, incident_id: str, at: float, status: str, message: str, author: str
+    ) -> IncidentUpdate | None:
+        """Append an update to an open incident; None when it is unknown or resolved."""
+        ...
+
+    async def resolve_incident(
+        self, incident_id: str, resolved_at: float, message: str, author: str
+    ) -> IncidentUpdate | None:
+        """Resolve an open incident with a last update, atomically; None when it is
+        unknown or already resolved (so two resolvers cannot both succeed)."""
+        ...
+
+    async def incidents(
+        self, *, open_only: bool = False, since: float | None = None, limit: int = 100
+    ) -> list[Incident]:
+        """Incidents newest first (open ones whatever ``since``; else those resolved at
+        or after ``since``), each with its updates."""
+        ...
+
+    async def incident(self, incident_id: str) -> Incident | None:
+        """One incident with its updates, or None."""
+        ...
+
+
+class Lifecycle(Protocol):
+    """Opening and closing the store."""
+
+    async def open(self) -> None:
+        """Create the schema if needed."""
+        ...
+
+    async def aclose(self) -> None:
+        """Flush and close."""
+        ...
+
+
+class Store(
+    Lifecycle, ResultLog, MinuteHistory, AlertStore, MaintenanceStore, IncidentStore, Protocol
+):
+    """Where results, minute rollups and decisions, alerts, run-time maintenance windows
+    and incidents live."""

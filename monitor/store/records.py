@@ -1,0 +1,96 @@
+"""Typed records the store returns, shared by every store implementation."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from monitor.sla.eligibility import MaintenanceWindow
+
+#: (service, probe, epoch minute)
+RollupKey = tuple[str, str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceRecord:
+    """A stored maintenance window with its audit trail."""
+
+    window: MaintenanceWindow
+    created_by: str
+    created_at: float
+    removed_at: float | None = None
+    removed_by: str | None = None
+
+    @property
+    def removed(self) -> bool:
+        """True once the window was removed (it no longer excludes anything)."""
+        return self.removed_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentUpdate:
+    """One entry of an incident's timeline: a status and a message for users."""
+
+    id: str
+    incident_id: str
+    at: float
+    status: str
+    message: str
+    author: str
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """An incident as users see it: opened automatically or by an operator, with updates.
+
+    Attributes:
+        id: a number as text.
+        service: the service concerned.
+        title: one line for users.
+        source: ``detected`` (opened from the availability minutes) or ``operator``.
+        objective: the availability objective whose down minutes opened it, if any.
+        started_at: UTC epoch seconds.
+        resolved_at: UTC epoch seconds, or None while open.
+        created_by: who opened it (``sla-monitor`` for detected ones).
+        updates: the timeline, oldest first.
+    """
+
+    id: str
+    service: str
+    title: str
+    source: str
+    objective: str | None
+    started_at: float
+    resolved_at: float | None
+    created_by: str
+    updates: tuple[IncidentUpdate, ...] = ()
+
+    @property
+    def is_open(self) -> bool:
+        """True until resolved."""
+        return self.resolved_at is None
+
+    @property
+    def status(self) -> str:
+        """The status of the latest update (``resolved`` once resolved)."""
+        if self.resolved_at is not None:
+            return "resolved"
+        return self.updates[-1].status if self.updates else "investigating"
+
+
+def check_window(service: str, start: float, end: float, announced_at: float) -> None:
+    """Reject a window no implementation should store."""
+    if not service:
+        raise ValueError("a maintenance window needs a service")
+    if not all(math.isfinite(t) for t in (start, end, announced_at)):
+        raise ValueError("maintenance times must be finite epoch seconds")
+    if end <= start:
+        raise ValueError(f"a maintenance window must end after it starts ({start} >= {end})")
+
+
+def row_id(text: str) -> int | None:
+    """The integer id of a stored window, or None when ``text`` cannot be one."""
+    if re.fullmatch(r"[0-9]{1,18}", text) is None:  # 18 digits always fit SQLite's int64
+        return None
+    return int(text)

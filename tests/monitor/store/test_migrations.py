@@ -1,0 +1,99 @@
+"""Schema versions: a store written before this code opens, migrates and reports the same
+figures, row for row; a store from a newer version is refused."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from monitor.errors import StoreError
+from monitor.report.model import Month, build_report
+from monitor.store import SqliteStore
+from monitor.store.migrations import SCHEMA_VERSION
+from tests.monitor import report_scenario as scenario
+
+STORES = Path(__file__).parents[2] / "testdata" / "stores"
+V0 = STORES / "v0-1fc8925.sqlite3.gz"
+V0_REPORT = STORES / "v0-1fc8925.report-2026-10.json"
+
+
+def _unpack(tmp_path: Path) -> Path:
+    path = tmp_path / "old.sqlite3"
+    with gzip.open(V0, "rb") as packed, path.open("wb") as out:
+        shutil.copyfileobj(packed, out)
+    return path
+
+
+def _rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table the old code wrote, sorted (read with plain sqlite3)."""
+    with sqlite3.connect(path) as db:
+        tables = [
+            name
+            for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if name != "schema_history"
+        ]
+        return {t: sorted(db.execute(f"SELECT * FROM {t}"), key=repr) for t in tables}
+
+
+def _user_version(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+async def test_a_store_from_before_versions_migrates_without_losing_a_row(tmp_path: Path) -> None:
+    path = _unpack(tmp_path)
+    before = _rows(path)
+    assert _user_version(path) == 0
+    assert sum(len(rows) for rows in before.values()) > 30_000  # the fixture is not empty
+
+    store = SqliteStore(path)
+    await store.open()
+    await store.aclose()
+
+    assert _user_version(path) == SCHEMA_VERSION
+    assert _rows(path) == before
+    with sqlite3.connect(path) as db:
+        history = db.execute("SELECT version, sla_monitor FROM schema_history").fetchall()
+    assert [version for version, _ in history] == list(range(2, SCHEMA_VERSION + 1))
+
+    # Opening it again changes nothing.
+    store = SqliteStore(path)
+    await store.open()
+    await store.aclose()
+    assert _rows(path) == before
+
+
+async def test_a_migrated_store_reports_what_the_old_code_reported(tmp_path: Path) -> None:
+    path = _unpack(tmp_path)
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        report = await build_report(scenario.config(), store, Month(2026, 10), now=scenario.NOW)
+    finally:
+        await store.aclose()
+    expected = json.loads(V0_REPORT.read_text())
+    assert json.loads(report.model_dump_json()) == expected
+
+
+async def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    store = SqliteStore(path)
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}, newer"):
+        await store.open()
+    await store.aclose()
+    assert _user_version(path) == SCHEMA_VERSION + 1  # untouched
+
+
+async def test_a_new_store_starts_at_the_current_version(tmp_path: Path) -> None:
+    path = tmp_path / "fresh.sqlite3"
+    store = SqliteStore(path)
+    await store.open()
+    await store.aclose()
+    assert _user_version(path) == SCHEMA_VERSION
