@@ -24,6 +24,7 @@ from monitor.errors import StoreError
 from monitor.incidents import IncidentBook, IncidentDetector, StatusEvent, UserNotices
 from monitor.ledger.compaction import compact_days
 from monitor.ledger.windows import Ledger
+from monitor.maintenance import MaintenanceService
 from monitor.metrics import Metrics, SlaCollector
 from monitor.report.service import ReportsService
 from monitor.results import Result
@@ -108,6 +109,10 @@ class Daemon:
         self.notices = UserNotices(config, self.dispatcher.submit)
         self.incidents = IncidentBook(self.store, self.clock, publish=self.notices.publish)
         self.incident_detector = IncidentDetector(config, self.ledger, self.incidents)
+        # One path for maintenance from the API and the CLI: stored, reloaded, announced.
+        self.maintenance = MaintenanceService(
+            config, self.store, self.clock, eligibility=self.eligibility, publish=self.publish
+        )
         self.server = Server(
             config,
             self.metrics.registry,
@@ -120,7 +125,6 @@ class Daemon:
         self.resources = ProbeResources(config.brokers)
         self.scheduler: Scheduler | None = None
         self._started_at = time.monotonic()
-        self._maintenance_version: int | None = None
         self.ready = asyncio.Event()
 
     def _count_minutes(self, minute: int, codes: Mapping[ObjectiveKey, MinuteCode]) -> None:
@@ -142,12 +146,7 @@ class Daemon:
     async def reload_maintenance(self) -> bool:
         """Take stored maintenance windows into account (added or removed at run time by
         ``sla-monitor maintenance``); returns True when they changed."""
-        version = await self.store.maintenance_version()
-        if version == self._maintenance_version:
-            return False
-        self.eligibility.replace_stored_maintenance(await self.store.list_maintenance())
-        self._maintenance_version = version
-        return True
+        return await self.maintenance.reload()
 
     async def list_alerts(self, status: str, limit: int) -> list[dict[str, Any]]:
         """Active alerts, or the history (newest first) with those still active."""

@@ -354,9 +354,23 @@ def _planned_add(config: Config, args: argparse.Namespace, now: float) -> _Actio
     created_by = _who(args.by)
 
     async def add(store: SqliteStore) -> int:
-        window = await store.add_maintenance(
-            args.service, start, end, reason, announced_at, created_by
-        )
+        from monitor.clock import SystemClock
+        from monitor.maintenance import MaintenanceError, MaintenanceService
+
+        # The daemon's own service: the running daemon reloads and announces the window.
+        service = MaintenanceService(config, store, SystemClock())
+        try:
+            window = await service.add(
+                args.service,
+                start,
+                end,
+                reason,
+                created_by,
+                announced_at=announced_at,
+                allow_past=True,  # a window agreed late, registered for a report correction
+            )
+        except MaintenanceError as exc:
+            raise _UsageError(str(exc)) from None
         print(
             f"added maintenance {window.id}: {window.service}"
             f" {format_local(window.start, zone)} to {format_local(window.end, zone)}"
@@ -461,13 +475,20 @@ def _removal(config: Config, args: argparse.Namespace) -> _Action:
         raise _UsageError(f"maintenance {args.id} comes from the config file: remove it there")
 
     async def remove(store: SqliteStore) -> int:
-        removed = await store.remove_maintenance(args.id, removed_by)
-        known = {r.window.id: r for r in await store.maintenance_records(include_removed=True)}
+        from monitor.clock import SystemClock
+        from monitor.maintenance import MaintenanceError, MaintenanceService
+
+        service = MaintenanceService(config, store, SystemClock())
+        try:
+            window = await service.remove(args.id, removed_by)
+            removed = True
+        except MaintenanceError:
+            removed = False
+        known = {r.window.id: r for r in await service.records(include_removed=True)}
         record = known.get(args.id)
         if record is None or record.removed_at is None:
             raise _UsageError(f"no maintenance window with id {args.id!r}")
         if removed:
-            window = record.window
             print(
                 f"removed maintenance {window.id}: {window.service}"
                 f" {format_local(window.start, zone)} to {format_local(window.end, zone)}"

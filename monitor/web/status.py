@@ -45,13 +45,14 @@ from monitor.incidents import (
     IncidentBook,
     IncidentDetector,
     StatusEvent,
-    StatusEventKind,
 )
+from monitor.maintenance import MaintenanceError, MaintenanceService
 from monitor.sla.counts import availability
 from monitor.sla.eligibility import Eligibility, MaintenanceWindow
 from monitor.sla.figures import ObjectiveFigures
 from monitor.sla.minutes import MinuteCode
 from monitor.store import Incident, Store
+from monitor.timeparse import iso_utc as iso
 from monitor.web.openapi import (
     IncidentIn,
     IncidentResolveIn,
@@ -88,6 +89,7 @@ class StatusSource(Protocol):
     clock: Clock
     store: Store
     eligibility: Eligibility
+    maintenance: MaintenanceService
     incidents: IncidentBook
     incident_detector: IncidentDetector
 
@@ -137,14 +139,6 @@ async def _parse(request: web.Request, model: type[_Model], *, optional: bool = 
 
 
 # --- views --------------------------------------------------------------------------------
-
-
-def iso(ts: float | None) -> str | None:
-    """UTC epoch seconds as RFC 3339 (``Z``), or None (also for an infinite time)."""
-    if ts is None or not math.isfinite(ts):
-        return None
-    text = dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds")
-    return text.replace("+00:00", "Z")
 
 
 def incident_dict(incident: Incident) -> dict[str, Any]:
@@ -738,70 +732,40 @@ class StatusSite:
             return await action()
         except _BadRequest as exc:
             return _error(exc.status, str(exc))
-
-    def _check_times(self, start: float, end: float) -> None:
-        now = self._source.clock.now()
-        if end <= start:
-            raise _BadRequest(400, "end must be after start")
-        if end <= now:
-            raise _BadRequest(400, "end must be in the future: past time cannot be excluded")
+        except MaintenanceError as exc:
+            return _error(exc.status, str(exc))
 
     async def create_maintenance(self, request: web.Request) -> web.Response:
         """Announce a maintenance window (announced now) and tell the subscribers."""
 
         async def action() -> web.Response:
             body = await _parse(request, MaintenanceIn)
-            self._known_service(body.service)
-            start, end = body.start.timestamp(), body.end.timestamp()
-            self._check_times(start, end)
-            now = self._source.clock.now()
-            window = await self._source.store.add_maintenance(
-                body.service, start, end, body.reason, now, body.by
+            window = await self._source.maintenance.add(
+                body.service, body.start.timestamp(), body.end.timestamp(), body.reason, body.by
             )
-            await self._source.reload_maintenance()
-            self._announce("maintenance_announced", window)
+            now = self._source.clock.now()
             return web.json_response(
                 {"maintenance": maintenance_dict(window, now, body.by)}, status=201
             )
 
         return await self._write(request, action)
 
-    async def _stored(self, window_id: str) -> MaintenanceWindow:
-        if window_id.startswith("cfg-"):
-            raise _BadRequest(409, "this window comes from the config file: change it there")
-        for record in await self._source.store.maintenance_records():
-            if record.window.id == window_id:
-                return record.window
-        raise _BadRequest(404, f"no maintenance window {window_id!r}")
-
-    async def _change(
-        self, window: MaintenanceWindow, start: float, end: float, reason: str
-    ) -> web.Response:
-        self._check_times(start, end)
-        now = self._source.clock.now()
-        # Shrinking a window or rewording it keeps its announcement; anything else is
-        # announced now (the contract excludes only what users were told in advance).
-        within = start >= window.start and end <= window.end
-        announced = window.announced_at if within else now
-        changed = await self._source.store.update_maintenance(
-            window.id, start, end, reason, announced
-        )
-        if changed is None:
-            raise _BadRequest(404, f"no maintenance window {window.id!r}")
-        await self._source.reload_maintenance()
-        self._announce("maintenance_updated", changed)
-        return web.json_response({"maintenance": maintenance_dict(changed, now)})
-
     async def replace_maintenance(self, request: web.Request) -> web.Response:
         """Replace a stored window's times and reason (its service cannot change)."""
 
         async def action() -> web.Response:
-            window = await self._stored(request.match_info["id"])
+            window = await self._source.maintenance.stored(request.match_info["id"])
             body = await _parse(request, MaintenanceIn)
             if body.service != window.service:
                 raise _BadRequest(400, "the service of a window cannot change")
-            return await self._change(
-                window, body.start.timestamp(), body.end.timestamp(), body.reason
+            changed = await self._source.maintenance.change(
+                window.id,
+                start=body.start.timestamp(),
+                end=body.end.timestamp(),
+                reason=body.reason,
+            )
+            return web.json_response(
+                {"maintenance": maintenance_dict(changed, self._source.clock.now())}
             )
 
         return await self._write(request, action)
@@ -810,11 +774,17 @@ class StatusSite:
         """Change some of a stored window's start, end and reason."""
 
         async def action() -> web.Response:
-            window = await self._stored(request.match_info["id"])
+            window = await self._source.maintenance.stored(request.match_info["id"])
             body = await _parse(request, MaintenancePatch)
-            start = body.start.timestamp() if body.start else window.start
-            end = body.end.timestamp() if body.end else window.end
-            return await self._change(window, start, end, body.reason or window.reason)
+            changed = await self._source.maintenance.change(
+                window.id,
+                start=body.start.timestamp() if body.start else None,
+                end=body.end.timestamp() if body.end else None,
+                reason=body.reason or None,
+            )
+            return web.json_response(
+                {"maintenance": maintenance_dict(changed, self._source.clock.now())}
+            )
 
         return await self._write(request, action)
 
@@ -822,35 +792,13 @@ class StatusSite:
         """Cancel (soft-delete) a stored window."""
 
         async def action() -> web.Response:
-            window = await self._stored(request.match_info["id"])
             by = request.query.get("by", "api")[:100] or "api"
-            if not await self._source.store.remove_maintenance(window.id, by):
-                raise _BadRequest(404, f"no maintenance window {window.id!r}")
-            await self._source.reload_maintenance()
-            now = self._source.clock.now()
-            if window.end > now:
-                self._announce("maintenance_cancelled", window)
-            return web.json_response({"removed": maintenance_dict(window, now)})
+            window = await self._source.maintenance.remove(request.match_info["id"], by)
+            return web.json_response(
+                {"removed": maintenance_dict(window, self._source.clock.now())}
+            )
 
         return await self._write(request, action)
-
-    def _announce(self, kind: StatusEventKind, window: MaintenanceWindow) -> None:
-        words = {
-            "maintenance_announced": "Planned maintenance",
-            "maintenance_updated": "Maintenance rescheduled",
-            "maintenance_cancelled": "Maintenance cancelled",
-        }[kind]
-        self._source.publish(
-            StatusEvent(
-                kind=kind,
-                service=window.service,
-                subject=f"maintenance-{window.id}",
-                summary=f"{words}: {window.service}, {iso(window.start)} to {iso(window.end)}",
-                description=window.reason,
-                started_at=window.start,
-                ended_at=window.end,
-            )
-        )
 
     # --- incidents ---------------------------------------------------------------------------
 
