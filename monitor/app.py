@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -22,10 +23,11 @@ from monitor.collector import Collector
 from monitor.config import Config
 from monitor.errors import StoreError
 from monitor.incidents import IncidentBook, IncidentDetector, StatusEvent, UserNotices
-from monitor.ledger.compaction import compact_days
+from monitor.ledger.compaction import compact_days, recompact_days
 from monitor.ledger.windows import Ledger
 from monitor.maintenance import MaintenanceService
 from monitor.metrics import Metrics, SlaCollector
+from monitor.report.model import ReportError
 from monitor.report.service import ReportsService
 from monitor.results import Result
 from monitor.scheduler import Job, Scheduler
@@ -42,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: Minute rollups are kept this long (13 months of monthly reports, with margin).
 ROLLUP_RETENTION_DAYS = 400
+#: How often the archive is read for new report corrections (``report correct``).
+_CORRECTIONS_EVERY_S = 60.0
 _PRUNE_EVERY_S = 3600.0
 #: How far back days are compacted: what a restart reads (30 days, two calendar months).
 _COMPACT_DAYS_BACK = 64
@@ -111,21 +115,28 @@ class Daemon:
         self.incident_detector = IncidentDetector(config, self.ledger, self.incidents)
         # One path for maintenance from the API and the CLI: stored, reloaded, announced.
         self.maintenance = MaintenanceService(
-            config, self.store, self.clock, eligibility=self.eligibility, publish=self.publish
+            config,
+            self.store,
+            self.clock,
+            eligibility=self.eligibility,
+            publish=self.publish,
+            on_change=self.apply_exclusions,
         )
+        self.status_site = StatusSite(self)
         self.server = Server(
             config,
             self.metrics.registry,
             self.figures,
             self.health,
             alerts=self,
-            routes=StatusSite(self),
+            routes=self.status_site,
             reports=self.reports,
         )
         self.resources = ProbeResources(config.brokers)
         self.scheduler: Scheduler | None = None
         self._started_at = time.monotonic()
         self.ready = asyncio.Event()
+        self._loaded = False  # set once the ledger is loaded: re-deciding needs it
 
     def _count_minutes(self, minute: int, codes: Mapping[ObjectiveKey, MinuteCode]) -> None:
         for key, code in codes.items():
@@ -147,6 +158,50 @@ class Daemon:
         """Take stored maintenance windows into account (added or removed at run time by
         ``sla-monitor maintenance``); returns True when they changed."""
         return await self.maintenance.reload()
+
+    async def load_history(self) -> None:
+        """Rebuild the windows from the open store as they stand now: stored maintenance,
+        archived corrections, then the ledger (with what changed while the daemon was
+        down re-decided)."""
+        await self.reload_maintenance()
+        await self.reload_corrections()
+        await self.ledger.load(self.store, self.clock.now())
+        await self.apply_exclusions(self._exclusion_spans())
+
+    async def reload_corrections(self) -> bool:
+        """Take the report corrections archived since the last call into account (the
+        periods they declare unmonitored); True when they changed."""
+        try:
+            spans = await self.reports.corrections(self.clock.now())
+        except ReportError as exc:
+            log.error("could not read report corrections (will retry): %s", exc)
+            return False
+        before = self.eligibility.corrected_spans()
+        self.eligibility.replace_corrections(spans)
+        after = self.eligibility.corrected_spans()
+        if before == after:
+            return False
+        if self._loaded:
+            changed = [_minutes(start, end) for _, start, end in {*before, *after}]
+            await self.apply_exclusions(changed)
+        return True
+
+    def _exclusion_spans(self) -> list[tuple[int, int]]:
+        """Epoch-minute spans of every maintenance window and corrected period."""
+        spans = [_minutes(w.start, w.end) for w in self.eligibility.windows()]
+        spans += [_minutes(start, end) for _, start, end in self.eligibility.corrected_spans()]
+        return spans
+
+    async def apply_exclusions(self, spans: list[tuple[int, int]]) -> None:
+        """Re-decide the sealed minutes of ``spans`` whose exclusion changed, and store the
+        new decisions, hours and days at once (a restart must read them)."""
+        self._loaded = True
+        days = await self.ledger.reclassify(spans, self.store)
+        if days:
+            await self.collector.write_decisions()
+            await recompact_days(self.store, days)
+            self.status_site.history_changed()
+            log.info("re-decided sealed minutes of %d day(s) after an exclusion changed", len(days))
 
     async def list_alerts(self, status: str, limit: int) -> list[dict[str, Any]]:
         """Active alerts, or the history (newest first) with those still active."""
@@ -205,8 +260,7 @@ class Daemon:
         """Run until ``stop`` is set, then shut down in order; returns when all is flushed."""
         await self.store.open()
         try:
-            await self.reload_maintenance()
-            await self.ledger.load(self.store, self.clock.now())
+            await self.load_history()
             await self.alerter.load()
             await self.incident_detector.load()
             await self.dispatcher.start()
@@ -306,12 +360,17 @@ class Daemon:
         """Broker-state gauges and stored maintenance every second; pruning and day
         compaction every hour."""
         next_prune = time.monotonic() + 60.0
+        next_corrections = time.monotonic() + _CORRECTIONS_EVERY_S
         while True:
             try:
                 if await self.reload_maintenance():
                     log.info("maintenance windows reloaded from the store")
+                if time.monotonic() >= next_corrections:
+                    next_corrections = time.monotonic() + _CORRECTIONS_EVERY_S
+                    if await self.reload_corrections():
+                        log.info("report corrections reloaded from the archive")
             except StoreError as exc:
-                log.error("could not reload maintenance windows: %s", exc)
+                log.error("could not reload maintenance windows or corrections: %s", exc)
             for name, connection in self.resources.connections.items():
                 self.metrics.broker_connected.labels(name).set(1 if connection.connected else 0)
             if time.monotonic() >= next_prune:
@@ -351,3 +410,8 @@ async def _keep_running(name: str, loop: Callable[[], Awaitable[None]]) -> None:
         except Exception:
             log.exception("%s failed; restarting it in 5 s", name)
             await asyncio.sleep(5.0)
+
+
+def _minutes(start: float, end: float) -> tuple[int, int]:
+    """The epoch minutes [first, end) a period in epoch seconds touches."""
+    return math.floor(start / 60), math.ceil(end / 60) + 1

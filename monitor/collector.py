@@ -163,9 +163,9 @@ class Collector:
             await self.ledger.advance(self.clock.now(), self.store)
         except StoreError as exc:
             log.error("could not slide windows (will retry): %s", exc)
-        await self._write_decisions()
+        await self.write_decisions()
 
-    async def _write_decisions(self) -> None:
+    async def write_decisions(self) -> None:
         """Persist the minutes the ledger sealed and the hours it compacted, so a restart
         reuses its decisions (kept and retried when the store fails)."""
         decisions = self._decisions + self.ledger.take_decisions()
@@ -195,7 +195,7 @@ class Collector:
                 break
         for attempt in range(attempts):
             if await self.flush():
-                await self._write_decisions()
+                await self.write_decisions()
                 return
             await asyncio.sleep(min(2.0, 0.2 * 2**attempt))
         log.critical("%d results could not be written to the store at shutdown", len(self._pending))

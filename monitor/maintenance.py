@@ -10,8 +10,8 @@ another process is announced by the running daemon exactly like one the API writ
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from monitor.clock import Clock
 from monitor.config import Config
@@ -41,6 +41,8 @@ class _Seen:
     start: float
     end: float
     reason: str
+    #: Not what users see, but it moves the window's effective start.
+    announced_at: float = field(default=0.0, compare=False)
 
 
 _WORDS: dict[StatusEventKind, str] = {
@@ -70,12 +72,16 @@ class MaintenanceService:
         *,
         eligibility: Eligibility | None = None,
         publish: Callable[[StatusEvent], None] | None = None,
+        on_change: Callable[[list[tuple[int, int]]], Awaitable[None]] | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
         self.eligibility = eligibility
         self.publish = publish
+        #: Called with the epoch-minute spans [first, end) whose exclusion may have changed
+        #: (the daemon re-decides its sealed minutes there).
+        self.on_change = on_change
         self._version: int | None = None
         self._seen: dict[str, _Seen] | None = None  # None until the first reload
 
@@ -174,11 +180,16 @@ class MaintenanceService:
         if self.eligibility is not None:
             self.eligibility.replace_stored_maintenance(windows)
         self._version = version
+        before = self._seen
         self._announce_changes(windows)
+        if self.on_change is not None and before is not None:
+            spans = _changed_spans(before, self._seen or {})
+            if spans:
+                await self.on_change(spans)
         return True
 
     def _announce_changes(self, windows: list[MaintenanceWindow]) -> None:
-        seen = {w.id: _Seen(w.service, w.start, w.end, w.reason) for w in windows}
+        seen = {w.id: _Seen(w.service, w.start, w.end, w.reason, w.announced_at) for w in windows}
         before, self._seen = self._seen, seen
         if before is None or self.publish is None:
             return
@@ -239,3 +250,16 @@ class MaintenanceService:
             raise MaintenanceError(400, "end must be after start")
         if not allow_past and end <= self.clock.now():
             raise MaintenanceError(400, "end must be in the future: past time cannot be excluded")
+
+
+def _changed_spans(before: dict[str, _Seen], after: dict[str, _Seen]) -> list[tuple[int, int]]:
+    """Epoch-minute spans [first, end) of every window added, changed or removed."""
+    spans = []
+    for window_id in before.keys() | after.keys():
+        old, new = before.get(window_id), after.get(window_id)
+        if old == new and (old is None or new is None or old.announced_at == new.announced_at):
+            continue
+        for seen in (old, new):
+            if seen is not None:
+                spans.append((math.floor(seen.start / 60), math.ceil(seen.end / 60) + 1))
+    return spans

@@ -9,12 +9,12 @@ long enough ago (``SETTLE_MINUTES``) that no late result can change one of its h
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from monitor.results import DaySummary, HourSummary
 from monitor.sla.counts import Rollup
 from monitor.sla.minutes import MinuteCode
-from monitor.store import Store
+from monitor.store import MinuteHistory, Store
 
 MINUTES_PER_DAY = 1440
 #: Late results change the summaries of the last two hours at most (the ledger keeps
@@ -65,6 +65,19 @@ async def compact_days(store: Store, since_minute: int, now_minute: int) -> int:
         hours = await store.hours(day * 24, day * 24 + 24)
         # Off the event loop: a day of 100 services is ~0.1 s of merging.
         summaries = await asyncio.to_thread(day_summaries, day, hours)
+        await store.write_days(summaries)
+        written += len(summaries)
+    return written
+
+
+async def recompact_days(store: MinuteHistory, days: Iterable[int]) -> int:
+    """Rewrite the summaries of ``days`` that have one, from their (rewritten) hours: a
+    minute re-decided after its day was compacted must not stay counted the old way."""
+    written = 0
+    for day in sorted(days):
+        if not await store.days(day, day + 1):
+            continue  # not compacted yet: the housekeeping will, from the new hours
+        summaries = day_summaries(day, await store.hours(day * 24, day * 24 + 24))
         await store.write_days(summaries)
         written += len(summaries)
     return written

@@ -37,7 +37,7 @@ from monitor.sla.windows import (
     previous_month,
     window_range,
 )
-from monitor.store import RollupKey, Store
+from monitor.store import ResultLog, RollupKey, Store
 
 log = logging.getLogger(__name__)
 
@@ -338,9 +338,11 @@ class Ledger:
                 )
         return exclusions, codes
 
-    def _emit_hour(self, hour: int) -> None:
-        """Queue the compacted summary of a complete hour of every service."""
-        sums = self._recent_hours.get(hour, {})
+    def _emit_hour(self, hour: int, sums: Mapping[ProbeId, Rollup] | None = None) -> None:
+        """Queue the compacted summary of a complete hour of every service (its eligible
+        sums: the kept recent ones unless given)."""
+        if sums is None:
+            sums = self._recent_hours.get(hour, {})
         minutes = range(hour * 60, hour * 60 + 60)
         for service in self._order:
             self._hours_out[(service, hour)] = HourSummary(
@@ -357,6 +359,76 @@ class Ledger:
                     if (service, probe) in sums
                 },
             )
+
+    # --- exclusions that change after sealing ------------------------------------------------
+
+    async def reclassify(self, spans: Iterable[tuple[int, int]], store: ResultLog) -> set[int]:
+        """Re-decide the sealed minutes of ``spans`` ([first, end) epoch minutes) that the
+        eligibility now excludes differently than when they were sealed: maintenance
+        registered or removed since (a window agreed late, added with a back-dated
+        announcement), or a report correction declaring the monitor faulty.
+
+        Window sums, minute codes, the queued decisions and the hour summaries are brought
+        in line, so ``/api/sla``, a restart, the status page and the monthly report count
+        these minutes the same way. Prometheus's minute counters keep the first decision
+        (a counter never goes down). Returns the UTC days whose summaries changed.
+        """
+        if self._sealed_through is None:
+            return set()
+        sealed = self._sealed_through
+        low = sealed - _RING + 1
+        candidates = sorted(
+            {m for first, end in spans for m in range(max(first, low), min(end, sealed + 1))}
+        )
+        changed = [
+            minute
+            for minute in candidates
+            # UNKNOWN: never loaded or sealed here; its stored decision stays as it is.
+            if all(self._exclusions[s][minute] != MinuteCode.UNKNOWN for s in self._order)
+            and any(
+                self._exclusions[s][minute] != EXCLUSION_CODE[self.eligibility.exclusion(s, minute)]
+                for s in self._order
+            )
+        ]
+        if not changed:
+            return set()
+        by_minute: dict[int, dict[ProbeId, Rollup]] = {}
+        for first, end in _minute_runs(changed):
+            for (service, probe, minute), rollup in await store.rollups(first, end):
+                by_minute.setdefault(minute, {})[(service, probe)] = rollup
+        hours: set[int] = set()
+        for minute in changed:
+            before = {s: self._exclusions[s][minute] for s in self._order}
+            rollups = by_minute.get(minute, {})
+            self._decide(minute, rollups, sealed=True)  # no rollups: excluded or unmonitored
+            windows = self._windows_holding(minute)
+            for (service, probe), rollup in rollups.items():
+                was = before[service] == MinuteCode.UP
+                counts = self._exclusions[service][minute] == MinuteCode.UP
+                ledger = self._probes.get((service, probe))
+                if ledger is not None and was != counts:
+                    ledger.add_sealed(windows, rollup, 1 if counts else -1)
+            hours.add(minute // 60)
+        for hour in sorted(hours):
+            sums = await self._eligible_sums(hour, store)
+            if hour * 60 + 59 <= sealed:
+                if hour in self._recent_hours:
+                    self._recent_hours[hour] = sums
+                self._emit_hour(hour, sums)
+            else:
+                self._hour_acc = sums  # the hour being sealed: its sums so far
+        return {hour // 24 for hour in hours if hour * 60 + 59 <= sealed}
+
+    async def _eligible_sums(self, hour: int, store: ResultLog) -> dict[ProbeId, Rollup]:
+        """The eligible rollups of the sealed minutes of ``hour``, per probe, from the store."""
+        last = min(hour * 60 + 59, self._sealed_through or hour * 60 + 59)
+        sums: dict[ProbeId, Rollup] = {}
+        for (service, probe, minute), rollup in await store.rollups(hour * 60, last + 1):
+            if (service, probe) in self._probes and (
+                self._exclusions[service][minute] == MinuteCode.UP
+            ):
+                sums.setdefault((service, probe), Rollup()).merge(rollup)
+        return sums
 
     def take_hours(self) -> list[HourSummary]:
         """Hour summaries completed since the last call, for the store."""
@@ -636,6 +708,11 @@ class Ledger:
 
 #: Digits of a compacted hour ("0".."6") to minute codes, in C.
 _DIGITS = bytes.maketrans(b"0123456", bytes(range(7)))
+
+
+def _minute_runs(minutes: list[int]) -> list[tuple[int, int]]:
+    """Sorted minutes as [first, end) runs of consecutive minutes."""
+    return [(first, last + 1) for first, last in _runs(minutes)]
 
 
 def _runs(hours: list[int]) -> list[tuple[int, int]]:

@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from monitor.clock import Clock
 from monitor.config import Config
 from monitor.report.model import BadMonthError, Month, NoDataError, ReportError
 from monitor.report.render import CONTENT_TYPE, FORMATS
+from monitor.sla.eligibility import CorrectedSpan
 from monitor.sla.windows import month_of, previous_month
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,23 @@ def _job(config: Config, store: Path, directory: Path, **fields: Any) -> dict[st
     }
 
 
+def read_corrections(directory: Path, months: Sequence[Month]) -> list[CorrectedSpan]:
+    """The periods the latest archived version of each month declares unmonitored (a
+    report correction: the monitor itself was faulty then). Runs in a thread: the archive
+    module imports the renderers."""
+    from monitor.report.archive import ReportArchive
+
+    archive = ReportArchive(directory)
+    spans: list[CorrectedSpan] = []
+    for month in months:
+        latest = archive.latest(month)
+        if latest is None:
+            continue
+        for correction in archive.report(latest).corrections:
+            spans += [(s.service, s.start, s.end) for s in correction.unmonitored]
+    return spans
+
+
 class ReportsService:
     """The daemon's report work: the monthly writer task and the API route.
 
@@ -108,6 +126,16 @@ class ReportsService:
         self._done: set[str] = set()  # months written (or without data) by this process
         self._retry_at: dict[str, float] = {}
         self._one_at_a_time = asyncio.Lock()
+
+    async def corrections(self, now: float) -> list[CorrectedSpan]:
+        """The unmonitored periods of the corrected reports of the two months before
+        ``now``'s (the ledger reaches that far back; only closed months are corrected)."""
+        current = month_of(int(now // 60), self.config.zone)
+        previous = previous_month(*current)
+        months = [Month(*previous), Month(*previous_month(*previous))]
+        if not self.directory.is_dir():
+            return []
+        return await asyncio.to_thread(read_corrections, self.directory, months)
 
     # --- the monthly writer -----------------------------------------------------------
 

@@ -223,8 +223,14 @@ def maintenance_from_config(service: ServiceConfig, zone: ZoneInfo) -> list[Main
     ]
 
 
+#: A period a report correction declared unmonitored: (service or None for every
+#: service, start, end) in epoch seconds, end exclusive.
+CorrectedSpan = tuple[str | None, float, float]
+
+
 class Eligibility:
-    """Which minutes of which service count: service hours, then planned maintenance.
+    """Which minutes of which service count: service hours, then planned maintenance, then
+    the periods report corrections declared unmonitored.
 
     Provider exclusions (a provider down or in maintenance) are the ledger's: they need
     the providers' minute states.
@@ -241,6 +247,8 @@ class Eligibility:
         # Per service, the union of the windows' [effective start, end) in epoch seconds,
         # as sorted starts and their ends, for a bisection per minute.
         self._excluded: dict[str, tuple[list[float], list[float]]] = {}
+        self._services = [s.name for s in config.services]
+        self._corrected: dict[str, tuple[list[float], list[float]]] = {}
         self.replace_stored_maintenance(())
 
     def replace_stored_maintenance(self, windows: Iterable[MaintenanceWindow]) -> None:
@@ -265,6 +273,23 @@ class Eligibility:
         # Swapped whole, so a reader never sees half of an update.
         self._by_service, self._excluded = by_service, excluded
 
+    def replace_corrections(self, spans: Iterable[CorrectedSpan]) -> None:
+        """Replace the periods declared unmonitored by report corrections."""
+        per_service: dict[str, list[tuple[float, float]]] = {s: [] for s in self._services}
+        for service, start, end in spans:
+            for name in self._services if service is None else [service]:
+                if name in per_service and start < end:
+                    per_service[name].append((start, end))
+        self._corrected = {s: _union(sorted(v)) for s, v in per_service.items() if v}
+
+    def corrected_spans(self) -> list[CorrectedSpan]:
+        """The corrected periods, per service."""
+        return [
+            (service, start, end)
+            for service, (starts, ends) in self._corrected.items()
+            for start, end in zip(starts, ends, strict=True)
+        ]
+
     def exclusion(self, service: str, minute: int) -> Exclusion | None:
         """Why epoch minute ``minute`` does not count for ``service``, or None if it counts."""
         if not self._hours[service].open_at(minute):
@@ -276,6 +301,13 @@ class Eligibility:
             index = bisect_right(starts, begin) - 1
             if index >= 0 and begin < ends[index]:
                 return Exclusion.MAINTENANCE
+        corrected = self._corrected.get(service)
+        if corrected is not None:
+            begin = minute * 60
+            starts, ends = corrected
+            index = bisect_right(starts, begin) - 1
+            if index >= 0 and begin < ends[index]:
+                return Exclusion.CORRECTED
         return None
 
     def maintenance_at(self, service: str, ts: float) -> MaintenanceWindow | None:
@@ -294,6 +326,19 @@ class Eligibility:
     def service_hours(self, service: str) -> ServiceHours:
         """The service hours of ``service``."""
         return self._hours[service]
+
+
+def _union(spans: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
+    """Sorted spans joined where they touch or overlap, as starts and ends."""
+    starts: list[float] = []
+    ends: list[float] = []
+    for start, end in spans:
+        if ends and start <= ends[-1]:
+            ends[-1] = max(ends[-1], end)
+        else:
+            starts.append(start)
+            ends.append(end)
+    return starts, ends
 
 
 def _window_order(window: MaintenanceWindow) -> tuple[float, float, str]:

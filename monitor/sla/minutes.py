@@ -29,6 +29,9 @@ class Exclusion(StrEnum):
     OUTSIDE_HOURS = "outside_hours"  # outside the service's schedule, or a public holiday
     MAINTENANCE = "maintenance"  # inside announced planned maintenance
     PROVIDER = "provider_unavailable"  # a provider service was down or in maintenance
+    #: A report correction declared the monitor faulty then: its results say nothing, so
+    #: the minute is unmonitored and its results count nowhere.
+    CORRECTED = "corrected"
 
 
 class MinuteCode(IntEnum):
@@ -80,6 +83,7 @@ EXCLUSION_CODE: dict[Exclusion | None, MinuteCode] = {
     Exclusion.OUTSIDE_HOURS: MinuteCode.OUTSIDE_HOURS,
     Exclusion.MAINTENANCE: MinuteCode.MAINTENANCE,
     Exclusion.PROVIDER: MinuteCode.PROVIDER,
+    Exclusion.CORRECTED: MinuteCode.UNMONITORED,
 }
 
 

@@ -325,6 +325,10 @@ class StatusSite:
 
     # --- the model -------------------------------------------------------------------------
 
+    def history_changed(self) -> None:
+        """Sealed minutes were re-decided: read the past days' bars again."""
+        self._past = None
+
     async def snapshot(self, *, history: bool = True) -> dict[str, Any]:
         """Everything the page shows, JSON-ready."""
         source, config = self._source, self.config
