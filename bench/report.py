@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import print_machine
 from monitor.config import Config
 from monitor.report.charts import draw_charts
-from monitor.report.model import Month, Report, build_report
+from monitor.report.compute import build_report
+from monitor.report.model import Month, Report
 from monitor.report.pdf import html_to_pdf
 from monitor.report.render import render_html
 from monitor.sla.counts import Rollup

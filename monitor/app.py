@@ -131,6 +131,7 @@ class Daemon:
             alerts=self,
             routes=self.status_site,
             reports=self.reports,
+            clock=self.clock,
         )
         self.resources = ProbeResources(config.brokers)
         self.scheduler: Scheduler | None = None
@@ -224,7 +225,7 @@ class Daemon:
     def health(self) -> Health:
         """Healthy while the store takes writes."""
         brokers = {name: c.connected for name, c in self.resources.connections.items()}
-        failing = self.collector._failures_in_row > 0
+        failing = self.collector.store_failing
         return Health(
             healthy=not failing,
             details={

@@ -116,6 +116,8 @@ class Collector:
         Set ``stop`` only once nothing will be put on the queue any more (the scheduler
         has finished its runs in flight).
         """
+        # Flushing keeps the store's pace in real time, not the clock's: a fake clock that
+        # stands still in a test must not stop the writes.
         next_flush = time.monotonic() + self.flush_interval_s
         next_tick = 0.0
         while True:
@@ -199,6 +201,11 @@ class Collector:
                 return
             await asyncio.sleep(min(2.0, 0.2 * 2**attempt))
         log.critical("%d results could not be written to the store at shutdown", len(self._pending))
+
+    @property
+    def store_failing(self) -> bool:
+        """True while the last store write failed (results are kept and retried)."""
+        return self._failures_in_row > 0
 
     @property
     def staged(self) -> int:

@@ -15,17 +15,11 @@ from prometheus_client.registry import Collector
 from monitor.config import AvailabilityObjective, Config, LatencyObjective
 from monitor.results import Result
 from monitor.sla.figures import ObjectiveFigures
+from monitor.sla.minutes import STATE_LABELS
 from probes.base import Outcome
 
-#: What a sealed availability minute can count as (see monitor.ledger.windows.MinuteCode).
-AVAILABILITY_STATES = (
-    "up",
-    "down",
-    "unmonitored",
-    "outside_hours",
-    "maintenance",
-    "provider_unavailable",
-)
+#: What a sealed availability minute can count as: the SLA core's labels.
+AVAILABILITY_STATES = STATE_LABELS
 
 #: Latency buckets besides the configured thresholds (every threshold is added as a
 #: bucket bound, so `le="<threshold>"` counts exactly what the contract counts).
@@ -40,6 +34,16 @@ def bucket_bounds(config: Config) -> list[float]:
             if isinstance(objective, LatencyObjective):
                 bounds.add(float(objective.threshold))
     return sorted(bounds)
+
+
+def attempt_outcome(outcome: Outcome) -> str:
+    """The coarse ``outcome`` label of ``sla_probe_attempts_total``: ok, timeout or error
+    (the failure class itself is ``sla_probe_failures_total``'s ``error`` label)."""
+    if outcome is Outcome.OK:
+        return "ok"
+    if outcome is Outcome.TIMEOUT:
+        return "timeout"
+    return "error"
 
 
 class Metrics:
@@ -135,7 +139,7 @@ class Metrics:
         children = self._children.get((result.service, result.probe))
         if children is None:
             return
-        children.attempts[result.outcome.metric_outcome].inc()
+        children.attempts[attempt_outcome(result.outcome)].inc()
         if result.ok:
             children.duration.observe(result.latency_s)
             children.up.set(1)

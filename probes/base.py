@@ -45,15 +45,6 @@ class Outcome(StrEnum):
     PROTOCOL = "protocol"  # malformed answer or protocol violation
     ERROR = "error"  # anything else; the detail says what
 
-    @property
-    def metric_outcome(self) -> str:
-        """The coarse outcome label of ``sla_probe_attempts_total``: ok, timeout or error."""
-        if self is Outcome.OK:
-            return "ok"
-        if self is Outcome.TIMEOUT:
-            return "timeout"
-        return "error"
-
 
 @dataclass(frozen=True, slots=True)
 class Observation:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from monitor.alerting.notifiers import AlertEvent, EventKind
 from monitor.config import AlertingConfig, AvailabilityObjective, Config
 from monitor.ledger.windows import Ledger
-from monitor.sla.figures import ObjectiveFigures
+from monitor.sla.figures import ObjectiveFigures, projected_compliance
 from monitor.sla.minutes import MinuteCode, ObjectiveKey
 from monitor.sla.windows import month_bounds, month_of
 from monitor.store import Store
@@ -228,16 +228,15 @@ class Alerter:
     def projected_month_compliance(self, f: ObjectiveFigures, now: float) -> float | None:
         """Month-end compliance if the rest of the month runs at the recent burn rate and
         at the month's event rate so far."""
-        month = f.windows["month"]
-        burn = f.windows[self.settings.month_forecast.burn_window].burn_rate
-        if month.valid == 0 or burn is None:
-            return None
         current = int(now // 60)
         first, end = month_bounds(*month_of(current, self.ledger.zone), self.ledger.zone)
-        elapsed, remaining = max(current - first + 1, 1), max(end - current - 1, 0)
-        rest = month.valid / elapsed * remaining
-        bad = (month.valid - month.good) + burn * (1 - f.target_ratio) * rest
-        return 1 - bad / (month.valid + rest)
+        return projected_compliance(
+            f.windows["month"],
+            f.windows[self.settings.month_forecast.burn_window].burn_rate,
+            f.target_ratio,
+            elapsed_minutes=max(current - first + 1, 1),
+            remaining_minutes=max(end - current - 1, 0),
+        )
 
     def _service_down(self, now: float) -> list[Condition]:
         down = self.settings.service_down

@@ -31,9 +31,9 @@ from monitor.report.model import (
     ReportError,
     UnmonitoredSpan,
     parse_year,
-    year_report,
 )
 from monitor.report.render import FORMATS, render_year
+from monitor.report.year import year_report
 from monitor.timeparse import parse_instant
 
 EXIT_OK = 0

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config import Config
+from monitor.report.compute import build_report
 from monitor.report.model import (
     Correction,
     Month,
@@ -38,7 +39,6 @@ from monitor.report.model import (
     Report,
     ReportError,
     UnmonitoredSpan,
-    build_report,
 )
 from monitor.report.render import FORMATS, SUFFIX, render, render_many
 from monitor.sla.objectives import grace_minutes

@@ -146,6 +146,23 @@ def availability_window(
     )
 
 
+def projected_compliance(
+    month: WindowFigures,
+    burn_rate: float | None,
+    target_ratio: float,
+    *,
+    elapsed_minutes: int,
+    remaining_minutes: int,
+) -> float | None:
+    """Month-end compliance if the rest of the month runs at ``burn_rate`` and at the
+    month's event rate so far (None before any event or without a burn rate)."""
+    if month.valid == 0 or burn_rate is None:
+        return None
+    rest = month.valid / elapsed_minutes * remaining_minutes
+    bad = month.bad + burn_rate * (1 - target_ratio) * rest
+    return 1 - bad / (month.valid + rest)
+
+
 def counts_by_label(counts: Mapping[str, int]) -> dict[MinuteCode, int]:
     """Minute counts keyed by label (as stored and reported) keyed by code instead."""
     return {MinuteCode.from_label(label): n for label, n in counts.items()}

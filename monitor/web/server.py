@@ -5,7 +5,6 @@ Listens on 127.0.0.1 unless configured otherwise. Every route here only reads.
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 import json
 import logging
@@ -18,9 +17,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from monitor import __version__
+from monitor.clock import Clock, SystemClock
 from monitor.config import Config
 from monitor.sla.figures import ObjectiveFigures
 from monitor.sla.windows import describe as describe_windows
+from monitor.timeparse import iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,10 @@ class Server:
         alerts: AlertsApi | None = None,
         routes: ExtraRoutes | None = None,
         reports: ExtraRoutes | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.config = config
+        self.clock = clock or SystemClock()
         self._alerts = alerts
         variable = config.server.api_token_env
         # Read once at start; the config names the variable, never the secret.
@@ -210,7 +213,7 @@ class Server:
                 services[item.service]["objectives"].append(item.to_dict())
         return web.json_response(
             {
-                "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "generated_at": iso_utc(self.clock.now()),
                 "version": __version__,
                 "timezone": self.config.timezone,
                 "windows": describe_windows(self.config.timezone),

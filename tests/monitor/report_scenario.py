@@ -294,7 +294,8 @@ def report_of(path: Path, now: float = NOW, **extra: Any) -> Any:
     """October's report from a seeded file (``extra``: keyword arguments of build_report)."""
     import asyncio
 
-    from monitor.report.model import Month, build_report
+    from monitor.report.compute import build_report
+    from monitor.report.model import Month
     from monitor.store import SqliteStore
 
     async def build() -> Any:

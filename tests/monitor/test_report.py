@@ -13,15 +13,8 @@ from typing import Any
 import pytest
 
 from monitor.ledger.windows import Ledger
-from monitor.report.model import (
-    BadMonthError,
-    Month,
-    NoDataError,
-    Report,
-    ReportError,
-    build_report,
-    parse_year,
-)
+from monitor.report.compute import build_report
+from monitor.report.model import BadMonthError, Month, NoDataError, Report, ReportError, parse_year
 from monitor.sla.counts import bucket_index, estimate_quantile, exact_quantile
 from monitor.sla.eligibility import Eligibility
 from monitor.sla.figures import all_figures

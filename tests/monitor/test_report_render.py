@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from monitor.report.model import Month, Report, year_report
+from monitor.report.model import Month, Report
 from monitor.report.render import CSV_COLUMNS, render, render_year
+from monitor.report.year import year_report
 from tests.monitor import report_scenario as sc
 
 pytestmark = pytest.mark.timeout(300)

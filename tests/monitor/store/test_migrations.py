@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import StoreError
-from monitor.report.model import Month, build_report
+from monitor.report.compute import build_report
+from monitor.report.model import Month
 from monitor.store import SqliteStore
 from monitor.store.migrations import SCHEMA_VERSION
 from tests.monitor import report_scenario as scenario

@@ -1,0 +1,427 @@
+"""The report's reader of sealed history, a local day at a time.
+
+Why it is not the ledger's restart reader: the report reads local days (not the ledger's
+UTC hours and days) of any of the last 13 months (not only the ledger's reach), keeps each
+down minute's failures for the incidents' causes, and applies what is known *now* to
+minutes decided then (maintenance registered late by agreement, corrections). Both decide
+a minute with the one classifier (``monitor.sla.minutes``) and count with
+``monitor.sla.figures``; tests/integration/test_one_truth.py checks that they agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from monitor.config import AvailabilityObjective, Config, LatencyObjective
+from monitor.report.model import Correction, DayFigures
+from monitor.results import HourSummary, ServiceMinute
+from monitor.sla.counts import Rollup
+from monitor.sla.eligibility import Eligibility
+from monitor.sla.figures import (
+    availability_window,
+    counts_by_label,
+    latency_window,
+)
+from monitor.sla.minutes import MinuteClassifier, MinuteCode
+from monitor.store import Store
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def _providers(config: Config, names: Iterable[str]) -> set[str]:
+    """The services named and every service they depend on, transitively."""
+    todo, seen = list(names), set[str]()
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(config.service(name).depends_on)
+    return seen
+
+
+@dataclass(slots=True)
+class _Minute:
+    """What one minute of one service counts as in the report."""
+
+    #: Why the minute is excluded: "" (it counts), outside_hours, maintenance, or
+    #: "corrected" (a correction declared the monitor faulty then).
+    exclusion: str
+    states: dict[str, str]  # availability objective -> state label
+
+    @property
+    def counted(self) -> bool:
+        """Whether latency objectives count the minute's results."""
+        return not self.exclusion
+
+
+@dataclass(slots=True)
+class _ObjectiveAcc:
+    """Running sums of one objective."""
+
+    days: list[DayFigures] = field(default_factory=list)
+    total: Rollup = field(default_factory=Rollup)
+    states: Counter[str] = field(default_factory=Counter)
+    down_minutes: list[int] = field(default_factory=list)
+    failures: dict[int, dict[str, int]] = field(default_factory=dict)
+
+
+def _unmonitored_minutes(
+    corrections: Sequence[Correction], service: str, first: int, after: int
+) -> set[int]:
+    """Minutes in [first, after) a correction declared unmonitored for ``service``."""
+    minutes: set[int] = set()
+    for correction in corrections:
+        for span in correction.unmonitored:
+            if span.service is None or span.service == service:
+                lo = max(first, math.ceil(span.start / 60))
+                hi = min(after, math.ceil(span.end / 60))
+                minutes.update(range(lo, hi))
+    return minutes
+
+
+def _maintenance_minutes(
+    eligibility: Eligibility, service: str, lead_time_s: float, first: int, after: int
+) -> set[int]:
+    """Minutes in [first, after) that stored or configured maintenance excludes."""
+    minutes: set[int] = set()
+    for window in eligibility.windows(service):
+        lo = max(first, math.ceil(window.effective_start(lead_time_s) / 60))
+        hi = min(after, math.ceil(window.end / 60))
+        minutes.update(range(lo, hi))
+    return minutes
+
+
+_DOWN_DIGIT = str(int(MinuteCode.DOWN))
+_UNKNOWN_DIGIT = str(int(MinuteCode.UNKNOWN))
+_ELIGIBLE_DIGIT = str(int(MinuteCode.UP))
+_MAINTENANCE_DIGIT = str(int(MinuteCode.MAINTENANCE))
+_LABEL_OF_DIGIT = {str(int(code)): code.label for code in MinuteCode}
+
+
+class _Builder:
+    """Computes the report of one period, a local day at a time (bounded memory).
+
+    Complete hours are read from the store's compacted hour summaries (one row per
+    service and hour, as the daemon's restart reads them) unless the report needs their
+    minutes: an hour with a down minute (for the incident's cause), a minute a later
+    maintenance window or a correction changes, or a minute the daemon never decided.
+    Every other minute is read from its minute rollup and its minute decision.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        eligibility: Eligibility,
+        services: list[str],
+        corrections: Sequence[Correction],
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.eligibility = eligibility
+        self.services = services
+        self.needed = _providers(config, services)
+        self.corrections = corrections
+        self.lead_time_s = float(config.maintenance_lead_time)
+        # The one classifier, for minutes that have results but no decision.
+        self.classifier = MinuteClassifier(config, eligibility.exclusion)
+        self.availability = {
+            s: [o.name for o in config.service(s).objectives if o.kind == "availability"]
+            for s in services
+        }
+        self.acc: dict[tuple[str, str], _ObjectiveAcc] = {}
+        self.maintenance_minutes: dict[str, set[int]] = {s: set() for s in services}
+        self.has_data = False
+        for name in services:
+            for objective in config.service(name).objectives:
+                self.acc[(name, objective.name)] = _ObjectiveAcc()
+
+    async def day(self, date: dt.date, first: int, after: int) -> None:
+        """Add the minutes [first, after) of local day ``date``."""
+        overlays = {s: self._overlays(s, first, after) for s in self.services}
+        summaries = await self._summaries(first, after, overlays)
+        # Minutes read one by one: per service, those of hours without a usable summary.
+        pending = {s: self._pending(s, first, after, summaries) for s in self.services}
+        rollups, decisions = await self._read_minutes(pending, first, after)
+        if rollups or decisions or summaries:
+            self.has_data = True
+        minutes = self._classify(pending, rollups, decisions, overlays)
+        sums: dict[tuple[str, str], Rollup] = {}
+        down: dict[tuple[str, int], dict[str, Rollup]] = {}
+        for (service, probe, minute), rollup in rollups:
+            info = minutes.get((service, minute))
+            if info is None:
+                continue  # a provider's, or a minute a summary covers
+            if info.counted:
+                day_sum = sums.get((service, probe))
+                if day_sum is None:
+                    sums[(service, probe)] = rollup.copy()  # `down` may hold the original
+                else:
+                    day_sum.merge(rollup)
+            if "down" in info.states.values():  # kept for the incidents' causes
+                down.setdefault((service, minute), {})[probe] = rollup
+        counts: dict[tuple[str, str], Counter[str]] = {}
+        for (service, hour), summary in summaries.items():
+            for probe, body in summary.rollups.items():
+                rollup = Rollup.from_dict(body)
+                day_sum = sums.get((service, probe))
+                if day_sum is None:
+                    sums[(service, probe)] = rollup
+                else:
+                    day_sum.merge(rollup)
+            for name in self.availability[service]:
+                digits = summary.states.get(name) or str(int(MinuteCode.UNMONITORED)) * 60
+                tally = counts.setdefault((service, name), Counter())
+                for digit, n in Counter(digits).items():
+                    tally[_LABEL_OF_DIGIT[digit]] += n
+            if _MAINTENANCE_DIGIT in summary.exclusions:
+                base = hour * 60
+                self.maintenance_minutes[service].update(
+                    base + i for i, d in enumerate(summary.exclusions) if d == _MAINTENANCE_DIGIT
+                )
+        for name in self.services:
+            settings = self.config.service(name)
+            for objective in settings.objectives:
+                acc = self.acc[(name, objective.name)]
+                probes = settings.probes_of(objective)
+                if isinstance(objective, LatencyObjective):
+                    acc.days.append(
+                        self._latency_day(date, after - first, objective, name, probes, sums, acc)
+                    )
+                else:
+                    tally = counts.get((name, objective.name), Counter())
+                    acc.days.append(
+                        self._availability_day(
+                            date,
+                            after - first,
+                            pending[name],
+                            objective,
+                            name,
+                            probes,
+                            minutes,
+                            down,
+                            tally,
+                            acc,
+                        )
+                    )
+            self.maintenance_minutes[name].update(
+                m for m in pending[name] if minutes[(name, m)].exclusion == "maintenance"
+            )
+
+    @staticmethod
+    def _pending(
+        service: str, first: int, after: int, summaries: dict[tuple[str, int], HourSummary]
+    ) -> list[int]:
+        """The minutes of [first, after) no usable hour summary of ``service`` covers."""
+        minutes: list[int] = []
+        for hour in range(first // 60, -(-after // 60)):
+            if (service, hour) not in summaries:
+                minutes.extend(range(max(first, hour * 60), min(after, hour * 60 + 60)))
+        return minutes
+
+    async def _read_minutes(
+        self, pending: dict[str, list[int]], first: int, after: int
+    ) -> tuple[list[tuple[tuple[str, str, int], Rollup]], list[ServiceMinute]]:
+        """Rollups and decisions of the pending minutes (and what a minute never decided
+        needs of its providers): one query over the day when most minutes are pending,
+        else a query per service and run of minutes."""
+        rollups: list[tuple[tuple[str, str, int], Rollup]] = []
+        decisions: list[ServiceMinute] = []
+        total = sum(len(m) for m in pending.values())
+        if not total:
+            return rollups, decisions
+        if total * 2 > len(self.services) * (after - first):
+            only = self.services[0] if len(self.needed) == 1 else None
+            for lo, hi in _ranges(sorted({m for ms in pending.values() for m in ms})):
+                rollups += await self.store.rollups(lo, hi, only)
+                decisions += await self.store.minute_states(lo, hi, only)
+            return rollups, decisions
+        for service, minutes in pending.items():
+            for lo, hi in _ranges(minutes):
+                rollups += await self.store.rollups(lo, hi, service)
+                decisions += await self.store.minute_states(lo, hi, service)
+        decided = {(d.service, d.minute) for d in decisions}
+        undecided = sorted(
+            {
+                m
+                for (s, _, m), _ in rollups
+                if (s, m) not in decided and self.config.service(s).depends_on
+            }
+        )
+        if undecided:
+            # Deciding such a minute needs its providers' results of that minute too.
+            seen = {key for key, _ in rollups}
+            for provider in sorted(self.needed):
+                for lo, hi in _ranges(undecided):
+                    for key, rollup in await self.store.rollups(lo, hi, provider):
+                        if key not in seen:
+                            rollups.append((key, rollup))
+        return rollups, decisions
+
+    def _overlays(self, service: str, first: int, after: int) -> dict[int, str]:
+        """Minutes whose stored decision the report may override: maintenance registered
+        later (-> ``maintenance``) and corrections (-> ``corrected``), corrections last."""
+        overlay = dict.fromkeys(
+            _maintenance_minutes(self.eligibility, service, self.lead_time_s, first, after),
+            "maintenance",
+        )
+        for minute in _unmonitored_minutes(self.corrections, service, first, after):
+            overlay.setdefault(minute, "corrected")
+        return overlay
+
+    async def _summaries(
+        self, first: int, after: int, overlays: dict[str, dict[int, str]]
+    ) -> dict[tuple[str, int], HourSummary]:
+        """The hour summaries usable as they are, by (service, hour)."""
+        lo, hi = -(-first // 60), after // 60  # hours wholly inside [first, after)
+        if hi <= lo:
+            return {}
+        usable: dict[tuple[str, int], HourSummary] = {}
+        wanted = set(self.services)
+        for summary in await self.store.hours(lo, hi):
+            if summary.service not in wanted or _UNKNOWN_DIGIT in summary.exclusions:
+                continue
+            states = [summary.states.get(o, "") for o in self.availability[summary.service]]
+            if any(_DOWN_DIGIT in s or _UNKNOWN_DIGIT in s for s in states):
+                continue  # read by minute: incidents need each down minute's failures
+            base = summary.hour * 60
+            overlay = overlays[summary.service]
+            if overlay and any(
+                base + i in overlay and d == _ELIGIBLE_DIGIT
+                for i, d in enumerate(summary.exclusions)
+            ):
+                continue
+            usable[(summary.service, summary.hour)] = summary
+        return usable
+
+    def _classify(
+        self,
+        pending: dict[str, list[int]],
+        rollups: list[tuple[tuple[str, str, int], Rollup]],
+        decisions: list[ServiceMinute],
+        overlays: dict[str, dict[int, str]],
+    ) -> dict[tuple[str, int], _Minute]:
+        """What each pending minute of each reported service counts as."""
+        minutes: dict[tuple[str, int], _Minute] = {}
+        wanted = {(s, m) for s, ms in pending.items() for m in ms}
+        for record in decisions:
+            key = (record.service, record.minute)
+            if key in wanted:  # not a provider's, nor a minute a summary covers
+                minutes[key] = _Minute(record.exclusion or "", record.states)
+        undecided = [(s, m) for s, ms in pending.items() for m in ms if (s, m) not in minutes]
+        if undecided:
+            with_results: dict[int, dict[tuple[str, str], Rollup]] = {}
+            for (service, probe, minute), rollup in rollups:
+                if service in self.needed:
+                    with_results.setdefault(minute, {})[(service, probe)] = rollup
+            for service, minute in undecided:
+                minutes[(service, minute)] = self._decide(service, minute, with_results.get(minute))
+        for name, overlay in overlays.items():
+            objectives = self.availability[name]
+            for minute, why in overlay.items():
+                info = minutes.get((name, minute))
+                if info is not None and info.counted:
+                    # A maintenance window registered after the minute was decided (late,
+                    # by agreement) excludes it now as it would have then; a correction
+                    # declares the monitor was faulty: the minute is unmonitored.
+                    state = "maintenance" if why == "maintenance" else "unmonitored"
+                    minutes[(name, minute)] = _Minute(why, dict.fromkeys(objectives, state))
+        return minutes
+
+    def _decide(
+        self, service: str, minute: int, rollups: dict[tuple[str, str], Rollup] | None
+    ) -> _Minute:
+        """A minute the daemon never decided (it was down, or killed before persisting)."""
+        if rollups and any(key[0] == service for key in rollups):
+            decision = self.classifier.decide(minute, rollups, only=service)
+        else:
+            decision = self.classifier.without_results(service, minute)
+        exclusion = decision.exclusions[service]
+        states = {k.objective: c.label for k, c in decision.codes.items() if k.service == service}
+        return _Minute(exclusion.value if exclusion is not None else "", states)
+
+    def _latency_day(
+        self,
+        date: dt.date,
+        length: int,
+        objective: LatencyObjective,
+        service: str,
+        probes: list[str],
+        sums: dict[tuple[str, str], Rollup],
+        acc: _ObjectiveAcc,
+    ) -> DayFigures:
+        day = Rollup()
+        for probe in probes:
+            probe_sum = sums.get((service, probe))
+            if probe_sum is not None:
+                day.merge(probe_sum)
+        acc.total.merge(day)
+        figures = latency_window(date.isoformat(), day, objective.threshold, objective.target_ratio)
+        return DayFigures(
+            date=date.isoformat(),
+            minutes=length,
+            valid=figures.valid,
+            good=figures.good,
+            bad=figures.bad,
+            compliance=figures.compliance,
+            met=figures.met,
+            quantiles_s=figures.quantiles,
+        )
+
+    def _availability_day(
+        self,
+        date: dt.date,
+        length: int,
+        pending: list[int],
+        objective: AvailabilityObjective,
+        service: str,
+        probes: list[str],
+        minutes: dict[tuple[str, int], _Minute],
+        down: dict[tuple[str, int], dict[str, Rollup]],
+        counts: Counter[str],
+        acc: _ObjectiveAcc,
+    ) -> DayFigures:
+        for minute in pending:
+            state = minutes[(service, minute)].states.get(objective.name, "unmonitored")
+            counts[state] += 1
+            if state == "down":
+                acc.down_minutes.append(minute)
+                failures: Counter[str] = Counter()
+                for probe, rollup in down.get((service, minute), {}).items():
+                    if probe in probes:
+                        failures.update(rollup.failures)
+                acc.failures[minute] = dict(failures)
+        acc.states.update(counts)
+        return _availability_figures_day(date.isoformat(), length, counts, objective)
+
+
+def _ranges(minutes: list[int]) -> list[tuple[int, int]]:
+    """Sorted minutes as [lo, hi) runs of consecutive minutes."""
+    runs: list[tuple[int, int]] = []
+    for minute in minutes:
+        if runs and runs[-1][1] == minute:
+            runs[-1] = (runs[-1][0], minute + 1)
+        else:
+            runs.append((minute, minute + 1))
+    return runs
+
+
+def _availability_figures_day(
+    date: str, length: int, counts: Counter[str], objective: AvailabilityObjective
+) -> DayFigures:
+    figures = availability_window(date, counts_by_label(counts), objective.target_ratio)
+    return DayFigures(
+        date=date,
+        minutes=length,
+        valid=figures.valid,
+        good=figures.good,
+        bad=figures.bad,
+        compliance=figures.compliance,
+        met=figures.met,
+        minute_states=figures.minutes,
+        coverage=figures.coverage,
+    )
