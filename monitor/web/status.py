@@ -1,5 +1,5 @@
-"""The public status page, its live updates and feed, and the JSON API for maintenance and
-incidents.
+"""The public status page, its live updates and feed; it registers the write API
+(``monitor.web.api``) beside it.
 
 Routes (registered on the daemon's aiohttp server by ``StatusSite.register``):
 
@@ -30,44 +30,37 @@ import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import jinja2
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
 from monitor import __version__
-from monitor.clock import Clock
-from monitor.config import AvailabilityObjective, Config
+from monitor.config import AvailabilityObjective
 from monitor.incidents import (
     DETECTOR,
-    UPDATE_STATUSES,
-    IncidentBook,
-    IncidentDetector,
-    StatusEvent,
 )
-from monitor.maintenance import MaintenanceError, MaintenanceService
 from monitor.sla.counts import availability
-from monitor.sla.eligibility import Eligibility, MaintenanceWindow
-from monitor.sla.figures import ObjectiveFigures
 from monitor.sla.minutes import MinuteCode
-from monitor.store import Incident, Store
+from monitor.store import Incident
 from monitor.timeparse import iso_utc as iso
+from monitor.web.api import WriteApi
+from monitor.web.i18n import LANGUAGES, TEMPLATES_DIR, Translator, format_ratio, pick_language
 from monitor.web.openapi import (
-    IncidentIn,
-    IncidentResolveIn,
-    IncidentUpdateIn,
-    MaintenanceIn,
-    MaintenancePatch,
     openapi_document,
+)
+from monitor.web.views import (
+    Authorize,
+    StatusSource,
+    error_response,
+    incident_dict,
+    maintenance_dict,
 )
 
 log = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
-TEMPLATES_DIR = PACKAGE_DIR / "templates" / "status"
 STATIC_DIR = PACKAGE_DIR / "static"
-LANGUAGES = ("en", "fr", "nl")
 #: Service states, best first; the page's overall state is the worst of its services.
 STATES = ("operational", "maintenance", "degraded", "down")
 #: Resolved incidents listed on the page (older ones are in the API and the feed).
@@ -76,117 +69,8 @@ RECENT_DAYS = 14
 BAD_DAY_RATIO = 0.95
 _AUTH_FREE = frozenset({"/api/openapi.json"})
 
-Authorize = Callable[[web.Request], web.Response | None]
-_Model = TypeVar("_Model", bound=BaseModel)
 #: (up, down) minutes per (service, local day).
 _Counts = dict[tuple[str, dt.date], tuple[int, int]]
-
-
-class StatusSource(Protocol):
-    """What the status site needs from the daemon."""
-
-    config: Config
-    clock: Clock
-    store: Store
-    eligibility: Eligibility
-    maintenance: MaintenanceService
-    incidents: IncidentBook
-    incident_detector: IncidentDetector
-
-    def figures_at(self, now: float) -> list[ObjectiveFigures]:
-        """SLA figures as of ``now``."""
-        ...
-
-    async def reload_maintenance(self) -> bool:
-        """Re-read the stored maintenance windows."""
-        ...
-
-    def publish(self, event: StatusEvent) -> None:
-        """Tell the subscribers of the event's service."""
-        ...
-
-
-class _BadRequest(Exception):
-    """A request refused with a 4xx JSON error."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-async def _parse(request: web.Request, model: type[_Model], *, optional: bool = False) -> _Model:
-    """The request's JSON body as ``model``; _BadRequest when it is not."""
-    raw = await request.read()  # over client_max_size: 413 from aiohttp
-    if not raw.strip() and optional:
-        raw = b"{}"
-    try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise _BadRequest(400, "the body is not valid JSON") from None
-    if not isinstance(document, dict):
-        raise _BadRequest(400, "the body must be a JSON object")
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-        )
-        raise _BadRequest(400, f"invalid {model.__name__}: {details}") from None
-
-
-# --- views --------------------------------------------------------------------------------
-
-
-def incident_dict(incident: Incident) -> dict[str, Any]:
-    """An incident as the API shows it."""
-    return {
-        "id": incident.id,
-        "service": incident.service,
-        "title": incident.title,
-        "status": incident.status,
-        "source": incident.source,
-        "objective": incident.objective,
-        "started_at": iso(incident.started_at),
-        "resolved_at": iso(incident.resolved_at),
-        "created_by": incident.created_by,
-        "updates": [
-            {
-                "id": u.id,
-                "at": iso(u.at),
-                "status": u.status,
-                "message": u.message,
-                "author": u.author,
-            }
-            for u in incident.updates
-        ],
-    }
-
-
-def _window_status(window: MaintenanceWindow, now: float) -> str:
-    if now < window.start:
-        return "upcoming"
-    return "ongoing" if now < window.end else "past"
-
-
-def maintenance_dict(
-    window: MaintenanceWindow, now: float, created_by: str | None = None
-) -> dict[str, Any]:
-    """A maintenance window as the API shows it."""
-    return {
-        "id": window.id,
-        "service": window.service,
-        "start": iso(window.start),
-        "end": iso(window.end),
-        "reason": window.reason,
-        "announced_at": iso(window.announced_at),
-        "status": _window_status(window, now),
-        "source": window.source,
-        "created_by": created_by,
-    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,53 +82,6 @@ class _Day:
     @property
     def ratio(self) -> float | None:
         return availability(self.up, self.down)
-
-
-class Translator:
-    """Messages in English, French and Dutch from ``templates/status/messages.json``."""
-
-    def __init__(self, path: Path = TEMPLATES_DIR / "messages.json") -> None:
-        self.messages: dict[str, dict[str, str]] = json.loads(path.read_text(encoding="utf-8"))
-
-    def __call__(self, lang: str, key: str, **values: object) -> str:
-        """The message ``key`` in ``lang`` (English when missing), formatted."""
-        table = self.messages.get(lang, {})
-        text = table.get(key) or self.messages["en"].get(key, key)
-        return text.format(**values) if values else text
-
-
-def pick_language(request: web.Request) -> str:
-    """``?lang=``, then the ``lang`` cookie, then Accept-Language, then English."""
-    asked = request.query.get("lang", "").lower()
-    if asked in LANGUAGES:
-        return asked
-    cookie = request.cookies.get("lang", "")
-    if cookie in LANGUAGES:
-        return cookie
-    choices: list[tuple[float, int, str]] = []
-    for index, part in enumerate(request.headers.get("Accept-Language", "").split(",")):
-        tag, _, params = part.strip().partition(";")
-        quality = 1.0
-        if params.strip().startswith("q="):
-            try:
-                quality = float(params.strip()[2:])
-            except ValueError:
-                quality = 0.0
-        primary = tag.strip().lower().split("-")[0]
-        if primary in LANGUAGES and quality > 0:
-            choices.append((-quality, index, primary))
-    return min(choices)[2] if choices else "en"
-
-
-def format_ratio(value: float | None, lang: str) -> str:
-    """A ratio as a percentage with three decimals, in the language's style."""
-    if value is None:
-        return "\u2013"
-    text = f"{value * 100:.3f}"
-    if lang == "en":
-        return f"{text}%"
-    text = text.replace(".", ",")
-    return f"{text}\u202f%" if lang == "fr" else f"{text}%"
 
 
 class StatusSite:
@@ -275,7 +112,7 @@ class StatusSite:
             if any(isinstance(o, AvailabilityObjective) for o in s.objectives)
         }
         self._closing = asyncio.Event()
-        self._authorized: Authorize = lambda request: _error(403, "writes are disabled")
+        self._authorized: Authorize = lambda request: error_response(403, "writes are disabled")
 
     # --- wiring ----------------------------------------------------------------------------
 
@@ -293,16 +130,7 @@ class StatusSite:
         router.add_get("/api/status", self.api_status)
         router.add_get("/api/events", self.events)
         router.add_get("/api/openapi.json", self.openapi)
-        router.add_get("/api/maintenance", self.list_maintenance)
-        router.add_post("/api/maintenance", self.create_maintenance)
-        router.add_put("/api/maintenance/{id}", self.replace_maintenance)
-        router.add_patch("/api/maintenance/{id}", self.patch_maintenance)
-        router.add_delete("/api/maintenance/{id}", self.delete_maintenance)
-        router.add_get("/api/incidents", self.list_incidents)
-        router.add_post("/api/incidents", self.create_incident)
-        router.add_get("/api/incidents/{id}", self.get_incident)
-        router.add_post("/api/incidents/{id}/updates", self.update_incident)
-        router.add_post("/api/incidents/{id}/resolve", self.resolve_incident)
+        WriteApi(self._source, authorized).register(router)
         router.add_static("/static/", STATIC_DIR, name="static")
 
     @web.middleware
@@ -684,210 +512,6 @@ class StatusSite:
         return web.json_response(openapi_document(self.config, paths))
 
     # --- maintenance -------------------------------------------------------------------------
-
-    def _known_service(self, name: str) -> None:
-        if name not in {s.name for s in self.config.services}:
-            raise _BadRequest(400, f"unknown service {name!r}")
-
-    async def list_maintenance(self, request: web.Request) -> web.Response:
-        """Maintenance windows: current ones (``?scope=all`` adds the past ones)."""
-        scope = request.query.get("scope", "current")
-        service = request.query.get("service")
-        if scope not in ("current", "all"):
-            return _error(400, "scope must be 'current' or 'all'")
-        if service is not None:
-            try:
-                self._known_service(service)
-            except _BadRequest as exc:
-                return _error(exc.status, str(exc))
-        now = self._source.clock.now()
-        records = {r.window.id: r for r in await self._source.store.maintenance_records()}
-        windows = [
-            w
-            for w in self._source.eligibility.windows()
-            if (scope == "all" or w.end > now) and (service is None or w.service == service)
-        ]
-        # Stored windows the daemon has not reloaded yet (added by the CLI this second).
-        seen = {w.id for w in windows}
-        windows += [
-            r.window
-            for r in records.values()
-            if r.window.id not in seen
-            and (scope == "all" or r.window.end > now)
-            and (service is None or r.window.service == service)
-        ]
-        windows.sort(key=lambda w: (w.start, w.end, w.id))
-        return web.json_response(
-            {
-                "maintenance": [
-                    maintenance_dict(w, now, r.created_by if (r := records.get(w.id)) else None)
-                    for w in windows
-                ]
-            }
-        )
-
-    async def _write(
-        self, request: web.Request, action: Callable[[], Awaitable[web.Response]]
-    ) -> web.Response:
-        refused = self._authorized(request)
-        if refused is not None:
-            return refused
-        try:
-            return await action()
-        except _BadRequest as exc:
-            return _error(exc.status, str(exc))
-        except MaintenanceError as exc:
-            return _error(exc.status, str(exc))
-
-    async def create_maintenance(self, request: web.Request) -> web.Response:
-        """Announce a maintenance window (announced now) and tell the subscribers."""
-
-        async def action() -> web.Response:
-            body = await _parse(request, MaintenanceIn)
-            window = await self._source.maintenance.add(
-                body.service, body.start.timestamp(), body.end.timestamp(), body.reason, body.by
-            )
-            now = self._source.clock.now()
-            return web.json_response(
-                {"maintenance": maintenance_dict(window, now, body.by)}, status=201
-            )
-
-        return await self._write(request, action)
-
-    async def replace_maintenance(self, request: web.Request) -> web.Response:
-        """Replace a stored window's times and reason (its service cannot change)."""
-
-        async def action() -> web.Response:
-            window = await self._source.maintenance.stored(request.match_info["id"])
-            body = await _parse(request, MaintenanceIn)
-            if body.service != window.service:
-                raise _BadRequest(400, "the service of a window cannot change")
-            changed = await self._source.maintenance.change(
-                window.id,
-                start=body.start.timestamp(),
-                end=body.end.timestamp(),
-                reason=body.reason,
-            )
-            return web.json_response(
-                {"maintenance": maintenance_dict(changed, self._source.clock.now())}
-            )
-
-        return await self._write(request, action)
-
-    async def patch_maintenance(self, request: web.Request) -> web.Response:
-        """Change some of a stored window's start, end and reason."""
-
-        async def action() -> web.Response:
-            window = await self._source.maintenance.stored(request.match_info["id"])
-            body = await _parse(request, MaintenancePatch)
-            changed = await self._source.maintenance.change(
-                window.id,
-                start=body.start.timestamp() if body.start else None,
-                end=body.end.timestamp() if body.end else None,
-                reason=body.reason or None,
-            )
-            return web.json_response(
-                {"maintenance": maintenance_dict(changed, self._source.clock.now())}
-            )
-
-        return await self._write(request, action)
-
-    async def delete_maintenance(self, request: web.Request) -> web.Response:
-        """Cancel (soft-delete) a stored window."""
-
-        async def action() -> web.Response:
-            by = request.query.get("by", "api")[:100] or "api"
-            window = await self._source.maintenance.remove(request.match_info["id"], by)
-            return web.json_response(
-                {"removed": maintenance_dict(window, self._source.clock.now())}
-            )
-
-        return await self._write(request, action)
-
-    # --- incidents ---------------------------------------------------------------------------
-
-    async def list_incidents(self, request: web.Request) -> web.Response:
-        """Incidents newest first: ``?status=open|all`` (default all), ``?limit=``."""
-        status = request.query.get("status", "all")
-        if status not in ("open", "all"):
-            return _error(400, "status must be 'open' or 'all'")
-        try:
-            limit = int(request.query.get("limit", "100"))
-        except ValueError:
-            return _error(400, "limit must be an integer")
-        if not 1 <= limit <= 1000:
-            return _error(400, "limit must be between 1 and 1000")
-        service = request.query.get("service")
-        if service is not None and service not in {s.name for s in self.config.services}:
-            return _error(400, f"unknown service {service!r}")
-        found = await self._source.incidents.find(open_only=status == "open", limit=10_000)
-        chosen = [i for i in found if service is None or i.service == service][:limit]
-        return web.json_response({"incidents": [incident_dict(i) for i in chosen]})
-
-    async def get_incident(self, request: web.Request) -> web.Response:
-        """One incident with its timeline."""
-        incident = await self._source.incidents.get(request.match_info["id"])
-        if incident is None:
-            return _error(404, "no such incident")
-        return web.json_response({"incident": incident_dict(incident)})
-
-    async def create_incident(self, request: web.Request) -> web.Response:
-        """Open an incident by hand (a problem the probes cannot see)."""
-
-        async def action() -> web.Response:
-            body = await _parse(request, IncidentIn)
-            self._known_service(body.service)
-            now = self._source.clock.now()
-            started = body.started_at.timestamp() if body.started_at else now
-            if started > now + 60:
-                raise _BadRequest(400, "started_at must not be in the future")
-            incident = await self._source.incidents.open(
-                body.service, body.title, body.message.strip(), body.by, started_at=started
-            )
-            return web.json_response({"incident": incident_dict(incident)}, status=201)
-
-        return await self._write(request, action)
-
-    async def _open_incident(self, incident_id: str) -> Incident:
-        incident = await self._source.incidents.get(incident_id)
-        if incident is None:
-            raise _BadRequest(404, "no such incident")
-        if not incident.is_open:
-            raise _BadRequest(409, "the incident is already resolved")
-        return incident
-
-    async def update_incident(self, request: web.Request) -> web.Response:
-        """Add a human message (and optionally a new status) to an open incident."""
-
-        async def action() -> web.Response:
-            incident = await self._open_incident(request.match_info["id"])
-            body = await _parse(request, IncidentUpdateIn)
-            status = body.status or incident.status
-            if status not in UPDATE_STATUSES:  # pragma: no cover - open means not resolved
-                status = "investigating"
-            changed = await self._source.incidents.post_update(
-                incident.id, status, body.message.strip(), body.by
-            )
-            if changed is None:
-                raise _BadRequest(409, "the incident is already resolved")
-            return web.json_response({"incident": incident_dict(changed)}, status=201)
-
-        return await self._write(request, action)
-
-    async def resolve_incident(self, request: web.Request) -> web.Response:
-        """Resolve an open incident with a closing message."""
-
-        async def action() -> web.Response:
-            incident = await self._open_incident(request.match_info["id"])
-            body = await _parse(request, IncidentResolveIn, optional=True)
-            changed = await self._source.incidents.resolve(
-                incident.id, body.message.strip(), body.by
-            )
-            if changed is None:
-                raise _BadRequest(409, "the incident is already resolved")
-            return web.json_response({"incident": incident_dict(changed)})
-
-        return await self._write(request, action)
 
 
 def _named(ns: str, name: str) -> ET.Element:
