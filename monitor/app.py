@@ -16,8 +16,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from monitor.alerting.dispatcher import Dispatcher
 from monitor.alerting.engine import Alerter
-from monitor.alerting.notifiers import Dispatcher, build_notifiers
+from monitor.alerting.notifiers import build_notifiers
 from monitor.clock import Clock, SystemClock
 from monitor.collector import Collector
 from monitor.config import Config

@@ -210,7 +210,9 @@ def _dashboards(config: Config, args: argparse.Namespace) -> int:
     if args.action == "preview":
         if not args.prometheus:
             raise _UsageError("dashboards preview needs --prometheus URL")
-        print(dashboards.preview(config, args.prometheus, args.out))
+        from monitor.generate.preview import preview
+
+        print(preview(config, args.prometheus, args.out))
         return EXIT_OK
     for path in dashboards.write_dashboards(config, args.out):
         print(path)

@@ -32,13 +32,8 @@ import yaml
 
 from monitor.app import Daemon
 from monitor.cli.main import main
-from monitor.generate.dashboards import (
-    SCRAPE_JOB,
-    build_dashboards,
-    panel_queries,
-    substitute,
-    template_values,
-)
+from monitor.generate.dashboards import SCRAPE_JOB, build_dashboards
+from monitor.generate.preview import panel_queries, substitute, template_values
 from monitor.generate.rules import le_label, sli_record, write_rules
 from simulator.network import Simulator
 from tests.support.brokers import Mosquitto, free_port, wait_for_port

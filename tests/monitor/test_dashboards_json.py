@@ -18,14 +18,10 @@ from monitor.generate.dashboards import (
     GRAFANA_BUILTINS,
     build_dashboards,
     compliance_steps,
-    legend,
-    panel_queries,
-    panels,
     promql_regex,
     render_dashboard,
-    substitute,
-    template_values,
 )
+from monitor.generate.preview import legend, panel_queries, panels, substitute, template_values
 from tests.support.stack import validate
 
 ROOT = Path(__file__).resolve().parents[2]

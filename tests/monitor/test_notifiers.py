@@ -26,10 +26,10 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from prometheus_client import CollectorRegistry
 
+from monitor.alerting.dispatcher import Dispatcher
 from monitor.alerting.notifiers import (
     AlertEvent,
     AlertmanagerNotifier,
-    Dispatcher,
     EmailNotifier,
     LogNotifier,
     Notifier,
