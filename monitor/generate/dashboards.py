@@ -22,6 +22,10 @@ Prometheus rules (``ALERTS``) are annotations on all three.
 
 Per-series thresholds: one panel shows every objective, so each objective's target is a
 field override matched on the series name the legend gives it (``<service> <objective>``).
+
+One piece (~950 lines): three dashboards built from the same small panel builders and
+threshold helpers, so they share one look; the queries as Grafana sends them and the
+preview are ``monitor.generate.preview``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,287 @@
+"""``sla-monitor maintenance add|list|remove``: announce planned maintenance. Writes go
+through the daemon's own maintenance service (``monitor.maintenance``); the running
+daemon reloads the store within a second and announces the change."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from monitor.cli.common import EXIT_OK, UsageError
+from monitor.config import Config
+from monitor.timeparse import format_local, iso_local, parse_duration_s, parse_instant
+
+if TYPE_CHECKING:
+    from monitor.store import MaintenanceRecord, SqliteStore
+
+
+def add_maintenance_parser(commands: Any) -> None:
+    """``maintenance add|list|remove``."""
+    maintenance = commands.add_parser(
+        "maintenance",
+        help="announce planned maintenance (add, list, remove)",
+        description="Planned-maintenance windows, stored beside the results; the running "
+        "daemon picks changes up within seconds. Times are ISO 8601 (e.g. 2026-12-01T02:00, "
+        "local to the config's time zone unless they carry an offset) or 'now'.",
+    )
+    actions = maintenance.add_subparsers(dest="action", required=True, metavar="ACTION")
+    config_help = "config file (YAML): the store path, the time zone and the services"
+    by_help = "who does this (default: $USER, else 'cli')"
+
+    add = actions.add_parser("add", help="announce a maintenance window")
+    add.add_argument("--config", required=True, type=Path, metavar="PATH", help=config_help)
+    add.add_argument("--service", required=True, metavar="NAME", help="a service of the config")
+    add.add_argument("--start", required=True, metavar="TIME", help="when it starts")
+    until = add.add_mutually_exclusive_group(required=True)
+    until.add_argument("--end", metavar="TIME", help="when it ends (exclusive)")
+    until.add_argument("--duration", metavar="DURATION", help="how long, e.g. 90m or 2h")
+    add.add_argument("--reason", required=True, metavar="TEXT", help="shown to users and reports")
+    add.add_argument(
+        "--announced-at",
+        metavar="TIME",
+        default="now",
+        help="when users were told (default: now); minutes before it still count",
+    )
+    add.add_argument("--by", metavar="NAME", help=by_help)
+
+    show = actions.add_parser("list", help="list maintenance windows")
+    show.add_argument("--config", required=True, type=Path, metavar="PATH", help=config_help)
+    show.add_argument("--service", metavar="NAME", help="only this service")
+    show.add_argument("--all", action="store_true", help="include removed windows")
+    show.add_argument("--format", choices=["table", "json"], default="table")
+
+    remove = actions.add_parser("remove", help="remove a window (kept for the audit trail)")
+    remove.add_argument("id", help="the window's id, as `list` shows it")
+    remove.add_argument("--config", required=True, type=Path, metavar="PATH", help=config_help)
+    remove.add_argument("--by", metavar="NAME", help=by_help)
+
+
+# --- maintenance ----------------------------------------------------------------------------
+
+
+def run_maintenance(config: Config, args: argparse.Namespace) -> int:
+    """Run one ``maintenance`` action; every argument is checked before the store is opened."""
+    now = time.time()
+    service: str | None = getattr(args, "service", None)
+    if service is not None:
+        _known_service(config, service)
+    if args.action == "add":
+        action = _planned_add(config, args, now)
+    elif args.action == "list":
+        action = _listing(config, args, now)
+    else:
+        action = _removal(config, args)
+    return asyncio.run(_with_store(config, action))
+
+
+_Action = Callable[["SqliteStore"], Awaitable[int]]
+
+
+async def _with_store(config: Config, action: _Action) -> int:
+    from monitor.store import SqliteStore
+
+    # Relative paths resolve against the working directory, as for `run`.
+    store = SqliteStore(config.storage.path)
+    try:
+        await store.open()
+        return await action(store)
+    finally:
+        await store.aclose()
+
+
+def _known_service(config: Config, name: str) -> None:
+    names = [s.name for s in config.services]
+    if name not in names:
+        raise UsageError(f"unknown service {name!r} (the config has: {', '.join(names)})")
+
+
+def _instant(option: str, text: str, zone: ZoneInfo, now: float) -> float:
+    try:
+        return parse_instant(text, zone, now)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
+def _who(by: str | None) -> str:
+    return by or os.environ.get("USER") or "cli"
+
+
+def _planned_add(config: Config, args: argparse.Namespace, now: float) -> _Action:
+    zone = config.zone
+    start = _instant("--start", args.start, zone, now)
+    if args.end is not None:
+        end = _instant("--end", args.end, zone, now)
+    else:
+        try:
+            end = start + parse_duration_s(args.duration)
+            format_local(end, zone)  # beyond year 9999 it cannot be shown, nor meant
+        except (ValueError, OverflowError) as exc:
+            raise UsageError(f"--duration: {exc}") from None
+    if end <= start:
+        raise UsageError(
+            f"the window must end after it starts ({format_local(start, zone)} to"
+            f" {format_local(end, zone)})"
+        )
+    announced_at = _instant("--announced-at", args.announced_at, zone, now)
+    reason = " ".join(args.reason.split())
+    if not reason:
+        raise UsageError("--reason must not be empty: users and reports show it")
+    created_by = _who(args.by)
+
+    async def add(store: SqliteStore) -> int:
+        from monitor.clock import SystemClock
+        from monitor.maintenance import MaintenanceError, MaintenanceService
+
+        # The daemon's own service: the running daemon reloads and announces the window.
+        service = MaintenanceService(config, store, SystemClock())
+        try:
+            window = await service.add(
+                args.service,
+                start,
+                end,
+                reason,
+                created_by,
+                announced_at=announced_at,
+                allow_past=True,  # a window agreed late, registered for a report correction
+            )
+        except MaintenanceError as exc:
+            raise UsageError(str(exc)) from None
+        print(
+            f"added maintenance {window.id}: {window.service}"
+            f" {format_local(window.start, zone)} to {format_local(window.end, zone)}"
+            f" ({window.reason})"
+        )
+        if late := _late_note(start, end, announced_at, zone):
+            print(f"sla-monitor: note: {late}", file=sys.stderr)
+        return EXIT_OK
+
+    return add
+
+
+def _late_note(start: float, end: float, announced_at: float, zone: ZoneInfo) -> str | None:
+    """What a late announcement means for the SLA, or None when it came in advance."""
+    if announced_at <= start:
+        return None
+    announced = format_local(announced_at, zone)
+    if announced_at >= end:
+        return (
+            f"announced at {announced}, after the window ended: it excludes nothing, "
+            "the whole window counts towards availability"
+        )
+    minutes = math.ceil((announced_at - start) / 60)
+    return (
+        f"announced at {announced}, {minutes} min after the window started: the minutes "
+        f"from {format_local(start, zone)} until the announcement still count towards "
+        "availability"
+    )
+
+
+def _status(record: MaintenanceRecord, now: float) -> str:
+    if record.removed:
+        return "removed"
+    if now < record.window.start:
+        return "upcoming"
+    return "ongoing" if now < record.window.end else "past"
+
+
+def _as_json(record: MaintenanceRecord, zone: ZoneInfo, now: float) -> dict[str, object]:
+    window = record.window
+    return {
+        "id": window.id,
+        "service": window.service,
+        "start": iso_local(window.start, zone),
+        "end": iso_local(window.end, zone),
+        "reason": window.reason,
+        "announced_at": iso_local(window.announced_at, zone),
+        "announced_late": window.announced_at > window.start,
+        "status": _status(record, now),
+        "source": window.source,
+        "created_by": record.created_by,
+        "created_at": iso_local(record.created_at, zone),
+        "removed_at": None if record.removed_at is None else iso_local(record.removed_at, zone),
+        "removed_by": record.removed_by,
+    }
+
+
+def _table(records: list[MaintenanceRecord], zone: ZoneInfo, now: float) -> str:
+    header = ("ID", "SERVICE", "START", "END", "ANNOUNCED", "STATUS", "REASON")
+    rows = [
+        (
+            r.window.id,
+            r.window.service,
+            format_local(r.window.start, zone),
+            format_local(r.window.end, zone),
+            format_local(r.window.announced_at, zone)
+            + (" (late)" if r.window.announced_at > r.window.start else ""),
+            _status(r, now),
+            r.window.reason,
+        )
+        for r in records
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    return "\n".join(
+        "  ".join([*(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)), row[-1]])
+        for row in [header, *rows]
+    )
+
+
+def _listing(config: Config, args: argparse.Namespace, now: float) -> _Action:
+    zone = config.zone
+
+    async def show(store: SqliteStore) -> int:
+        records = await store.maintenance_records(include_removed=args.all)
+        if args.service is not None:
+            records = [r for r in records if r.window.service == args.service]
+        if args.format == "json":
+            print(json.dumps([_as_json(r, zone, now) for r in records], indent=2))
+        elif records:
+            print(_table(records, zone, now))
+        else:
+            print("no maintenance windows" + ("" if args.all else " (--all shows removed ones)"))
+        return EXIT_OK
+
+    return show
+
+
+def _removal(config: Config, args: argparse.Namespace) -> _Action:
+    zone = config.zone
+    removed_by = _who(args.by)
+    if args.id.startswith("cfg-"):
+        raise UsageError(f"maintenance {args.id} comes from the config file: remove it there")
+
+    async def remove(store: SqliteStore) -> int:
+        from monitor.clock import SystemClock
+        from monitor.maintenance import MaintenanceError, MaintenanceService
+
+        service = MaintenanceService(config, store, SystemClock())
+        try:
+            window = await service.remove(args.id, removed_by)
+            removed = True
+        except MaintenanceError:
+            removed = False
+        known = {r.window.id: r for r in await service.records(include_removed=True)}
+        record = known.get(args.id)
+        if record is None or record.removed_at is None:
+            raise UsageError(f"no maintenance window with id {args.id!r}")
+        if removed:
+            print(
+                f"removed maintenance {window.id}: {window.service}"
+                f" {format_local(window.start, zone)} to {format_local(window.end, zone)}"
+                f" ({window.reason})"
+            )
+            return EXIT_OK
+        raise UsageError(
+            f"maintenance {args.id} was already removed"
+            f" ({format_local(record.removed_at, zone)} by {record.removed_by})"
+        )
+
+    return remove
