@@ -4,7 +4,7 @@ For teams that run Prometheus and Alertmanager beside the daemon: the same objec
 the same multi-window multi-burn-rate alerts as the built-in path (``monitor.alerting.engine``),
 computed by Prometheus from the daemon's counters, summed across daemon instances.
 
-One file, ``sla-monitor.generate.rules.yml``, holds one rule group per service: its recording rules
+One file, ``sla-monitor.rules.yml``, holds one rule group per service: its recording rules
 first, then its alerts. Rules of a group run in order at one timestamp, so an alert always
 reads the SLIs recorded in the same evaluation.
 
@@ -44,7 +44,7 @@ from monitor.config import (
 from monitor.sla.windows import SLI_WINDOWS, prometheus_window
 
 #: The file ``write_rules`` writes.
-RULES_FILE = "sla-monitor.generate.rules.yml"
+RULES_FILE = "sla-monitor.rules.yml"
 
 
 TARGET_RECORD = "sla:objective_target:ratio"

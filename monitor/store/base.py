@@ -1,7 +1,7 @@
 """The store's narrow protocols: each consumer takes only the part it needs (the ledger
 reads ``MinuteHistory`` and ``ResultLog``, the maintenance service ``MaintenanceStore``...);
 ``Store`` is all of them, what ``SqliteStore`` and ``MemoryStore`` implement and what one
-contract suite (tests/monitor/test_store.py) checks on both."""
+contract suite (tests/monitor/store/test_contract.py) checks on both."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """An in-memory Store for tests and benchmarks: the same contract as ``SqliteStore``
-(tests/monitor/test_store.py runs one suite on both), nothing on disk."""
+(tests/monitor/store/test_contract.py runs one suite on both), nothing on disk."""
 
 from __future__ import annotations
 

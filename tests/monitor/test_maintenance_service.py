@@ -8,25 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import Config
 from monitor.incidents import StatusEvent
 from monitor.maintenance import MaintenanceError, MaintenanceService
 from monitor.sla.eligibility import Eligibility
 from monitor.store import SqliteStore
 from tests.fakes import FakeClock
+from tests.support import builders
 
-CONFIG = Config.model_validate(
-    {
-        "storage": {"path": "unused.sqlite3"},
-        "services": [
-            {
-                "name": "core",
-                "probes": [{"name": "p", "kind": "http", "url": "http://127.0.0.1:1/"}],
-                "objectives": [{"name": "availability", "kind": "availability", "target": 99}],
-            }
-        ],
-    }
-)
+CONFIG = builders.config(builders.service("core", availability=["availability"]))
 HOUR = 3600.0
 
 

@@ -16,7 +16,7 @@ from monitor.report.compute import build_report
 from monitor.report.model import Month
 from monitor.store import SqliteStore
 from monitor.store.migrations import SCHEMA_VERSION
-from tests.monitor import report_scenario as scenario
+from tests.monitor.report import scenario
 
 STORES = Path(__file__).parents[2] / "testdata" / "stores"
 V0 = STORES / "v0-1fc8925.sqlite3.gz"

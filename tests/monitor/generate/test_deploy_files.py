@@ -20,7 +20,7 @@ from monitor.config import load_config
 from monitor.generate.dashboards import FILES, SCRAPE_JOB
 from tests.support.brokers import free_port, wait_for_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
 CONFIG_IN_CONTAINER = "/etc/sla-monitor/config.yaml"
 DATA_DIR = "/var/lib/sla-monitor"

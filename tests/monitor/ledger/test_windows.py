@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,32 +17,16 @@ from monitor.sla.windows import ROLLING, WINDOWS
 from monitor.store import MemoryStore
 from probes.base import Outcome
 from tests.fakes import FakeClock
+from tests.support import builders
 
 T0 = 1_795_000_020.0  # a Sunday in November 2026; every minute eligible (24x7)
 THRESHOLDS = {"fast": 0.2, "slow": 1.0}
 
 
 def _config() -> Config:
-    document: dict[str, Any] = {
-        "storage": {"path": ":memory:"},
-        "services": [
-            {
-                "name": "s",
-                "probes": [
-                    {"name": "a", "kind": "http", "url": "http://127.0.0.1:1/"},
-                    {"name": "b", "kind": "http", "url": "http://127.0.0.1:1/"},
-                ],
-                "objectives": [
-                    *(
-                        {"name": name, "kind": "latency", "threshold": t, "target": 99}
-                        for name, t in THRESHOLDS.items()
-                    ),
-                    {"name": "up", "kind": "availability", "target": 99},
-                ],
-            }
-        ],
-    }
-    return Config.model_validate(document)
+    return builders.config(
+        builders.service("s", probes=("a", "b"), latency=THRESHOLDS, availability=["up"])
+    )
 
 
 results_strategy = st.lists(

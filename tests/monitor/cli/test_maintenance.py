@@ -19,7 +19,7 @@ from monitor.store import SqliteStore
 from monitor.timeparse import format_local, parse_duration_s, parse_instant
 from tests.support.stack import write_config
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BRUSSELS = ZoneInfo("Europe/Brussels")
 
 

@@ -19,6 +19,7 @@ from monitor.sla.minutes import MinuteCode, ObjectiveKey
 from monitor.store import MemoryStore
 from probes.base import Outcome
 from tests.fakes import FakeClock
+from tests.support import builders
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 
@@ -29,29 +30,17 @@ def _local(text: str) -> float:
 
 
 def _config(**service_b: Any) -> Config:
-    probe = {"kind": "http", "url": "http://127.0.0.1:1/"}
-    return Config.model_validate(
-        {
-            "storage": {"path": ":memory:"},
-            "services": [
-                {
-                    "name": "a",
-                    "probes": [{"name": "pa", **probe}],
-                    "objectives": [
-                        {"name": "fast", "kind": "latency", "threshold": 1, "target": 99},
-                        {"name": "avail", "kind": "availability", "target": 99},
-                    ],
-                    "depends_on": ["b"],
-                    "schedule": {"hours": [{"days": "mon-fri", "start": "06:00", "end": "22:00"}]},
-                },
-                {
-                    "name": "b",
-                    "probes": [{"name": "pb", **probe}],
-                    "objectives": [{"name": "avail", "kind": "availability", "target": 99}],
-                    **service_b,
-                },
-            ],
-        }
+    hours = {"hours": [{"days": "mon-fri", "start": "06:00", "end": "22:00"}]}
+    return builders.config(
+        builders.service(
+            "a",
+            probes=("pa",),
+            latency={"fast": 1},
+            availability=["avail"],
+            depends_on=["b"],
+            schedule=hours,
+        ),
+        builders.service("b", probes=("pb",), availability=["avail"], **service_b),
     )
 
 

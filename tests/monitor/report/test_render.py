@@ -19,11 +19,11 @@ from pypdf import PdfReader
 from monitor.report.model import Month, Report
 from monitor.report.render import CSV_COLUMNS, render, render_year
 from monitor.report.year import year_report
-from tests.monitor import report_scenario as sc
+from tests.monitor.report import scenario as sc
 
 pytestmark = pytest.mark.timeout(300)
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = ROOT / "artifacts"
 
 

@@ -26,7 +26,7 @@ from monitor.report.service import ReportsService
 from monitor.store import SqliteStore
 from monitor.web.server import Health, Server
 from tests.fakes import FakeClock
-from tests.monitor import report_scenario as sc
+from tests.monitor.report import scenario as sc
 
 pytestmark = pytest.mark.timeout(300)
 

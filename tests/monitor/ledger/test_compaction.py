@@ -7,7 +7,6 @@ import asyncio
 import logging
 import random
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,6 +24,7 @@ from monitor.sla.windows import WINDOWS
 from monitor.store import MemoryStore, SqliteStore, Store
 from probes.base import Outcome
 from tests.fakes import FakeClock
+from tests.support import builders
 
 DAY = 20_755  # 2026-10-29 UTC, an epoch day
 
@@ -88,18 +88,9 @@ async def test_only_settled_complete_days_are_compacted_once(store: Store) -> No
 
 
 def _config() -> Config:
-    services: list[dict[str, Any]] = [
-        {
-            "name": name,
-            "probes": [{"name": "p", "kind": "http", "url": "http://127.0.0.1:1/"}],
-            "objectives": [
-                {"name": "fast", "kind": "latency", "threshold": 0.5, "target": 99},
-                {"name": "up", "kind": "availability", "target": 99},
-            ],
-        }
-        for name in ("a", "b")
-    ]
-    return Config.model_validate({"storage": {"path": ":memory:"}, "services": services})
+    return builders.config(
+        *(builders.service(n, latency={"fast": 0.5}, availability=["up"]) for n in ("a", "b"))
+    )
 
 
 async def test_a_ledger_restarted_from_day_summaries_agrees(tmp_path: Path) -> None:

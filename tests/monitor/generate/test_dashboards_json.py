@@ -24,7 +24,7 @@ from monitor.generate.dashboards import (
 from monitor.generate.preview import legend, panel_queries, panels, substitute, template_values
 from tests.support.stack import validate
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "config" / "demo.yaml"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 

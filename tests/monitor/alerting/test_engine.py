@@ -21,6 +21,7 @@ from monitor.sla.eligibility import MaintenanceWindow
 from monitor.sla.figures import all_figures
 from monitor.store import MemoryStore
 from probes.base import Outcome
+from tests.support import builders
 
 # 2026-11-10 00:00 UTC: the month is well under way; every minute is eligible (24x7).
 T0 = dt.datetime(2026, 11, 10, tzinfo=dt.UTC).timestamp()
@@ -30,33 +31,22 @@ PER_MINUTE = 60
 
 
 def _config(**alerting: Any) -> Config:
-    return Config.model_validate(
-        {
-            "storage": {"path": ":memory:"},
-            "services": [
-                {
-                    "name": "svc",
-                    "probes": [{"name": "p", "kind": "http", "url": "http://127.0.0.1:1/"}],
-                    "objectives": [
-                        {"name": "fast", "kind": "latency", "threshold": 1, "target": 99},
-                    ],
-                }
-            ],
-            "alerting": {
-                "notifiers": {"oncall": {"kind": "log"}, "manager": {"kind": "log"}},
-                "escalation": {
-                    "page": [
-                        {"notifiers": ["oncall"]},
-                        {"notifiers": ["manager"], "after": "10m"},
-                    ],
-                    "ticket": [{"notifiers": ["oncall"]}],
-                },
-                "repeat_interval": "1h",
-                "month_forecast": {"enabled": False},
-                "month_breach": {"enabled": False},
-                **alerting,
+    return builders.config(
+        builders.service("svc", latency={"fast": 1}),
+        alerting={
+            "notifiers": {"oncall": {"kind": "log"}, "manager": {"kind": "log"}},
+            "escalation": {
+                "page": [
+                    {"notifiers": ["oncall"]},
+                    {"notifiers": ["manager"], "after": "10m"},
+                ],
+                "ticket": [{"notifiers": ["oncall"]}],
             },
-        }
+            "repeat_interval": "1h",
+            "month_forecast": {"enabled": False},
+            "month_breach": {"enabled": False},
+            **alerting,
+        },
     )
 
 

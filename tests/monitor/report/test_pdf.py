@@ -20,7 +20,7 @@ from monitor.report.charts import POOL_MIN_CHARTS, draw_charts, service_chart
 from monitor.report.model import Report
 from monitor.report.pdf import CHROMIUM_ENV, PdfError, html_to_pdf
 from monitor.report.render import PRINT_DAILY_MAX_SERVICES, render_many
-from tests.monitor import report_scenario as sc
+from tests.monitor.report import scenario as sc
 
 pytestmark = pytest.mark.timeout(300)
 

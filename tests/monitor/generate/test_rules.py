@@ -44,7 +44,7 @@ from monitor.generate.rules import (
 )
 from monitor.metrics import AVAILABILITY_STATES, Metrics
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SCENARIO = REPO / "tests" / "testdata" / "rules" / "scenario.yaml"
 
 #: Minutes of each recorded window.
@@ -720,7 +720,7 @@ def test_promtool_unit_tests_fire_and_stay_silent_as_the_model_says(tmp_path: Pa
         "evaluation_interval": "1m",
         "tests": groups,
     }
-    test_file = tmp_path / "sla-monitor.generate.rules.test.yml"
+    test_file = tmp_path / "sla-monitor.rules.test.yml"
     test_file.write_text(yaml.safe_dump(unit, sort_keys=False, width=1_000_000))
     out = promtool("test", "rules", test_file.name, cwd=tmp_path)
     assert "SUCCESS" in out

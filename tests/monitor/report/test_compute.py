@@ -1,5 +1,5 @@
 """The monthly report's figures, checked one by one against values computed here from the
-seeded month (tests/monitor/report_scenario.py), independently of monitor.report.model."""
+seeded month (tests/monitor/report/scenario.py), independently of monitor.report.model."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from monitor.sla.counts import bucket_index, estimate_quantile, exact_quantile
 from monitor.sla.eligibility import Eligibility
 from monitor.sla.figures import all_figures
 from monitor.store import SqliteStore
-from tests.monitor import report_scenario as sc
+from tests.monitor.report import scenario as sc
 
 pytestmark = pytest.mark.timeout(300)
 
