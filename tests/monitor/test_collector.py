@@ -1,0 +1,103 @@
+"""The collector alone: each result counted once in the metrics, the ledger and the store;
+a failing store keeps everything staged and says so; the drain writes what is left."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+from monitor.collector import Collector
+from monitor.errors import StoreError
+from monitor.ledger.windows import Ledger
+from monitor.metrics import Metrics
+from monitor.results import Result
+from monitor.sla.counts import Rollup
+from monitor.store import MemoryStore, RollupKey
+from probes.base import Outcome
+from tests.fakes import FakeClock
+from tests.support import builders
+
+CONFIG = builders.config(builders.service("svc", latency={"fast": 1.0}, availability=["up"]))
+T0 = 1_795_000_020.0
+
+
+class FlakyStore(MemoryStore):
+    """A memory store whose batch writes fail while ``failing`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing = False
+        self.batches = 0
+
+    async def write_batch(
+        self, results: Sequence[Result], deltas: Mapping[RollupKey, Rollup]
+    ) -> None:
+        if self.failing:
+            raise StoreError("disk full")
+        self.batches += 1
+        await super().write_batch(results, deltas)
+
+
+def _results(n: int) -> list[Result]:
+    return [
+        Result(
+            "svc",
+            "p",
+            "http",
+            T0 + i,
+            0.5 if i % 4 else 2.0,
+            Outcome.OK if i % 5 else Outcome.TIMEOUT,
+        )
+        for i in range(n)
+    ]
+
+
+def _collector(store: FlakyStore) -> tuple[Collector, Ledger, Metrics]:
+    ledger = Ledger(CONFIG, grace_minutes=1)
+    metrics = Metrics(CONFIG)
+    queue: asyncio.Queue[Result] = asyncio.Queue(100)
+    return Collector(queue, ledger, store, metrics, FakeClock(T0)), ledger, metrics
+
+
+async def test_each_result_is_counted_once_everywhere() -> None:
+    store = FlakyStore()
+    collector, ledger, metrics = _collector(store)
+    results = _results(40)
+    for result in results:
+        collector.accept(result)
+    assert await collector.flush()
+    stored = await store.rollups(int(T0 // 60), int(T0 // 60) + 2)
+    total = Rollup()
+    for _, rollup in stored:
+        total.merge(rollup)
+    ok = sum(r.ok for r in results)
+    fast = sum(r.ok and r.latency_s <= 1.0 for r in results)
+    assert (total.attempts, total.ok, total.good_within(1.0)) == (40, ok, fast)
+    assert len(await store.results(T0 - 1, T0 + 100)) == 40
+    get = metrics.registry.get_sample_value
+    labels = {"service": "svc", "probe": "p", "kind": "http"}
+    assert get("sla_probe_attempts_total", {**labels, "outcome": "ok"}) == ok
+    assert get("sla_probe_attempts_total", {**labels, "outcome": "timeout"}) == 40 - ok
+    assert get("sla_probe_duration_seconds_bucket", {**labels, "le": "1.0"}) == fast
+    open_sum = ledger.window_rollup("svc", ("p",), "5m", T0 + 30)
+    assert (open_sum.attempts, open_sum.good_within(1.0)) == (40, fast)
+    assert (collector.accepted, collector.written, collector.staged) == (40, 40, 0)
+
+
+async def test_a_failing_store_keeps_every_result_and_says_so() -> None:
+    store = FlakyStore()
+    collector, _, metrics = _collector(store)
+    store.failing = True
+    for result in _results(10):
+        collector.accept(result)
+    assert not await collector.flush()
+    assert collector.store_failing
+    assert collector.staged == 10
+    assert metrics.registry.get_sample_value("sla_store_errors_total") == 1
+    for result in _results(5):
+        collector.accept(result)
+    store.failing = False
+    await collector.drain()
+    assert not collector.store_failing
+    assert (collector.staged, collector.written, store.batches) == (0, 15, 1)
+    assert len(await store.results(T0 - 1, T0 + 100)) == 15
