@@ -16,7 +16,7 @@ from monitor.errors import StoreError
 from monitor.ledger.windows import Ledger
 from monitor.metrics import Metrics
 from monitor.results import HourSummary, Result, ServiceMinute
-from monitor.sla.counts import Rollup
+from monitor.sla.counts import Counted, Rollup
 from monitor.store import RollupKey, Store
 
 log = logging.getLogger(__name__)
@@ -65,22 +65,20 @@ class Collector:
         """Count one result in metrics and ledger and stage it for the store."""
         self.accepted += 1
         self._pending.append(result)  # first: whatever fails below, the result is stored
+        counted: Counted | None = None
         try:
             self.metrics.accepted.inc()
             self.metrics.observe(result)
-            self.ledger.add(result)
+            counted = self.ledger.add(result)  # worked out once, for the ledger and the store
         except Exception:  # a bug here must not stop the collector; a restart recounts
             log.exception("could not count a result of %s/%s", result.service, result.probe)
+        if counted is None:
+            counted = self.ledger.count(result)
         key = (result.service, result.probe, result.minute)
         delta = self._deltas.get(key)
         if delta is None:
             delta = self._deltas[key] = Rollup()
-        delta.add(
-            result.ok,
-            result.outcome.value,
-            result.latency_s,
-            self.ledger.thresholds_of(result.service, result.probe),
-        )
+        delta.add_counted(counted)
 
     async def flush(self) -> bool:
         """Write the staged results and rollup deltas in one transaction.

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.config import Config
 from monitor.results import DaySummary, HourSummary, Result, ServiceMinute
-from monitor.sla.counts import Rollup
+from monitor.sla.counts import Counted, Rollup, count_result
 from monitor.sla.eligibility import Eligibility
 from monitor.sla.minutes import (
     EXCLUSION_CODE,
@@ -41,7 +41,7 @@ from monitor.sla.windows import (
     previous_month,
     window_range,
 )
-from monitor.store import ResultLog, RollupKey, Store
+from monitor.store import HistoryReader, RollupKey, RollupReader
 
 log = logging.getLogger(__name__)
 
@@ -181,22 +181,30 @@ class Ledger:
         ledger = self._probes.get((service, probe))
         return ledger.thresholds if ledger is not None else ()
 
-    def add(self, result: Result) -> None:
-        """Count a result in its minute (open, or already sealed if it arrived late)."""
+    def count(self, result: Result) -> Counted:
+        """What the result adds to a rollup of its probe (against its thresholds)."""
+        ledger = self._probes.get((result.service, result.probe))
+        thresholds = ledger.thresholds if ledger is not None else ()
+        return count_result(result.ok, result.outcome.value, result.latency_s, thresholds)
+
+    def add(self, result: Result) -> Counted:
+        """Count a result in its minute (open, or already sealed if it arrived late);
+        returns its counts, worked out once, for the store's rollup of the same minute."""
+        counted = self.count(result)
         ledger = self._probes.get((result.service, result.probe))
         if ledger is None:
             log.warning("result of unknown probe %s/%s ignored", result.service, result.probe)
-            return
+            return counted
         minute = result.minute
         if self._sealed_through is None or minute > self._sealed_through:
             rollup = ledger.open.get(minute)
             if rollup is None:
                 rollup = ledger.open[minute] = Rollup()
-            rollup.add(result.ok, result.outcome.value, result.latency_s, ledger.thresholds)
-            return
+            rollup.add_counted(counted)
+            return counted
         # Late: its minute is sealed. Count it where that minute was counted.
         late = Rollup()
-        late.add(result.ok, result.outcome.value, result.latency_s, ledger.thresholds)
+        late.add_counted(counted)
         key = (result.service, result.probe)
         if self._exclusions[result.service][minute] == MinuteCode.UP:
             ledger.add_sealed(self._windows_holding(minute), late)
@@ -218,6 +226,7 @@ class Ledger:
                 result.probe,
                 minute,
             )
+        return counted
 
     def _windows_holding(self, minute: int) -> list[str]:
         """The windows whose sealed sums include ``minute``."""
@@ -237,7 +246,7 @@ class Ledger:
 
     # --- time ---------------------------------------------------------------------------
 
-    async def advance(self, now: float, store: Store) -> None:
+    async def advance(self, now: float, store: RollupReader) -> None:
         """Slide every window to the minute of ``now`` and seal the minutes past grace.
 
         Minutes leaving a window are read back from ``store``, which must already hold
@@ -259,17 +268,23 @@ class Ledger:
             self._sealed_through += 1
             self._seal(self._sealed_through)
 
-    async def _drop_leaving(self, end: int, store: Store) -> None:
+    async def _drop_leaving(self, end: int, store: RollupReader) -> None:
         """Subtract, from each rolling window ending at minute ``end``, the minute that
         left it, if it was counted (eligible)."""
-        for window, length in ROLLING.items():
-            leaving = end - length
-            if self._sealed_through is None or leaving > self._sealed_through:
-                continue  # never sealed, so never added
-            for (service, probe, _), rollup in await store.rollups(leaving, leaving + 1):
-                ledger = self._probes.get((service, probe))
-                if ledger is not None and self._exclusions[service][leaving] == MinuteCode.UP:
-                    ledger.add_sealed((window,), rollup, sign=-1)
+        if self._sealed_through is None:
+            return
+        # Never sealed, so never added: only minutes up to the last sealed one leave.
+        leaving = {
+            end - length: window
+            for window, length in ROLLING.items()
+            if end - length <= self._sealed_through
+        }
+        if not leaving:
+            return
+        for (service, probe, minute), rollup in await store.rollups_at(list(leaving)):
+            ledger = self._probes.get((service, probe))
+            if ledger is not None and self._exclusions[service][minute] == MinuteCode.UP:
+                ledger.add_sealed((leaving[minute],), rollup, sign=-1)
 
     def _roll_month(self, minute: int) -> None:
         """Start new calendar sums when ``minute`` lies in a later month than the sums."""
@@ -366,7 +381,7 @@ class Ledger:
 
     # --- exclusions that change after sealing ------------------------------------------------
 
-    async def reclassify(self, spans: Iterable[tuple[int, int]], store: ResultLog) -> set[int]:
+    async def reclassify(self, spans: Iterable[tuple[int, int]], store: RollupReader) -> set[int]:
         """Re-decide the sealed minutes of ``spans`` ([first, end) epoch minutes) that the
         eligibility now excludes differently than when they were sealed: maintenance
         registered or removed since (a window agreed late, added with a back-dated
@@ -423,7 +438,7 @@ class Ledger:
                 self._hour_acc = sums  # the hour being sealed: its sums so far
         return {hour // 24 for hour in hours if hour * 60 + 59 <= sealed}
 
-    async def _eligible_sums(self, hour: int, store: ResultLog) -> dict[ProbeId, Rollup]:
+    async def _eligible_sums(self, hour: int, store: RollupReader) -> dict[ProbeId, Rollup]:
         """The eligible rollups of the sealed minutes of ``hour``, per probe, from the store."""
         last = min(hour * 60 + 59, self._sealed_through or hour * 60 + 59)
         sums: dict[ProbeId, Rollup] = {}
@@ -446,7 +461,7 @@ class Ledger:
 
     # --- restart ------------------------------------------------------------------------
 
-    async def load(self, store: Store, now: float) -> None:
+    async def load(self, store: HistoryReader, now: float) -> None:
         """Rebuild every window from the store, as if the daemon had never stopped.
 
         Sealed minutes use the decisions persisted when they were sealed. A minute with
@@ -513,7 +528,7 @@ class Ledger:
         self._staged = {}
 
     async def _whole_days(
-        self, store: Store, first_hour: int, last_full_hour: int, by_minutes: set[int]
+        self, store: HistoryReader, first_hour: int, last_full_hour: int, by_minutes: set[int]
     ) -> dict[int, list[DaySummary]]:
         """The UTC days read as day summaries: wholly inside the hours read as summaries,
         inside the same windows from their first minute to their last (so one staged sum
@@ -556,7 +571,7 @@ class Ledger:
             self._stage((summary.service, probe), windows, Rollup.from_dict(body))
 
     async def _load_minutes(
-        self, store: Store, start: int, end: int, repair: set[int], last_full_hour: int
+        self, store: HistoryReader, start: int, end: int, repair: set[int], last_full_hour: int
     ) -> None:
         """Rebuild minutes [start, end) one by one from rollups and minute decisions."""
         sealed = self._sealed_through if self._sealed_through is not None else end

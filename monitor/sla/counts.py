@@ -78,6 +78,32 @@ def threshold_key(threshold_s: float) -> str:
     return repr(float(threshold_s))
 
 
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """One result's contribution to a rollup, worked out once (its log bucket and the
+    thresholds it met) and added to as many rollups as count it (the ledger's minute, the
+    store's batch)."""
+
+    ok: bool
+    outcome: str
+    latency_us: int
+    bucket: int
+    good: tuple[str, ...]
+
+
+def count_result(ok: bool, outcome: str, latency_s: float, thresholds: Iterable[float]) -> Counted:
+    """What one result adds to a rollup counted against ``thresholds``."""
+    if not ok:
+        return Counted(False, outcome, 0, 0, ())
+    return Counted(
+        True,
+        outcome,
+        round(latency_s * 1_000_000),
+        bucket_index(latency_s),
+        tuple(threshold_key(t) for t in thresholds if latency_s <= t),
+    )
+
+
 @dataclass(slots=True)
 class Rollup:
     """Counts of one probe (or a sum of probes) over one minute (or a window of minutes).
@@ -98,18 +124,20 @@ class Rollup:
 
     def add(self, ok: bool, outcome: str, latency_s: float, thresholds: Iterable[float]) -> None:
         """Count one result against the given thresholds."""
+        self.add_counted(count_result(ok, outcome, latency_s, thresholds))
+
+    def add_counted(self, counted: Counted) -> None:
+        """Count one result worked out by ``count_result``."""
         self.attempts += 1
-        if not ok:
-            self.failures[outcome] = self.failures.get(outcome, 0) + 1
+        if not counted.ok:
+            self.failures[counted.outcome] = self.failures.get(counted.outcome, 0) + 1
             return
         self.ok += 1
-        self.latency_sum_us += round(latency_s * 1_000_000)
-        index = bucket_index(latency_s)
+        self.latency_sum_us += counted.latency_us
+        index = counted.bucket
         self.buckets[index] = self.buckets.get(index, 0) + 1
-        for threshold in thresholds:
-            if latency_s <= threshold:
-                key = threshold_key(threshold)
-                self.good[key] = self.good.get(key, 0) + 1  # sparse: no zero entries
+        for key in counted.good:
+            self.good[key] = self.good.get(key, 0) + 1  # sparse: no zero entries
 
     def merge(self, other: Rollup, sign: int = 1) -> None:
         """Add (``sign=1``) or remove (``sign=-1``) another rollup's counts, in place."""

@@ -4,11 +4,13 @@ an in-memory one for tests and benchmarks (``memory``)."""
 
 from monitor.store.base import (
     AlertStore,
+    HistoryReader,
     IncidentStore,
     Lifecycle,
     MaintenanceStore,
     MinuteHistory,
     ResultLog,
+    RollupReader,
     Store,
 )
 from monitor.store.memory import MemoryStore
@@ -18,6 +20,7 @@ from monitor.store.sqlite import BUSY_TIMEOUT_MS, SqliteStore
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "AlertStore",
+    "HistoryReader",
     "Incident",
     "IncidentStore",
     "IncidentUpdate",
@@ -28,6 +31,7 @@ __all__ = [
     "MinuteHistory",
     "ResultLog",
     "RollupKey",
+    "RollupReader",
     "SqliteStore",
     "Store",
 ]

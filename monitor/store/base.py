@@ -29,6 +29,10 @@ class ResultLog(Protocol):
         """Rollups of minutes in ``[start_minute, end_minute)``, optionally of one service."""
         ...
 
+    async def rollups_at(self, minutes: Sequence[int]) -> list[tuple[RollupKey, Rollup]]:
+        """Rollups of the given minutes (one read for scattered minutes)."""
+        ...
+
     async def results(self, start: float, end: float, service: str | None = None) -> list[Result]:
         """Raw results that started in ``[start, end)``, in start order."""
         ...
@@ -193,6 +197,38 @@ class Lifecycle(Protocol):
 
     async def aclose(self) -> None:
         """Flush and close."""
+        ...
+
+
+class RollupReader(Protocol):
+    """Reading minute rollups back: all the ledger's sliding needs."""
+
+    async def rollups(
+        self, start_minute: int, end_minute: int, service: str | None = None
+    ) -> list[tuple[RollupKey, Rollup]]:
+        """Rollups of minutes in ``[start_minute, end_minute)``, optionally of one service."""
+        ...
+
+    async def rollups_at(self, minutes: Sequence[int]) -> list[tuple[RollupKey, Rollup]]:
+        """Rollups of the given minutes (one read for scattered minutes)."""
+        ...
+
+
+class HistoryReader(RollupReader, Protocol):
+    """Reading sealed history: all the ledger's restart needs."""
+
+    async def minute_states(
+        self, start_minute: int, end_minute: int, service: str | None = None
+    ) -> list[ServiceMinute]:
+        """Minute decisions in ``[start_minute, end_minute)``, by minute then service."""
+        ...
+
+    async def hours(self, start_hour: int, end_hour: int) -> list[HourSummary]:
+        """Compacted hours in ``[start_hour, end_hour)``."""
+        ...
+
+    async def days(self, start_day: int, end_day: int) -> list[DaySummary]:
+        """Compacted days in ``[start_day, end_day)``."""
         ...
 
 

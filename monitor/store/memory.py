@@ -62,6 +62,15 @@ class MemoryStore:
             if start_minute <= key[2] < end_minute and (service is None or key[0] == service)
         ]
 
+    async def rollups_at(self, minutes: Sequence[int]) -> list[tuple[RollupKey, Rollup]]:
+        """Rollups of the given minutes."""
+        wanted = set(minutes)
+        return [
+            (key, rollup.copy())
+            for key, rollup in sorted(self._rollups.items(), key=lambda kv: (kv[0][2], kv[0]))
+            if key[2] in wanted
+        ]
+
     async def results(self, start: float, end: float, service: str | None = None) -> list[Result]:
         """Raw results that started in ``[start, end)``."""
         chosen = [

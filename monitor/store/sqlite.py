@@ -192,6 +192,21 @@ class SqliteStore:
             rows = await self._fetch(query, args)
             return [((s, p, m), Rollup.from_dict(json.loads(b))) for s, p, m, b in rows]
 
+    async def rollups_at(self, minutes: Sequence[int]) -> list[tuple[RollupKey, Rollup]]:
+        """Rollups of the given minutes, in one query (the primary key starts with the
+        minute, so each is a direct lookup)."""
+        wanted = sorted(set(minutes))
+        if not wanted:
+            return []
+        marks = ",".join("?" * len(wanted))
+        async with self._lock:
+            rows = await self._fetch(
+                f"SELECT service, probe, minute, body FROM rollups WHERE minute IN ({marks})"
+                " ORDER BY minute, service, probe",
+                wanted,
+            )
+        return [((s, p, m), Rollup.from_dict(json.loads(b))) for s, p, m, b in rows]
+
     async def results(self, start: float, end: float, service: str | None = None) -> list[Result]:
         """Raw results that started in ``[start, end)``."""
         async with self._lock:

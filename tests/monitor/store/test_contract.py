@@ -112,6 +112,21 @@ async def test_write_batch_then_rollups_returns_summed_deltas(store: Store) -> N
     assert first.failures == {"timeout": 1, "status": 1}
 
 
+async def test_rollups_at_reads_scattered_minutes_like_ranges_do(store: Store) -> None:
+    results = [result(T0 + 60 * m + 1, 0.1 * (m + 1)) for m in range(12)]
+    results.append(result(T0 + 60 * 5 + 2, 0.3, probe="p2"))
+    await write(store, results)
+    scattered = [M0 + 11, M0, M0 + 5, M0 + 5, M0 + 40]  # unordered, repeated, one empty
+    expected = []
+    for minute in sorted(set(scattered)):
+        expected += await store.rollups(minute, minute + 1)
+    got = await store.rollups_at(scattered)
+    assert [key for key, _ in got] == [key for key, _ in expected]
+    assert counts_of(got) == counts_of(expected)
+    assert len(got) == 4  # p1 at M0, M0+5, M0+11 and p2 at M0+5
+    assert await store.rollups_at([]) == []
+
+
 async def test_two_batches_touching_the_same_minute_add_up(store: Store) -> None:
     first = [result(T0 + 1, 0.5), result(T0 + 2, 1.5), result(T0 + 70, 0.2)]
     second = [result(T0 + 30, 3.0), result(T0 + 31, 6.0, Outcome.TIMEOUT), result(T0 + 32, 0.4)]
