@@ -14,7 +14,6 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from monitor.alerting.dispatcher import Dispatcher
 from monitor.alerting.engine import Alerter
@@ -37,6 +36,7 @@ from monitor.sla.figures import ObjectiveFigures, all_figures
 from monitor.sla.minutes import MinuteCode, ObjectiveKey
 from monitor.sla.objectives import grace_minutes
 from monitor.store import SqliteStore, Store
+from monitor.store.records import Alert
 from monitor.web.server import Health, Server
 from monitor.web.status import StatusSite
 from probes.registry import ProbeResources, build_probe
@@ -205,23 +205,21 @@ class Daemon:
             self.status_site.history_changed()
             log.info("re-decided sealed minutes of %d day(s) after an exclusion changed", len(days))
 
-    async def list_alerts(self, status: str, limit: int) -> list[dict[str, Any]]:
+    async def list_alerts(self, status: str, limit: int) -> list[Alert]:
         """Active alerts, or the history (newest first) with those still active."""
-        active = [a.to_dict() for a in self.alerter.active()]
+        active = self.alerter.active()
         if status == "active":
             return active[:limit]
-        known = {a["alert_id"] for a in active}
-        stored = [
-            a for a in await self.store.load_alerts(limit=limit) if a["alert_id"] not in known
-        ]
-        merged = sorted(active + stored, key=lambda a: -float(a["pending_since"]))
+        known = {a.alert_id for a in active}
+        stored = [a for a in await self.store.load_alerts(limit=limit) if a.alert_id not in known]
+        merged = sorted([*active, *stored], key=lambda a: -a.pending_since)
         return merged[:limit]
 
-    async def acknowledge(self, alert_id: str, by: str) -> dict[str, Any]:
+    async def acknowledge(self, alert_id: str, by: str) -> Alert:
         """Acknowledge a firing alert (KeyError when there is none with this id)."""
         alert = self.alerter.acknowledge(alert_id, by, self.clock.now())
         await self.alerter.save()
-        return alert.to_dict()
+        return alert
 
     def health(self) -> Health:
         """Healthy while the store takes writes."""

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from monitor.alerting.notifiers import AlertEvent, EventKind
 from monitor.config import AlertingConfig, AvailabilityObjective, Config
@@ -25,10 +24,9 @@ from monitor.sla.figures import ObjectiveFigures, projected_compliance
 from monitor.sla.minutes import MinuteCode, ObjectiveKey
 from monitor.sla.windows import month_bounds, month_of
 from monitor.store import Store
+from monitor.store.records import Alert
 
 log = logging.getLogger(__name__)
-
-Status = Literal["pending", "firing", "resolved"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,41 +46,6 @@ class Condition:
         """Stable identity of the alert: same rule, service and objective, same alert."""
         text = f"{self.rule}\x00{self.service}\x00{self.objective or ''}"
         return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-@dataclass(slots=True)
-class Alert:
-    """One alert instance, from pending to resolved."""
-
-    alert_id: str
-    fingerprint: str
-    rule: str
-    severity: str
-    service: str
-    objective: str | None
-    status: Status
-    pending_since: float
-    summary: str
-    description: str
-    value: float | None = None
-    started_at: float | None = None  # when it started firing
-    ended_at: float | None = None
-    last_notified_at: float | None = None
-    #: Highest escalation step notified so far (-1: none yet).
-    escalation_step: int = -1
-    acknowledged_at: float | None = None
-    acknowledged_by: str | None = None
-    #: Notifiers told about this alert, so the resolve reaches each of them.
-    notified: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (also what the store keeps)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Alert:
-        """The inverse of ``to_dict``."""
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 def _pct(ratio: float | None) -> str:
@@ -121,15 +84,14 @@ class Alerter:
 
     async def load(self) -> None:
         """Restore pending and firing alerts from the store."""
-        for record in await self.store.load_alerts(active_only=True, limit=10_000):
-            alert = Alert.from_dict(record)
+        for alert in await self.store.load_alerts(active_only=True, limit=10_000):
             self._active[alert.fingerprint] = alert
 
     async def save(self) -> None:
         """Persist the alerts changed since the last save."""
         dirty, self._dirty = self._dirty, {}
         for alert in dirty.values():
-            await self.store.save_alert(alert.to_dict())
+            await self.store.save_alert(alert)
 
     def active(self) -> list[Alert]:
         """Pending and firing alerts."""

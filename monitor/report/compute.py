@@ -57,6 +57,7 @@ from monitor.sla.figures import (
 from monitor.sla.objectives import grace_minutes
 from monitor.sla.windows import day_bounds
 from monitor.store import MaintenanceRecord, Store
+from monitor.store.records import Alert
 from monitor.timeparse import iso_local
 
 
@@ -193,36 +194,36 @@ def _maintenance_entries(
 
 
 def _alert_entries(
-    service: str, alerts: Sequence[dict[str, Any]], start: float, end: float, zone: ZoneInfo
+    service: str, alerts: Sequence[Alert], start: float, end: float, zone: ZoneInfo
 ) -> list[AlertEntry]:
-    def when(value: Any) -> str | None:
-        return None if value is None else iso_local(float(value), zone)
+    def when(value: float | None) -> str | None:
+        return None if value is None else iso_local(value, zone)
 
-    def minutes(a: Any, b: Any) -> float | None:
-        return None if a is None or b is None else round((float(b) - float(a)) / 60, 1)
+    def minutes(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else round((b - a) / 60, 1)
 
     entries = []
-    for alert in sorted(alerts, key=lambda a: (float(a["pending_since"]), str(a["alert_id"]))):
-        if alert.get("service") != service:
+    for alert in sorted(alerts, key=lambda a: (a.pending_since, a.alert_id)):
+        if alert.service != service:
             continue
-        began, ended = float(alert["pending_since"]), alert.get("ended_at")
-        if began >= end or (ended is not None and float(ended) < start):
+        began, ended = alert.pending_since, alert.ended_at
+        if began >= end or (ended is not None and ended < start):
             continue
-        fired = alert.get("started_at")
+        fired = alert.started_at
         entries.append(
             AlertEntry(
-                alert_id=str(alert["alert_id"]),
-                rule=str(alert.get("rule", "")),
-                severity=str(alert.get("severity", "")),
-                objective=alert.get("objective"),
-                status=str(alert.get("status", "")),
-                summary=str(alert.get("summary", "")),
+                alert_id=alert.alert_id,
+                rule=alert.rule,
+                severity=alert.severity,
+                objective=alert.objective,
+                status=alert.status,
+                summary=alert.summary,
                 pending_since=iso_local(began, zone),
                 started_at=when(fired),
-                acknowledged_at=when(alert.get("acknowledged_at")),
-                acknowledged_by=alert.get("acknowledged_by"),
+                acknowledged_at=when(alert.acknowledged_at),
+                acknowledged_by=alert.acknowledged_by,
                 resolved_at=when(ended),
-                minutes_to_acknowledge=minutes(fired, alert.get("acknowledged_at")),
+                minutes_to_acknowledge=minutes(fired, alert.acknowledged_at),
                 minutes_to_resolve=minutes(fired, ended),
             )
         )

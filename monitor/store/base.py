@@ -6,12 +6,12 @@ contract suite (tests/monitor/store/test_contract.py) checks on both."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from monitor.results import DaySummary, HourSummary, Result, ServiceMinute
 from monitor.sla.counts import Rollup
 from monitor.sla.eligibility import MaintenanceWindow
-from monitor.store.records import Incident, IncidentUpdate, MaintenanceRecord, RollupKey
+from monitor.store.records import Alert, Incident, IncidentUpdate, MaintenanceRecord, RollupKey
 
 
 class ResultLog(Protocol):
@@ -88,13 +88,11 @@ class MinuteHistory(Protocol):
 class AlertStore(Protocol):
     """The built-in alerts' state and history."""
 
-    async def save_alert(self, alert: Mapping[str, Any]) -> None:
+    async def save_alert(self, alert: Alert) -> None:
         """Insert or replace one alert (keyed by ``alert_id``; the history is kept)."""
         ...
 
-    async def load_alerts(
-        self, active_only: bool = False, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    async def load_alerts(self, active_only: bool = False, limit: int = 100) -> list[Alert]:
         """Alerts, newest first; only pending and firing ones with ``active_only``."""
         ...
 

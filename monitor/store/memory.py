@@ -7,13 +7,13 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
 
 from monitor.clock import Clock, SystemClock
 from monitor.results import DaySummary, HourSummary, Result, ServiceMinute
 from monitor.sla.counts import Rollup
 from monitor.sla.eligibility import MaintenanceWindow
 from monitor.store.records import (
+    Alert,
     Incident,
     IncidentUpdate,
     MaintenanceRecord,
@@ -32,7 +32,7 @@ class MemoryStore:
         self._results: list[Result] = []
         self._rollups: dict[RollupKey, Rollup] = {}
         self._minutes: dict[tuple[int, str], ServiceMinute] = {}
-        self._alerts: dict[str, dict[str, Any]] = {}
+        self._alerts: dict[str, Alert] = {}
         self._hours: dict[tuple[int, str], HourSummary] = {}
         self._days: dict[tuple[int, str], DaySummary] = {}
         self._clock = clock or SystemClock()
@@ -103,21 +103,17 @@ class MemoryStore:
             if start_minute <= key[0] < end_minute and (service is None or m.service == service)
         ]
 
-    async def save_alert(self, alert: Mapping[str, Any]) -> None:
-        """Keep one alert."""
-        self._alerts[str(alert["alert_id"])] = json.loads(json.dumps(dict(alert)))
+    async def save_alert(self, alert: Alert) -> None:
+        """Keep one alert (a copy, as JSON would: the caller goes on changing its own)."""
+        self._alerts[alert.alert_id] = Alert.from_dict(json.loads(json.dumps(alert.to_dict())))
 
-    async def load_alerts(
-        self, active_only: bool = False, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    async def load_alerts(self, active_only: bool = False, limit: int = 100) -> list[Alert]:
         """Alerts, newest first."""
         chosen = [
-            a
-            for a in self._alerts.values()
-            if not active_only or a["status"] in ("pending", "firing")
+            a for a in self._alerts.values() if not active_only or a.status in ("pending", "firing")
         ]
-        chosen.sort(key=lambda a: (-a["pending_since"], a["alert_id"]))
-        return [dict(a) for a in chosen[:limit]]
+        chosen.sort(key=lambda a: (-a.pending_since, a.alert_id))
+        return [Alert.from_dict(a.to_dict()) for a in chosen[:limit]]
 
     async def write_hours(self, hours: Sequence[HourSummary]) -> None:
         """Keep compacted hours."""

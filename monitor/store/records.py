@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 from monitor.sla.eligibility import MaintenanceWindow
 
 #: (service, probe, epoch minute)
 RollupKey = tuple[str, str, int]
+#: Where an alert is in its lifecycle.
+AlertStatus = Literal["pending", "firing", "resolved"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +98,38 @@ def row_id(text: str) -> int | None:
     if re.fullmatch(r"[0-9]{1,18}", text) is None:  # 18 digits always fit SQLite's int64
         return None
     return int(text)
+
+
+@dataclass(slots=True)
+class Alert:
+    """One alert instance, from pending to resolved."""
+
+    alert_id: str
+    fingerprint: str
+    rule: str
+    severity: str
+    service: str
+    objective: str | None
+    status: AlertStatus
+    pending_since: float
+    summary: str
+    description: str
+    value: float | None = None
+    started_at: float | None = None  # when it started firing
+    ended_at: float | None = None
+    last_notified_at: float | None = None
+    #: Highest escalation step notified so far (-1: none yet).
+    escalation_step: int = -1
+    acknowledged_at: float | None = None
+    acknowledged_by: str | None = None
+    #: Notifiers told about this alert, so the resolve reaches each of them.
+    notified: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (also what the store keeps)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Alert:
+        """The inverse of ``to_dict``."""
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})

@@ -31,6 +31,7 @@ from monitor.sla.counts import Rollup
 from monitor.sla.eligibility import MaintenanceWindow
 from monitor.store.migrations import migrate
 from monitor.store.records import (
+    Alert,
     Incident,
     IncidentUpdate,
     MaintenanceRecord,
@@ -273,24 +274,22 @@ class SqliteStore:
             rows = await self._fetch(query, args)
         return [ServiceMinute(s, m, e, json.loads(states)) for s, m, e, states in rows]
 
-    async def save_alert(self, alert: Mapping[str, Any]) -> None:
+    async def save_alert(self, alert: Alert) -> None:
         """Insert or replace one alert."""
         async with self._write() as db:
             await db.execute(
                 "INSERT OR REPLACE INTO alerts (alert_id, fingerprint, status, pending_since,"
                 " body) VALUES (?, ?, ?, ?, ?)",
                 (
-                    alert["alert_id"],
-                    alert["fingerprint"],
-                    alert["status"],
-                    alert["pending_since"],
-                    json.dumps(dict(alert), sort_keys=True),
+                    alert.alert_id,
+                    alert.fingerprint,
+                    alert.status,
+                    alert.pending_since,
+                    json.dumps(alert.to_dict(), sort_keys=True),
                 ),
             )
 
-    async def load_alerts(
-        self, active_only: bool = False, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    async def load_alerts(self, active_only: bool = False, limit: int = 100) -> list[Alert]:
         """Alerts, newest first."""
         query = "SELECT body FROM alerts"
         if active_only:
@@ -298,7 +297,7 @@ class SqliteStore:
         query += " ORDER BY pending_since DESC, alert_id LIMIT ?"
         async with self._lock:
             rows = await self._fetch(query, (limit,))
-        return [json.loads(body) for (body,) in rows]
+        return [Alert.from_dict(json.loads(body)) for (body,) in rows]
 
     async def write_hours(self, hours: Sequence[HourSummary]) -> None:
         """Persist compacted hours in one transaction."""

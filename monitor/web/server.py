@@ -21,6 +21,7 @@ from monitor.clock import Clock, SystemClock
 from monitor.config import Config
 from monitor.sla.figures import ObjectiveFigures
 from monitor.sla.windows import describe as describe_windows
+from monitor.store.records import Alert
 from monitor.timeparse import iso_utc
 
 log = logging.getLogger(__name__)
@@ -29,11 +30,11 @@ log = logging.getLogger(__name__)
 class AlertsApi(Protocol):
     """What the alert endpoints need from the daemon."""
 
-    async def list_alerts(self, status: str, limit: int) -> list[dict[str, Any]]:
+    async def list_alerts(self, status: str, limit: int) -> list[Alert]:
         """Alerts: ``active`` (pending and firing) or ``all`` (history, newest first)."""
         ...
 
-    async def acknowledge(self, alert_id: str, by: str) -> dict[str, Any]:
+    async def acknowledge(self, alert_id: str, by: str) -> Alert:
         """Acknowledge a firing alert; raise KeyError when there is no such active alert."""
         ...
 
@@ -160,7 +161,8 @@ class Server:
             return _json_error(400, "limit must be an integer")
         if not 1 <= limit <= 10_000:
             return _json_error(400, "limit must be between 1 and 10000")
-        return web.json_response({"alerts": await self._alerts.list_alerts(status, limit)})
+        alerts = await self._alerts.list_alerts(status, limit)
+        return web.json_response({"alerts": [a.to_dict() for a in alerts]})
 
     async def ack_alert(self, request: web.Request) -> web.Response:
         """Acknowledge a firing alert: its escalation and repeats stop."""
@@ -182,7 +184,7 @@ class Server:
             alert = await self._alerts.acknowledge(request.match_info["alert_id"], by)
         except KeyError:
             return _json_error(404, "no pending or firing alert has this id")
-        return web.json_response({"alert": alert})
+        return web.json_response({"alert": alert.to_dict()})
 
     async def healthz(self, request: web.Request) -> web.Response:
         """200 when the daemon is probing and writing, 503 otherwise."""

@@ -133,8 +133,8 @@ async def test_burn_rate_alerts_fire_escalate_and_resolve_once() -> None:
     assert h.events("burn-14x", "repeat") == []
     # Stored: the history keeps them, nothing is left active.
     stored = await h.store.load_alerts()
-    assert {a["rule"] for a in stored} >= {"burn-14x", "burn-6x"}
-    assert all(a["status"] == "resolved" for a in stored if a["rule"] == "burn-14x")
+    assert {a.rule for a in stored} >= {"burn-14x", "burn-6x"}
+    assert all(a.status == "resolved" for a in stored if a.rule == "burn-14x")
 
 
 async def test_acknowledged_alert_stops_escalating() -> None:

@@ -23,6 +23,7 @@ from monitor.results import Result, ServiceMinute
 from monitor.sla.counts import Rollup
 from monitor.sla.eligibility import Eligibility
 from monitor.store import RollupKey, Store
+from monitor.store.records import Alert
 from probes.base import Outcome
 
 ZONE = ZoneInfo("Europe/Brussels")
@@ -256,7 +257,7 @@ async def seed(store: Store, *, decisions: bool = True) -> None:
     for start, end, announced in (MAINTENANCE, LATE):
         await store.add_maintenance("core", start, end, "broker upgrade", announced, "ops")
     for alert in ALERTS.records:
-        await store.save_alert(alert)
+        await store.save_alert(Alert.from_dict(alert))
 
 
 async def compact(store: Store, cfg: Config) -> int:

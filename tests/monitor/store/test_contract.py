@@ -14,6 +14,7 @@ from monitor.errors import StoreError
 from monitor.results import Result
 from monitor.sla.counts import Rollup, bucket_index
 from monitor.store import RollupKey, SqliteStore, Store
+from monitor.store.records import Alert, AlertStatus
 from probes.base import Outcome
 
 THRESHOLDS = (1.0, 2.0)
@@ -323,3 +324,33 @@ async def test_sqlite_open_failure_raises_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open"):
         await store.open()
     await store.aclose()
+
+
+async def test_alerts_are_typed_records_newest_first(store: Store) -> None:
+    def alert(alert_id: str, status: AlertStatus, pending_since: float) -> Alert:
+        return Alert(
+            alert_id=alert_id,
+            fingerprint=f"f-{alert_id}",
+            rule="burn-14x",
+            severity="page",
+            service="online",
+            objective="online-1s",
+            status=status,
+            pending_since=pending_since,
+            summary="burning",
+            description="",
+            notified=["oncall"],
+        )
+
+    firing = alert("a", "firing", T0)
+    await store.save_alert(firing)
+    await store.save_alert(alert("b", "resolved", T0 + 60))
+    await store.save_alert(alert("c", "pending", T0 + 120))
+    firing.notified.append("manager")  # the caller's object changes after the save...
+    loaded = await store.load_alerts()
+    assert [a.alert_id for a in loaded] == ["c", "b", "a"]
+    assert loaded[2] == alert("a", "firing", T0)  # ...the stored one did not
+    assert [a.alert_id for a in await store.load_alerts(active_only=True)] == ["c", "a"]
+    assert [a.alert_id for a in await store.load_alerts(limit=1)] == ["c"]
+    await store.save_alert(alert("a", "resolved", T0))  # replaced, not added
+    assert [a.status for a in await store.load_alerts() if a.alert_id == "a"] == ["resolved"]
