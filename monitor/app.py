@@ -358,7 +358,9 @@ class Daemon:
 
     async def _housekeeping(self) -> None:
         """Broker-state gauges and stored maintenance every second; pruning and day
-        compaction every hour."""
+        compaction every hour. The cadence is real time, like the collector's flushes:
+        it paces I/O, not the measured domain (a test's standing fake clock must not
+        stop it); the times it records come from the Clock."""
         next_prune = time.monotonic() + 60.0
         next_corrections = time.monotonic() + _CORRECTIONS_EVERY_S
         while True:
