@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from monitor.config import Config
+from monitor.ledger.history import History
 from monitor.results import DaySummary, HourSummary, Result, ServiceMinute
 from monitor.sla.counts import Counted, Rollup, count_result
 from monitor.sla.eligibility import Eligibility
@@ -138,6 +139,7 @@ class Ledger:
         self._objectives_of = {
             s.name: self.classifier.objectives_of(s.name) for s in config.services
         }
+        self._depends_on = {s.name: tuple(s.depends_on) for s in config.services}
         availability = [key for keys in self._objectives_of.values() for key in keys]
         #: Per service: was the sealed minute eligible (UP) or excluded (its reason)?
         self._exclusions = {s.name: _Ring() for s in config.services}
@@ -573,10 +575,14 @@ class Ledger:
     async def _load_minutes(
         self, store: HistoryReader, start: int, end: int, repair: set[int], last_full_hour: int
     ) -> None:
-        """Rebuild minutes [start, end) one by one from rollups and minute decisions."""
+        """Rebuild minutes [start, end) one by one from rollups and minute decisions (the
+        shared reader decides the ones never decided, as sealing would have)."""
         sealed = self._sealed_through if self._sealed_through is not None else end
+        history = History(store, self.classifier, self._depends_on)
+        everything = dict.fromkeys(self._order, range(start, end))
+        span = await history.minutes(everything, start, end, decide_until=sealed + 1)
         by_minute: dict[int, dict[ProbeId, Rollup]] = {}
-        for (service, probe, minute), rollup in await store.rollups(start, end):
+        for (service, probe, minute), rollup in span.rollups:
             ledger = self._probes.get((service, probe))
             if ledger is None:
                 continue  # a probe removed from the config since
@@ -584,29 +590,14 @@ class Ledger:
                 ledger.open[minute] = rollup
             else:
                 by_minute.setdefault(minute, {})[(service, probe)] = rollup
-        decided = {(m.service, m.minute): m for m in await store.minute_states(start, end)}
+        # Sealed but never persisted (the daemon was killed): persist the decision now.
+        self._decisions += span.decided_from_results
+        decided = span.decisions
         partial_hour = (sealed + 1) // 60 if (sealed + 1) % 60 else None
         for minute in range(start, min(end, sealed + 1)):
             rollups = by_minute.get(minute, {})
-            undecided = [s for s in self._order if (s, minute) not in decided]
-            if undecided and rollups:
-                # Sealed but its decision never reached the disk (the daemon was killed):
-                # decide now from the rollups, exactly as sealing would have.
-                before = len(self._decisions)
-                self._decide(minute, rollups, sealed=True)
-                kept = [d for d in self._decisions[before:] if d.service in undecided]
-                self._decisions[before:] = kept
-            elif undecided:
-                # No result at all: the monitor was down; excluded or unmonitored.
-                for service in undecided:
-                    decision = self.classifier.without_results(service, minute)
-                    self._exclusions[service][minute] = EXCLUSION_CODE[decision.exclusions[service]]
-                    for key, code in decision.codes.items():
-                        self._states[key][minute] = code
             for service in self._order:
-                record = decided.get((service, minute))
-                if record is None:
-                    continue
+                record = decided[(service, minute)]
                 exclusion = Exclusion(record.exclusion) if record.exclusion else None
                 self._exclusions[service][minute] = EXCLUSION_CODE[exclusion]
                 for key in self._objectives_of[service]:

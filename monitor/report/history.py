@@ -1,11 +1,11 @@
-"""The report's reader of sealed history, a local day at a time.
+"""The report's walk through a month, a local day at a time (bounded memory).
 
-Why it is not the ledger's restart reader: the report reads local days (not the ledger's
-UTC hours and days) of any of the last 13 months (not only the ledger's reach), keeps each
-down minute's failures for the incidents' causes, and applies what is known *now* to
-minutes decided then (maintenance registered late by agreement, corrections). Both decide
-a minute with the one classifier (``monitor.sla.minutes``) and count with
-``monitor.sla.figures``; tests/integration/test_one_truth.py checks that they agree.
+The minutes come from the shared reader of sealed history (``monitor.ledger.history``),
+the same one the daemon's restart uses, which decides a minute never decided with the one
+classifier. What is the report's own: it reads local days (the ledger reads UTC hours and
+days), keeps each down minute's failures for the incidents' causes, and applies what is
+known now to minutes decided then (maintenance registered late by agreement,
+corrections). ``tests/integration/test_one_truth.py`` checks both agree day by day.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from monitor.config import AvailabilityObjective, Config, LatencyObjective
+from monitor.ledger.history import History
 from monitor.report.model import Correction, DayFigures
 from monitor.results import HourSummary, ServiceMinute
 from monitor.sla.counts import Rollup
@@ -30,17 +31,6 @@ from monitor.sla.minutes import MinuteClassifier, MinuteCode
 from monitor.store import Store
 
 # --- reading ------------------------------------------------------------------------------
-
-
-def _providers(config: Config, names: Iterable[str]) -> set[str]:
-    """The services named and every service they depend on, transitively."""
-    todo, seen = list(names), set[str]()
-    while todo:
-        name = todo.pop()
-        if name not in seen:
-            seen.add(name)
-            todo.extend(config.service(name).depends_on)
-    return seen
 
 
 @dataclass(slots=True)
@@ -124,11 +114,15 @@ class _Builder:
         self.store = store
         self.eligibility = eligibility
         self.services = services
-        self.needed = _providers(config, services)
         self.corrections = corrections
         self.lead_time_s = float(config.maintenance_lead_time)
-        # The one classifier, for minutes that have results but no decision.
-        self.classifier = MinuteClassifier(config, eligibility.exclusion)
+        # The shared reader of sealed minutes, deciding the undecided ones with the one
+        # classifier on what is known now.
+        self.history = History(
+            store,
+            MinuteClassifier(config, eligibility.exclusion),
+            {s.name: tuple(s.depends_on) for s in config.services},
+        )
         self.availability = {
             s: [o.name for o in config.service(s).objectives if o.kind == "availability"]
             for s in services
@@ -146,10 +140,11 @@ class _Builder:
         summaries = await self._summaries(first, after, overlays)
         # Minutes read one by one: per service, those of hours without a usable summary.
         pending = {s: self._pending(s, first, after, summaries) for s in self.services}
-        rollups, decisions = await self._read_minutes(pending, first, after)
-        if rollups or decisions or summaries:
+        span = await self.history.minutes(pending, first, after, decide_until=after)
+        rollups = span.rollups
+        if rollups or span.stored or summaries:
             self.has_data = True
-        minutes = self._classify(pending, rollups, decisions, overlays)
+        minutes = self._classify(span.decisions, overlays)
         sums: dict[tuple[str, str], Rollup] = {}
         down: dict[tuple[str, int], dict[str, Rollup]] = {}
         for (service, probe, minute), rollup in rollups:
@@ -223,45 +218,6 @@ class _Builder:
                 minutes.extend(range(max(first, hour * 60), min(after, hour * 60 + 60)))
         return minutes
 
-    async def _read_minutes(
-        self, pending: dict[str, list[int]], first: int, after: int
-    ) -> tuple[list[tuple[tuple[str, str, int], Rollup]], list[ServiceMinute]]:
-        """Rollups and decisions of the pending minutes (and what a minute never decided
-        needs of its providers): one query over the day when most minutes are pending,
-        else a query per service and run of minutes."""
-        rollups: list[tuple[tuple[str, str, int], Rollup]] = []
-        decisions: list[ServiceMinute] = []
-        total = sum(len(m) for m in pending.values())
-        if not total:
-            return rollups, decisions
-        if total * 2 > len(self.services) * (after - first):
-            only = self.services[0] if len(self.needed) == 1 else None
-            for lo, hi in _ranges(sorted({m for ms in pending.values() for m in ms})):
-                rollups += await self.store.rollups(lo, hi, only)
-                decisions += await self.store.minute_states(lo, hi, only)
-            return rollups, decisions
-        for service, minutes in pending.items():
-            for lo, hi in _ranges(minutes):
-                rollups += await self.store.rollups(lo, hi, service)
-                decisions += await self.store.minute_states(lo, hi, service)
-        decided = {(d.service, d.minute) for d in decisions}
-        undecided = sorted(
-            {
-                m
-                for (s, _, m), _ in rollups
-                if (s, m) not in decided and self.config.service(s).depends_on
-            }
-        )
-        if undecided:
-            # Deciding such a minute needs its providers' results of that minute too.
-            seen = {key for key, _ in rollups}
-            for provider in sorted(self.needed):
-                for lo, hi in _ranges(undecided):
-                    for key, rollup in await self.store.rollups(lo, hi, provider):
-                        if key not in seen:
-                            rollups.append((key, rollup))
-        return rollups, decisions
-
     def _overlays(self, service: str, first: int, after: int) -> dict[int, str]:
         """Minutes whose stored decision the report may override: maintenance registered
         later (-> ``maintenance``) and corrections (-> ``corrected``), corrections last."""
@@ -300,26 +256,14 @@ class _Builder:
 
     def _classify(
         self,
-        pending: dict[str, list[int]],
-        rollups: list[tuple[tuple[str, str, int], Rollup]],
-        decisions: list[ServiceMinute],
+        decisions: dict[tuple[str, int], ServiceMinute],
         overlays: dict[str, dict[int, str]],
     ) -> dict[tuple[str, int], _Minute]:
-        """What each pending minute of each reported service counts as."""
-        minutes: dict[tuple[str, int], _Minute] = {}
-        wanted = {(s, m) for s, ms in pending.items() for m in ms}
-        for record in decisions:
-            key = (record.service, record.minute)
-            if key in wanted:  # not a provider's, nor a minute a summary covers
-                minutes[key] = _Minute(record.exclusion or "", record.states)
-        undecided = [(s, m) for s, ms in pending.items() for m in ms if (s, m) not in minutes]
-        if undecided:
-            with_results: dict[int, dict[tuple[str, str], Rollup]] = {}
-            for (service, probe, minute), rollup in rollups:
-                if service in self.needed:
-                    with_results.setdefault(minute, {})[(service, probe)] = rollup
-            for service, minute in undecided:
-                minutes[(service, minute)] = self._decide(service, minute, with_results.get(minute))
+        """What each pending minute of each reported service counts as: as decided (stored,
+        or decided now by the shared reader), then what is known now applied."""
+        minutes = {
+            key: _Minute(record.exclusion or "", record.states) for key, record in decisions.items()
+        }
         for name, overlay in overlays.items():
             objectives = self.availability[name]
             for minute, why in overlay.items():
@@ -331,18 +275,6 @@ class _Builder:
                     state = "maintenance" if why == "maintenance" else "unmonitored"
                     minutes[(name, minute)] = _Minute(why, dict.fromkeys(objectives, state))
         return minutes
-
-    def _decide(
-        self, service: str, minute: int, rollups: dict[tuple[str, str], Rollup] | None
-    ) -> _Minute:
-        """A minute the daemon never decided (it was down, or killed before persisting)."""
-        if rollups and any(key[0] == service for key in rollups):
-            decision = self.classifier.decide(minute, rollups, only=service)
-        else:
-            decision = self.classifier.without_results(service, minute)
-        exclusion = decision.exclusions[service]
-        states = {k.objective: c.label for k, c in decision.codes.items() if k.service == service}
-        return _Minute(exclusion.value if exclusion is not None else "", states)
 
     def _latency_day(
         self,
@@ -397,17 +329,6 @@ class _Builder:
                 acc.failures[minute] = dict(failures)
         acc.states.update(counts)
         return _availability_figures_day(date.isoformat(), length, counts, objective)
-
-
-def _ranges(minutes: list[int]) -> list[tuple[int, int]]:
-    """Sorted minutes as [lo, hi) runs of consecutive minutes."""
-    runs: list[tuple[int, int]] = []
-    for minute in minutes:
-        if runs and runs[-1][1] == minute:
-            runs[-1] = (runs[-1][0], minute + 1)
-        else:
-            runs.append((minute, minute + 1))
-    return runs
 
 
 def _availability_figures_day(
