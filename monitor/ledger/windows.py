@@ -178,22 +178,16 @@ class Ledger:
 
     # --- feeding ----------------------------------------------------------------------
 
-    def thresholds_of(self, service: str, probe: str) -> tuple[float, ...]:
-        """The thresholds a probe's results are counted against (none for an unknown one)."""
-        ledger = self._probes.get((service, probe))
-        return ledger.thresholds if ledger is not None else ()
-
     def count(self, result: Result) -> Counted:
         """What the result adds to a rollup of its probe (against its thresholds)."""
         ledger = self._probes.get((result.service, result.probe))
-        thresholds = ledger.thresholds if ledger is not None else ()
-        return count_result(result.ok, result.outcome.value, result.latency_s, thresholds)
+        return _count(result, ledger)
 
     def add(self, result: Result) -> Counted:
         """Count a result in its minute (open, or already sealed if it arrived late);
         returns its counts, worked out once, for the store's rollup of the same minute."""
-        counted = self.count(result)
         ledger = self._probes.get((result.service, result.probe))
+        counted = _count(result, ledger)
         if ledger is None:
             log.warning("result of unknown probe %s/%s ignored", result.service, result.probe)
             return counted
@@ -718,6 +712,11 @@ class Ledger:
 
 #: Digits of a compacted hour ("0".."6") to minute codes, in C.
 _DIGITS = bytes.maketrans(b"0123456", bytes(range(7)))
+
+
+def _count(result: Result, ledger: _ProbeLedger | None) -> Counted:
+    thresholds = ledger.thresholds if ledger is not None else ()
+    return count_result(result.ok, result.outcome.value, result.latency_s, thresholds)
 
 
 def _minute_runs(minutes: list[int]) -> list[tuple[int, int]]:

@@ -103,8 +103,3 @@ def day_bounds(date: dt.date, zone: ZoneInfo) -> tuple[int, int]:
     first = dt.datetime.combine(date, dt.time(), zone)
     after = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(), zone)
     return math.ceil(first.timestamp() / 60), math.ceil(after.timestamp() / 60)
-
-
-def local_date(minute: int, zone: ZoneInfo) -> dt.date:
-    """The local date of epoch minute ``minute``."""
-    return dt.datetime.fromtimestamp(minute * 60, zone).date()

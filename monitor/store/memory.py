@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from monitor.clock import Clock, SystemClock
@@ -56,19 +56,23 @@ class MemoryStore:
         self, start_minute: int, end_minute: int, service: str | None = None
     ) -> list[tuple[RollupKey, Rollup]]:
         """Rollups of minutes in ``[start_minute, end_minute)``."""
-        return [
-            (key, rollup.copy())
-            for key, rollup in sorted(self._rollups.items(), key=lambda kv: (kv[0][2], kv[0]))
-            if start_minute <= key[2] < end_minute and (service is None or key[0] == service)
-        ]
+        return self._rollups_where(
+            lambda key: (
+                start_minute <= key[2] < end_minute and (service is None or key[0] == service)
+            )
+        )
 
     async def rollups_at(self, minutes: Sequence[int]) -> list[tuple[RollupKey, Rollup]]:
         """Rollups of the given minutes."""
         wanted = set(minutes)
+        return self._rollups_where(lambda key: key[2] in wanted)
+
+    def _rollups_where(self, keep: Callable[[RollupKey], bool]) -> list[tuple[RollupKey, Rollup]]:
+        """Copies of the rollups ``keep`` accepts, by minute then key (as SQLite orders)."""
         return [
             (key, rollup.copy())
             for key, rollup in sorted(self._rollups.items(), key=lambda kv: (kv[0][2], kv[0]))
-            if key[2] in wanted
+            if keep(key)
         ]
 
     async def results(self, start: float, end: float, service: str | None = None) -> list[Result]:
