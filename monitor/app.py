@@ -12,7 +12,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from monitor.alerting.dispatcher import Dispatcher
@@ -33,7 +33,6 @@ from monitor.results import Result
 from monitor.scheduler import Job, Scheduler
 from monitor.sla.eligibility import Eligibility
 from monitor.sla.figures import ObjectiveFigures, all_figures
-from monitor.sla.minutes import MinuteCode, ObjectiveKey
 from monitor.sla.objectives import grace_minutes
 from monitor.store import SqliteStore, Store
 from monitor.store.records import Alert
@@ -84,9 +83,7 @@ class Daemon:
         # A minute is sealed once every result that started in it has surely arrived.
         grace = grace_minutes(config)
         self.eligibility = Eligibility(config)
-        self.ledger = Ledger(
-            config, self.eligibility, grace_minutes=grace, on_sealed=self._count_minutes
-        )
+        self.ledger = Ledger(config, self.eligibility, grace_minutes=grace, listener=self.metrics)
         self.queue: asyncio.Queue[Result] = asyncio.Queue(config.scheduler.queue_size)
         self.collector = Collector(
             self.queue,
@@ -139,10 +136,6 @@ class Daemon:
         self._started_at = time.monotonic()
         self.ready = asyncio.Event()
         self._loaded = False  # set once the ledger is loaded: re-deciding needs it
-
-    def _count_minutes(self, minute: int, codes: Mapping[ObjectiveKey, MinuteCode]) -> None:
-        for key, code in codes.items():
-            self.metrics.count_minute(key.service, key.objective, code.label)
 
     def figures(self) -> list[ObjectiveFigures]:
         """The current SLA figures of every objective."""

@@ -1,4 +1,10 @@
-"""Prometheus metrics: probe instruments updated per result, SLA gauges computed at scrape.
+"""Prometheus metrics: probe instruments updated per result, the SLA core's post-exclusion
+counters updated per sealed minute, and SLA gauges computed at scrape.
+
+The counters ``sla_objective_events_total`` and ``sla_availability_seconds_total`` count
+exactly what the daemon's own figures count (the ledger tells them as it seals), so
+Prometheus reproduces ``/api/sla`` over any window and sums them across instances. The raw
+probe instruments count every attempt, for debugging.
 
 The registry is built here and passed around; nothing registers into prometheus_client's
 global REGISTRY, so two daemons (or tests) in one process never collide.
@@ -6,17 +12,31 @@ global REGISTRY, so two daemons (or tests) in one process never collide.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import prometheus_client
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from monitor import __version__
 from monitor.config import AvailabilityObjective, Config, LatencyObjective
 from monitor.results import Result
+from monitor.sla.counts import Rollup
 from monitor.sla.figures import ObjectiveFigures
-from monitor.sla.minutes import STATE_LABELS
+from monitor.sla.minutes import STATE_LABELS, MinuteCode, ObjectiveKey, ProbeId
 from probes.base import Outcome
+
+# A `_created` series per counter doubles the series count and no query here uses it.
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 #: What a sealed availability minute can count as: the SLA core's labels.
 AVAILABILITY_STATES = STATE_LABELS
@@ -115,18 +135,52 @@ class Metrics:
             ["broker"],
             registry=r,
         )
-        self.availability_minutes = Counter(
-            "sla_availability_minutes",
-            "Sealed minutes of an availability objective by what they counted as; "
-            "Prometheus computes availability over any window from these.",
+        Info("sla_build", "The running sla-monitor.", registry=r).info({"version": __version__})
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        self.objective_events = Counter(
+            "sla_objective_events",
+            "Results a latency objective counts, after exclusions (maintenance, outside "
+            "hours, provider unavailable), by whether they met its threshold; added when "
+            "their minute is sealed.",
+            ["service", "objective", "result"],
+            registry=r,
+        )
+        self.availability_seconds = Counter(
+            "sla_availability_seconds",
+            "Sealed time of an availability objective by what it counted as (60 s per "
+            "sealed minute); availability is up / (up + down).",
             ["service", "objective", "state"],
             registry=r,
         )
+        self.sealed_timestamp = Gauge(
+            "sla_objective_sealed_timestamp_seconds",
+            "End of the last minute the daemon sealed (decided) for the objective; the "
+            "post-exclusion counters are complete up to it.",
+            ["service", "objective"],
+            registry=r,
+        )
+        #: Per probe: the (threshold, good, bad) counter children of its latency objectives.
+        self._latency: dict[ProbeId, list[tuple[float, Counter, Counter]]] = {}
+        self._seconds: dict[tuple[ObjectiveKey, MinuteCode], Counter] = {}
+        self._sealed: list[Gauge] = []
         for service in config.services:
             for objective in service.objectives:
-                if isinstance(objective, AvailabilityObjective):
-                    for state in AVAILABILITY_STATES:
-                        self.availability_minutes.labels(service.name, objective.name, state)
+                self._sealed.append(self.sealed_timestamp.labels(service.name, objective.name))
+                if isinstance(objective, LatencyObjective):
+                    good = self.objective_events.labels(service.name, objective.name, "good")
+                    bad = self.objective_events.labels(service.name, objective.name, "bad")
+                    for name in service.probes_of(objective):
+                        self._latency.setdefault((service.name, name), []).append(
+                            (float(objective.threshold), good, bad)
+                        )
+                elif isinstance(objective, AvailabilityObjective):
+                    key = ObjectiveKey(service.name, objective.name)
+                    for code in MinuteCode:
+                        if code is not MinuteCode.UNKNOWN:
+                            self._seconds[(key, code)] = self.availability_seconds.labels(
+                                service.name, objective.name, code.label
+                            )
         self._children: dict[tuple[str, str], _ProbeChildren] = {}
         for service in config.services:
             for probe in service.probes:
@@ -147,9 +201,26 @@ class Metrics:
             children.failure(result.outcome).inc()
             children.up.set(0)
 
-    def count_minute(self, service: str, objective: str, state: str) -> None:
-        """Count one sealed minute of an availability objective."""
-        self.availability_minutes.labels(service, objective, state).inc()
+    # --- the ledger's SealListener -----------------------------------------------------
+
+    def minute_sealed(self, minute: int, codes: Mapping[ObjectiveKey, MinuteCode]) -> None:
+        """Count one sealed minute of every availability objective."""
+        for key, code in codes.items():
+            child = self._seconds.get((key, code))
+            if child is not None:
+                child.inc(60)
+        end = (minute + 1) * 60.0
+        for gauge in self._sealed:
+            gauge.set(end)
+
+    def rollup_counted(self, probe: ProbeId, rollup: Rollup) -> None:
+        """Count a sealed, eligible rollup into each latency objective of its probe."""
+        for threshold, good, bad in self._latency.get(probe, ()):
+            within = rollup.good_within(threshold)
+            if within:
+                good.inc(within)
+            if rollup.attempts > within:
+                bad.inc(rollup.attempts - within)
 
 
 class _ProbeChildren:
@@ -183,7 +254,7 @@ _SLA_GAUGES = (
     "sla_error_budget_remaining_ratio",
     "sla_error_budget_burn_rate",
     "sla_latency_quantile_seconds",
-    "sla_availability_window_minutes",
+    "sla_availability_window_seconds",
     "sla_monitoring_coverage_ratio",
     "sla_maintenance_active",
 )
@@ -220,10 +291,12 @@ class SlaCollector(Collector):
             "1 - bad/allowed over the window (negative once overspent).",
             labels=["service", "objective", "window"],
         )
+        # Not a summary's `quantile` label: these are estimates over a window, not a
+        # streaming summary, and promtool rejects `quantile` on a gauge.
         quantile = GaugeMetricFamily(
             "sla_latency_quantile_seconds",
-            "Latency quantile estimates (relative error <= 1 %) over the window.",
-            labels=["service", "quantile", "window"],
+            "Latency percentile estimates (relative error <= 1 %) over the window.",
+            labels=["service", "percentile", "window"],
         )
         maintenance = GaugeMetricFamily(
             "sla_maintenance_active",
@@ -235,9 +308,10 @@ class SlaCollector(Collector):
             "Bad ratio over the allowed bad ratio in the window (1 spends the budget exactly).",
             labels=["service", "objective", "window"],
         )
-        minutes = GaugeMetricFamily(
-            "sla_availability_window_minutes",
-            "Minutes of an availability objective by what they counted as.",
+        seconds = GaugeMetricFamily(
+            "sla_availability_window_seconds",
+            "Time of an availability objective over the window by what it counted as "
+            "(whole minutes).",
             labels=["service", "objective", "window", "state"],
         )
         coverage = GaugeMetricFamily(
@@ -266,7 +340,7 @@ class SlaCollector(Collector):
                 if values.burn_rate is not None:
                     burn.add_metric(labels, values.burn_rate)
                 for state, count in values.minutes.items():
-                    minutes.add_metric([*labels, state], count)
+                    seconds.add_metric([*labels, state], count * 60.0)
                 if values.coverage is not None:
                     coverage.add_metric(labels, values.coverage)
                 for name, value in values.quantiles.items():
@@ -274,7 +348,10 @@ class SlaCollector(Collector):
                     # Objectives of one service over the same probes share quantiles.
                     if value is not None and key not in quantiles_done:
                         quantiles_done.add(key)
-                        quantile.add_metric(
-                            [figures.service, name.removeprefix("p"), window], value
-                        )
-        yield from (compliance, target, budget, burn, quantile, minutes, coverage, maintenance)
+                        quantile.add_metric([figures.service, percentile(name), window], value)
+        yield from (compliance, target, budget, burn, quantile, seconds, coverage, maintenance)
+
+
+def percentile(name: str) -> str:
+    """The ``percentile`` label of a quantile name: ``p99_5`` is ``99.5``."""
+    return name.removeprefix("p").replace("_", ".")

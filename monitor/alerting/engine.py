@@ -17,6 +17,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from monitor.alerting.labels import (
+    DOWN_RULE,
+    MONTH_BREACH_RULE,
+    MONTH_FORECAST_RULE,
+    alert_labels,
+)
 from monitor.alerting.notifiers import AlertEvent, EventKind
 from monitor.config import AlertingConfig, AvailabilityObjective, Config
 from monitor.ledger.windows import Ledger
@@ -150,7 +156,7 @@ class Alerter:
         ):
             held.append(
                 Condition(
-                    "month-breach",
+                    MONTH_BREACH_RULE,
                     breach.severity,
                     f.service,
                     f.objective,
@@ -172,7 +178,7 @@ class Alerter:
         ):
             held.append(
                 Condition(
-                    "month-forecast",
+                    MONTH_FORECAST_RULE,
                     forecast.severity,
                     f.service,
                     f.objective,
@@ -216,7 +222,7 @@ class Alerter:
                 if codes and all(code is MinuteCode.DOWN for code in codes):
                     held.append(
                         Condition(
-                            "service-down",
+                            DOWN_RULE,
                             down.severity,
                             service.name,
                             objective.name,
@@ -318,14 +324,9 @@ class Alerter:
 
     def event(self, alert: Alert, kind: EventKind) -> AlertEvent:
         """The notification for ``alert``."""
-        labels = {
-            "alertname": alert.rule,
-            "severity": alert.severity,
-            "service": alert.service,
-            "fingerprint": alert.fingerprint,
-        }
-        if alert.objective:
-            labels["objective"] = alert.objective
+        labels = alert_labels(
+            self.settings, alert.rule, alert.severity, alert.service, alert.objective
+        )
         return AlertEvent(
             kind=kind,
             alert_id=alert.alert_id,

@@ -406,8 +406,8 @@ def _overview(config: Config) -> builder.Dashboard:
         )
         .with_target(
             _query(
-                f'sla_latency_quantile_seconds{{{_SERVICE},quantile=~"99|99.5",window="1h"}}',
-                "{{service}} p{{quantile}}",
+                f'sla_latency_quantile_seconds{{{_SERVICE},percentile=~"99|99.5",window="1h"}}',
+                "{{service}} p{{percentile}}",
                 instant=True,
             )
         )
@@ -590,8 +590,8 @@ def _service_detail(config: Config) -> builder.Dashboard:
         )
         .with_target(
             _query(
-                f'sla_latency_quantile_seconds{{{_SERVICE},quantile=~"50|99|99.5",window="5m"}}',
-                "{{service}} p{{quantile}}",
+                f'sla_latency_quantile_seconds{{{_SERVICE},percentile=~"50|99|99.5",window="5m"}}',
+                "{{service}} p{{percentile}}",
             )
         )
         .thresholds(_wrap(_steps("green")))
@@ -683,14 +683,14 @@ def _service_detail(config: Config) -> builder.Dashboard:
     )
     minutes = (
         bargauge.Panel()
-        .title("Availability minutes by state, last 24 h")
+        .title("Availability time by state, last 24 h")
         .description(
             "Sealed minutes of each availability objective by what they counted "
             "as: up, down, unmonitored, outside_hours, maintenance, "
             "provider_unavailable."
         )
         .datasource(_DATASOURCE)
-        .unit("m")
+        .unit("s")
         .span(12)
         .height(7)
         .display_mode(common.BarGaugeDisplayMode.BASIC)
@@ -699,7 +699,7 @@ def _service_detail(config: Config) -> builder.Dashboard:
         .thresholds(_wrap(_steps("blue")))
         .with_target(
             _query(
-                f'sla_availability_window_minutes{{{_BOTH},window="24h"}} > 0',
+                f'sla_availability_window_seconds{{{_BOTH},window="24h"}} > 0',
                 "{{service}} {{objective}} {{state}}",
                 instant=True,
             )

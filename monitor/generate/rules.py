@@ -2,25 +2,29 @@
 
 For teams that run Prometheus and Alertmanager beside the daemon: the same objectives and
 the same multi-window multi-burn-rate alerts as the built-in path (``monitor.alerting.engine``),
-computed by Prometheus from the daemon's counters, summed across daemon instances.
+computed by Prometheus from the daemon's post-exclusion counters, summed across daemon
+instances. The counters hold exactly what the daemon's figures count (maintenance,
+outside-hours and provider-unavailable time left out), so the recorded SLIs equal
+``/api/sla``'s for the same window, maintenance or not.
 
-One file, ``sla-monitor.rules.yml``, holds one rule group per service: its recording rules
-first, then its alerts. Rules of a group run in order at one timestamp, so an alert always
-reads the SLIs recorded in the same evaluation.
+One file, ``sla-monitor.rules.yml``, holds one rule group per service (evaluated every
+``interval``): its recording rules first, then its alerts. Rules of a group run in order at
+one timestamp, so an alert always reads the SLIs recorded in the same evaluation.
 
 Recorded series, each labelled ``service`` and ``objective``:
 
 - ``sla:objective_target:ratio`` -- the target (0.99 for 99 %).
-- ``sla:sli_ratio:rate<w>`` -- good / valid over ``w`` (latency: exchanges within the
-  threshold over all attempts; availability: up minutes over up + down minutes).
+- ``sla:sli_good:rate5m`` and ``sla:sli_valid:rate5m`` -- good and valid events (latency:
+  results; availability: seconds) per second over 5 minutes, the base of the long windows.
+- ``sla:sli_ratio:rate<w>`` -- good / valid over ``w``. Up to 6 h straight from the
+  counters; 1 d, 3 d and 30 d from the recorded 5-minute rates (as Sloth does), so no rule
+  reads 30 days of raw samples: a ratio of averages, weighted by volume as the daemon is.
 - ``sla:error_ratio:rate<w>`` -- ``1 - sla:sli_ratio:rate<w>``.
 
 for every ``w`` in ``SLI_WINDOWS``. Alerts: ``SlaErrorBudgetBurn`` (one per objective and
-``alerting.burn_rate`` entry, its name in the ``rule`` label) and ``SlaServiceDown``.
-
-Counted differently from the daemon: Prometheus's counters include results in minutes the
-daemon excludes from latency objectives (outside service hours, maintenance), so the
-recorded latency SLIs equal the daemon's figures only where no minute was excluded.
+``alerting.burn_rate`` entry, its name in the ``rule`` label), ``SlaServiceDown``, with the
+labels the built-in path sends (``monitor.alerting.labels``), and ``SlaDataMissing`` when
+an objective's data is absent or no minute has been sealed for too long.
 """
 
 from __future__ import annotations
@@ -33,6 +37,13 @@ from typing import Any
 import yaml
 from prometheus_client.utils import floatToGoString
 
+from monitor.alerting.labels import (
+    BURN_ALERT,
+    DATA_MISSING_ALERT,
+    DOWN_ALERT,
+    DOWN_RULE,
+    alert_labels,
+)
 from monitor.config import (
     AvailabilityObjective,
     BurnRateAlert,
@@ -41,29 +52,32 @@ from monitor.config import (
     Objective,
     ServiceConfig,
 )
+from monitor.sla.objectives import grace_minutes
 from monitor.sla.windows import SLI_WINDOWS, prometheus_window
 
 #: The file ``write_rules`` writes.
 RULES_FILE = "sla-monitor.rules.yml"
-
+#: How often Prometheus evaluates the groups unless told otherwise.
+DEFAULT_INTERVAL = "30s"
 
 TARGET_RECORD = "sla:objective_target:ratio"
-BURN_ALERT = "SlaErrorBudgetBurn"
-DOWN_ALERT = "SlaServiceDown"
-#: The ``rule`` label of the service-down alert: the built-in path's rule name.
-DOWN_RULE = "service-down"
+GOOD_RECORD = "sla:sli_good:rate5m"
+VALID_RECORD = "sla:sli_valid:rate5m"
+#: The window of the recorded rates the long windows are averaged from.
+BASE_WINDOW = "5m"
+#: Windows computed from the recorded 5-minute rates rather than from the counters.
+LONG_WINDOWS: tuple[str, ...] = ("1d", "3d", "30d")
 
-DURATION_METRIC = "sla_probe_duration_seconds_bucket"
-ATTEMPTS_METRIC = "sla_probe_attempts_total"
-MINUTES_METRIC = "sla_availability_minutes_total"
+EVENTS_METRIC = "sla_objective_events_total"
+SECONDS_METRIC = "sla_availability_seconds_total"
+SEALED_METRIC = "sla_objective_sealed_timestamp_seconds"
 MAINTENANCE_METRIC = "sla_maintenance_active"
 
 #: Days a burn rate is measured against in the alert text, as in the built-in path.
 _BUDGET_PERIOD_DAYS = 30
 #: prometheus_client's text for a bucket bound (the library leaves it unannotated).
 _float_to_go_string: Callable[[float], str] = floatToGoString
-#: Characters with a meaning in RE2 that may appear in a probe name.
-_REGEX_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
 
 
 def sli_record(window: str) -> str:
@@ -119,58 +133,120 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
-def _probe_matchers(
-    service: ServiceConfig, objective: LatencyObjective
-) -> tuple[tuple[str, str, str], ...]:
-    """The service matcher, plus a probe regex when the objective names its probes."""
-    matchers: tuple[tuple[str, str, str], ...] = (("service", "=", service.name),)
-    if objective.probes:
-        names = "|".join(_REGEX_SPECIAL.sub(r"\\\1", p) for p in service.probes_of(objective))
-        matchers += (("probe", "=~", names),)
-    return matchers
+def sli_counts(objective: Objective) -> tuple[str, str]:
+    """The good and the valid counter selectors of an objective (before the service and
+    objective matchers): latency results within the threshold over all it counts;
+    availability up seconds over up + down seconds."""
+    if isinstance(objective, LatencyObjective):
+        return '{result="good"}', ""
+    return '{state="up"}', '{state=~"up|down"}'
+
+
+def _counter(service: ServiceConfig, objective: Objective, extra: str) -> str:
+    metric = EVENTS_METRIC if isinstance(objective, LatencyObjective) else SECONDS_METRIC
+    own = f"service={_quote(service.name)},objective={_quote(objective.name)}"
+    inner = f"{own},{extra[1:-1]}" if extra else own
+    return f"{metric}{{{inner}}}"
+
+
+def _sum_rate(series: str, window: str) -> str:
+    return f"sum by (service, objective) (rate({series}[{window}]))"
+
+
+def sli_expr(service: ServiceConfig, objective: Objective, window: str) -> str:
+    """good / valid over ``window`` straight from the post-exclusion counters, summed over
+    daemon instances (what ``sla:sli_ratio:rate<window>`` records up to 6 h)."""
+    good, valid = sli_counts(objective)
+    good_series = _counter(service, objective, good)
+    valid_series = _counter(service, objective, valid)
+    return f"{_sum_rate(good_series, window)} / {_sum_rate(valid_series, window)}"
 
 
 def latency_sli(service: ServiceConfig, objective: LatencyObjective, window: str) -> str:
-    """Exchanges answered within the threshold over all attempts (failures and time-outs
-    count as bad), summed over probes and daemon instances."""
-    matchers = _probe_matchers(service, objective)
-    good = _selector(DURATION_METRIC, *matchers, ("le", "=", le_label(objective.threshold)))
-    valid = _selector(ATTEMPTS_METRIC, *matchers)
-    return f"sum by (service) (rate({good}[{window}])) / sum by (service) (rate({valid}[{window}]))"
+    """Results within the threshold over all results the daemon counts for the objective."""
+    return sli_expr(service, objective, window)
 
 
 def availability_sli(service: ServiceConfig, objective: AvailabilityObjective, window: str) -> str:
-    """Up minutes over up + down minutes; excluded and unmonitored minutes count as neither."""
-    base = (("service", "=", service.name), ("objective", "=", objective.name))
-    up = _selector(MINUTES_METRIC, *base, ("state", "=", "up"))
-    eligible = _selector(MINUTES_METRIC, *base, ("state", "=~", "up|down"))
-    return (
-        f"sum by (service, objective) (increase({up}[{window}]))"
-        f" / sum by (service, objective) (increase({eligible}[{window}]))"
-    )
+    """Up time over up + down time; excluded and unmonitored time counts as neither."""
+    return sli_expr(service, objective, window)
+
+
+def _own(service: ServiceConfig, objective: Objective) -> tuple[tuple[str, str, str], ...]:
+    return (("service", "=", service.name), ("objective", "=", objective.name))
 
 
 def _recording_rules(service: ServiceConfig, objective: Objective) -> list[dict[str, Any]]:
     labels = {"service": service.name, "objective": objective.name}
+    own = _own(service, objective)
+    good, valid = sli_counts(objective)
     rules: list[dict[str, Any]] = [
         {
             "record": TARGET_RECORD,
             "expr": f"vector({_number(objective.target_ratio)})",
             "labels": dict(labels),
-        }
+        },
+        {
+            "record": GOOD_RECORD,
+            "expr": _sum_rate(_counter(service, objective, good), BASE_WINDOW),
+            "labels": dict(labels),
+        },
+        {
+            "record": VALID_RECORD,
+            "expr": _sum_rate(_counter(service, objective, valid), BASE_WINDOW),
+            "labels": dict(labels),
+        },
     ]
     for window in SLI_WINDOWS:
-        if isinstance(objective, LatencyObjective):
-            expr = latency_sli(service, objective, window)
+        if window in LONG_WINDOWS:
+            # A ratio of the two averages: each 5-minute rate weighs by its volume, as
+            # every event does in the daemon (an average of ratios would not).
+            expr = (
+                f"sum_over_time({_selector(GOOD_RECORD, *own)}[{window}])"
+                f" / sum_over_time({_selector(VALID_RECORD, *own)}[{window}])"
+            )
+        elif window == BASE_WINDOW:
+            expr = f"{_selector(GOOD_RECORD, *own)} / {_selector(VALID_RECORD, *own)}"
         else:
-            expr = availability_sli(service, objective, window)
+            expr = sli_expr(service, objective, window)
         rules.append({"record": sli_record(window), "expr": expr, "labels": dict(labels)})
     for window in SLI_WINDOWS:
-        own = _selector(sli_record(window), *((k, "=", v) for k, v in labels.items()))
+        own_sli = _selector(sli_record(window), *own)
         # Labelled though the expression keeps them: promtool's lint takes rules with the
         # same name and labels for duplicates.
-        rules.append({"record": error_record(window), "expr": f"1 - {own}", "labels": dict(labels)})
+        rules.append(
+            {"record": error_record(window), "expr": f"1 - {own_sli}", "labels": dict(labels)}
+        )
     return rules
+
+
+def _data_missing_alert(
+    config: Config, service: ServiceConfig, objective: Objective
+) -> dict[str, Any]:
+    """No sealed minute reported for the objective for too long (the daemon stopped, cannot
+    be scraped, or stopped sealing), or the series is absent altogether. Minutes are sealed
+    ``grace`` minutes late, so the limit allows for that plus two minutes."""
+    series = _selector(SEALED_METRIC, *_own(service, objective))
+    limit_s = (grace_minutes(config) + 3) * 60
+    expr = f"(time() - max by (service, objective) ({series}) > {limit_s}) or absent({series})"
+    return {
+        "alert": DATA_MISSING_ALERT,
+        "expr": expr,
+        "for": "5m",
+        "labels": {
+            "severity": config.alerting.service_down.severity,
+            "service": service.name,
+            "objective": objective.name,
+        },
+        "annotations": {
+            "summary": f"{service.name} {objective.name}: no SLA data from sla-monitor",
+            "description": (
+                f"No minute of {objective.name} has been sealed for more than {limit_s} s, "
+                "or no daemon exports it: the SLO figures in Prometheus are stale. Check "
+                "that the daemon runs and that Prometheus scrapes it."
+            ),
+        },
+    }
 
 
 def _burn_alert(
@@ -195,14 +271,9 @@ def _burn_alert(
     pending = prometheus_duration(config.alerting.pending_for)
     if pending != "0s":
         rule["for"] = pending
-    rule["labels"] = {
-        "severity": burn.severity,
-        "service": service.name,
-        "objective": objective.name,
-        "rule": burn.name,
-        "long_window": long_window,
-        "short_window": short_window,
-    }
+    labels = alert_labels(config.alerting, burn.name, burn.severity, service.name, objective.name)
+    del labels["alertname"]
+    rule["labels"] = labels
     days = _BUDGET_PERIOD_DAYS / burn.factor
     rule["annotations"] = {
         "summary": (
@@ -224,16 +295,16 @@ def _down_alert(
 ) -> dict[str, Any]:
     """The last N sealed minutes of an availability objective were all down.
 
-    The counter gains one state per sealed minute, so its ``down`` series rising by N
-    over N minutes means N down minutes in a row (exact when the scrape interval divides
-    a minute). A raw difference, not ``increase()``: extrapolation would let N-1 down
-    minutes pass for N. After a daemon restart the difference is negative for N minutes,
-    so the alert waits rather than firing on a reset.
+    The counter gains 60 s of one state per sealed minute, so its ``down`` series rising
+    by N minutes over N minutes means N down minutes in a row (exact when the scrape
+    interval divides a minute). A raw difference, not ``increase()``: extrapolation would
+    let N-1 down minutes pass for N. After a daemon restart the difference is negative for
+    N minutes, so the alert waits rather than firing on a reset.
     """
     down = config.alerting.service_down
     minutes = down.consecutive_minutes
     series = _selector(
-        MINUTES_METRIC,
+        SECONDS_METRIC,
         ("service", "=", service.name),
         ("objective", "=", objective.name),
         ("state", "=", "down"),
@@ -241,18 +312,15 @@ def _down_alert(
     rule: dict[str, Any] = {
         "alert": DOWN_ALERT,
         "expr": (
-            f"max by (service, objective) ({series} - {series} offset {minutes}m) >= {minutes}"
+            f"max by (service, objective) ({series} - {series} offset {minutes}m) >= {minutes * 60}"
         ),
     }
     pending = prometheus_duration(config.alerting.pending_for)
     if pending != "0s":
         rule["for"] = pending
-    rule["labels"] = {
-        "severity": down.severity,
-        "service": service.name,
-        "objective": objective.name,
-        "rule": DOWN_RULE,
-    }
+    labels = alert_labels(config.alerting, DOWN_RULE, down.severity, service.name, objective.name)
+    del labels["alertname"]
+    rule["labels"] = labels
     rule["annotations"] = {
         "summary": f"{service.name} is down ({minutes} minutes in a row)",
         "description": (
@@ -263,12 +331,15 @@ def _down_alert(
     return rule
 
 
-def build_rules(config: Config) -> dict[str, Any]:
-    """The rules document: one group per service, recording rules before alerts.
+def build_rules(config: Config, interval: str = DEFAULT_INTERVAL) -> dict[str, Any]:
+    """The rules document: one group per service evaluated every ``interval``, recording
+    rules before alerts.
 
     Generated whether or not the built-in alerting is enabled: a team may run these in
     Prometheus instead of it.
     """
+    if not _DURATION.match(interval):
+        raise ValueError(f"interval {interval!r} is not a Prometheus duration such as 30s")
     groups = []
     for service in config.services:
         if not service.objectives:
@@ -283,7 +354,9 @@ def build_rules(config: Config) -> dict[str, Any]:
             for objective in service.objectives:
                 if isinstance(objective, AvailabilityObjective):
                     rules.append(_down_alert(config, service, objective))
-        groups.append({"name": f"sla-monitor:{service.name}", "rules": rules})
+        for objective in service.objectives:
+            rules.append(_data_missing_alert(config, service, objective))
+        groups.append({"name": f"sla-monitor:{service.name}", "interval": interval, "rules": rules})
     return {"groups": groups}
 
 
@@ -293,29 +366,34 @@ _HEADER = (
 )
 
 
-def render_rules(config: Config) -> str:
+def render_rules(config: Config, interval: str = DEFAULT_INTERVAL) -> str:
     """The rules document as YAML text (stable: same config, same bytes)."""
     body = yaml.safe_dump(
-        build_rules(config), sort_keys=False, default_flow_style=False, width=1_000_000
+        build_rules(config, interval), sort_keys=False, default_flow_style=False, width=1_000_000
     )
     return _HEADER + body
 
 
-def write_rules(config: Config, out_dir: Path) -> list[Path]:
+def write_rules(config: Config, out_dir: Path, interval: str = DEFAULT_INTERVAL) -> list[Path]:
     """Write the rules file into ``out_dir`` (created if missing); returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / RULES_FILE
-    path.write_text(render_rules(config), encoding="utf-8")
+    path.write_text(render_rules(config, interval), encoding="utf-8")
     return [path]
 
 
 __all__ = [
     "BURN_ALERT",
+    "DATA_MISSING_ALERT",
+    "DEFAULT_INTERVAL",
     "DOWN_ALERT",
     "DOWN_RULE",
+    "GOOD_RECORD",
+    "LONG_WINDOWS",
     "RULES_FILE",
     "SLI_WINDOWS",
     "TARGET_RECORD",
+    "VALID_RECORD",
     "availability_sli",
     "build_rules",
     "error_budget",
@@ -325,6 +403,7 @@ __all__ = [
     "prometheus_duration",
     "prometheus_window",
     "render_rules",
+    "sli_expr",
     "sli_record",
     "write_rules",
 ]

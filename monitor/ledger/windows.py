@@ -15,8 +15,9 @@ as the other two would; kept together so those invariants are read in one place.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from monitor.config import Config
@@ -106,6 +107,17 @@ class _Ring:
         return counts
 
 
+class SealListener(Protocol):
+    """Told what sealing counts, as it is counted (Prometheus's post-exclusion counters)."""
+
+    def minute_sealed(self, minute: int, codes: Mapping[ObjectiveKey, MinuteCode]) -> None:
+        """A minute was sealed with these availability codes."""
+
+    def rollup_counted(self, probe: ProbeId, rollup: Rollup) -> None:
+        """A sealed, eligible rollup of ``probe`` entered the window sums (at sealing, or
+        a late result of a sealed minute)."""
+
+
 class Ledger:
     """In-memory windows over minute rollups, for every probe and availability objective.
 
@@ -115,7 +127,7 @@ class Ledger:
             stored maintenance windows into it).
         grace_minutes: a minute is sealed once this many whole minutes have passed after
             it, by when every result that started in it has arrived.
-        on_sealed: called with each sealed minute and its availability codes.
+        listener: told of each sealed minute and of each rollup it counts.
     """
 
     def __init__(
@@ -123,11 +135,11 @@ class Ledger:
         config: Config,
         eligibility: Eligibility | None = None,
         grace_minutes: int = 2,
-        on_sealed: Callable[[int, Mapping[ObjectiveKey, MinuteCode]], None] | None = None,
+        listener: SealListener | None = None,
     ) -> None:
         self.config = config
-        #: Called once per sealed minute with its availability codes (for counters).
-        self.on_sealed = on_sealed
+        #: Told once per sealed minute and once per rollup counted (for counters).
+        self.listener = listener
         self.zone = ZoneInfo(config.timezone)
         self.eligibility = eligibility if eligibility is not None else Eligibility(config)
         self.grace_minutes = grace_minutes
@@ -204,6 +216,8 @@ class Ledger:
         key = (result.service, result.probe)
         if self._exclusions[result.service][minute] == MinuteCode.UP:
             ledger.add_sealed(self._windows_holding(minute), late)
+            if self.listener is not None:
+                self.listener.rollup_counted(key, late)
             hour = minute // 60
             if hour in self._recent_hours:
                 self._recent_hours[hour].setdefault(key, Rollup()).merge(late)
@@ -215,7 +229,7 @@ class Ledger:
             self._decide(minute, recent, sealed=True)
         if minute // 60 in self._recent_hours:
             self._emit_hour(minute // 60)  # the compacted hour changed
-        else:
+        if recent is None:
             log.warning(
                 "result of %s/%s for minute %d arrived too late to correct availability",
                 result.service,
@@ -307,12 +321,14 @@ class Ledger:
             if rollup is not None:
                 sealed[key] = rollup
         decisions, codes = self._decide(minute, sealed, sealed=True)
-        if self.on_sealed is not None:
-            self.on_sealed(minute, codes)
+        if self.listener is not None:
+            self.listener.minute_sealed(minute, codes)
         windows = self._windows_holding(minute)
         for key, rollup in sealed.items():
             if decisions[key[0]] is None:
                 self._probes[key].add_sealed(windows, rollup)
+                if self.listener is not None:
+                    self.listener.rollup_counted(key, rollup)
                 self._hour_acc.setdefault(key, Rollup()).merge(rollup)
         if (minute + 1) % 60 == 0:  # the hour is complete: compact it
             hour = minute // 60
@@ -735,4 +751,4 @@ def _runs(hours: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
-__all__ = ["Ledger", "RollupKey"]
+__all__ = ["Ledger", "RollupKey", "SealListener"]

@@ -1,12 +1,17 @@
-"""The Prometheus instruments alone, on a fresh registry: outcomes, buckets at every
-configured threshold, the attempt outcome label."""
+"""The Prometheus instruments on a fresh registry: outcomes, buckets at every configured
+threshold, the attempt outcome label; and the post-exclusion counters, fed by a real
+ledger, against counts made here from the results fed and the minutes known excluded."""
 
 from __future__ import annotations
 
 import pytest
 
+from monitor.config import Config
+from monitor.ledger.windows import Ledger
 from monitor.metrics import Metrics, attempt_outcome
 from monitor.results import Result
+from monitor.sla.eligibility import Eligibility
+from monitor.store import MemoryStore
 from probes.base import Outcome
 from tests.support import builders
 
@@ -53,3 +58,109 @@ def test_each_metrics_object_has_its_own_registry() -> None:
     labels = {"service": "svc", "probe": "p", "kind": "http", "outcome": "ok"}
     assert one.registry.get_sample_value("sla_probe_attempts_total", labels) == 1
     assert two.registry.get_sample_value("sla_probe_attempts_total", labels) == 0
+
+
+# --- the post-exclusion counters ----------------------------------------------------------
+
+#: 2026-11-30 10:00 UTC, a Monday: minute 0 of the scenario below.
+START = 1_796_032_800.0
+#: Minutes (from START) outside svc's hours, in maintenance, and where its provider is down
+#: (the last excluded from availability only: the daemon counts their latency).
+OUTSIDE = {5, 6}
+MAINTENANCE = {10, 11}
+PROVIDER_DOWN = {14}
+#: Minutes where svc's own probes all fail.
+SVC_DOWN = {3, 6, 11}
+MINUTES = 18
+
+
+def _excluding_config() -> Config:
+    svc = builders.service(
+        "svc",
+        probes=("a", "b"),
+        schedule={"hours": [{"days": "mon-sun", "start": "10:07", "end": "10:05"}]},
+        maintenance=[
+            {
+                "start": "2026-11-30T10:10:00+00:00",
+                "end": "2026-11-30T10:12:00+00:00",
+                "reason": "upgrade",
+            }
+        ],
+        depends_on=["prov"],
+    )
+    svc["objectives"] = [
+        {"name": "fast", "kind": "latency", "threshold": 0.5, "target": 99, "probes": ["a"]},
+        {"name": "all", "kind": "latency", "threshold": 1.0, "target": 99},
+        {"name": "up", "kind": "availability", "target": 99},
+    ]
+    return builders.config(svc, builders.service("prov", availability=["up"]), timezone="UTC")
+
+
+def _fed(minute: int) -> list[Result]:
+    """Three results of each svc probe (0.3 s, 0.7 s, 1.2 s; all failed when down) and one
+    of prov, in the minute."""
+    at = START + minute * 60
+    results = []
+    for probe in ("a", "b"):
+        for i, latency in enumerate((0.3, 0.7, 1.2)):
+            outcome = Outcome.STATUS if minute in SVC_DOWN else Outcome.OK
+            results.append(Result("svc", probe, "http", at + 5 + i, latency, outcome))
+    prov = Outcome.CONNECT if minute in PROVIDER_DOWN else Outcome.OK
+    results.append(Result("prov", "p", "http", at + 1, 0.1, prov))
+    return results
+
+
+def _counter(metrics: Metrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    assert value is not None, (name, labels)
+    return value
+
+
+async def test_counters_hold_exactly_what_the_daemon_counts() -> None:
+    """Maintenance and outside-hours minutes add nothing to the latency counters; they
+    and provider-unavailable minutes add their own state to availability; a late result
+    of a counted minute is added; the daemon's own 1h figure equals the counters."""
+    config = _excluding_config()
+    metrics = Metrics(config)
+    ledger = Ledger(config, Eligibility(config), grace_minutes=1, listener=metrics)
+    store = MemoryStore()
+    late = Result("svc", "a", "http", START + 2 * 60 + 50, 0.2, Outcome.OK)
+    for minute in range(MINUTES):
+        await ledger.advance(START + minute * 60, store)
+        for result in _fed(minute):
+            ledger.add(result)
+        if minute == 5:  # minute 2 is sealed by now: its late result still counts
+            ledger.add(late)
+    now = START + (MINUTES + 2) * 60
+    await ledger.advance(now, store)
+
+    counted = [m for m in range(MINUTES) if m not in OUTSIDE | MAINTENANCE]
+    for objective, probes, threshold in (("fast", ["a"], 0.5), ("all", ["a", "b"], 1.0)):
+        results = [r for m in counted for r in _fed(m) if r.probe in probes]
+        results += [late] if "a" in probes else []
+        good = sum(1 for r in results if r.ok and r.latency_s <= threshold)
+        labels = {"service": "svc", "objective": objective}
+        events = "sla_objective_events_total"
+        assert _counter(metrics, events, **labels, result="good") == good
+        assert _counter(metrics, events, **labels, result="bad") == len(results) - good
+        daemon = ledger.window_rollup("svc", probes, "1h", now)
+        assert (daemon.good_within(threshold), daemon.attempts) == (good, len(results))
+
+    seconds = "sla_availability_seconds_total"
+    eligible = [m for m in counted if m not in PROVIDER_DOWN]
+    expected = {
+        "up": 60 * sum(1 for m in eligible if m not in SVC_DOWN),
+        "down": 60 * sum(1 for m in eligible if m in SVC_DOWN),
+        "outside_hours": 60 * len(OUTSIDE),
+        "maintenance": 60 * len(MAINTENANCE),
+        "provider_unavailable": 60 * len(PROVIDER_DOWN),
+        # Sealed before the first result and after the last: nobody measured them.
+        "unmonitored": 60 * 2,
+    }
+    for state, value in expected.items():
+        assert _counter(metrics, seconds, service="svc", objective="up", state=state) == value
+    sealed = _counter(
+        metrics, "sla_objective_sealed_timestamp_seconds", service="svc", objective="up"
+    )
+    # At minute MINUTES + 2 with a grace of 1, minutes up to MINUTES are sealed.
+    assert sealed == START + (MINUTES + 1) * 60

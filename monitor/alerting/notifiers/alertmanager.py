@@ -65,15 +65,9 @@ class AlertmanagerNotifier:
     def payload(self, event: AlertEvent, now: float | None = None) -> dict[str, Any]:
         """The Alertmanager v2 alert for ``event`` (one element of the posted list)."""
         now = time.time() if now is None else now
+        # The labels alone, as the generated Prometheus rules send them: Alertmanager
+        # then takes the same breach from both paths for one alert.
         labels = {_label_name(k): v for k, v in event.labels.items() if v}
-        labels.update(
-            alertname=event.rule,
-            severity=event.severity,
-            service=event.service,
-            fingerprint=event.fingerprint,
-        )
-        if event.objective:
-            labels["objective"] = event.objective
         annotations = {k: v for k, v in event.annotations.items() if v}
         annotations.update(summary=event.summary, description=event.description)
         if event.value is not None:

@@ -28,21 +28,24 @@ from monitor.cli.main import EXIT_OK, EXIT_USAGE, main
 from monitor.config import AvailabilityObjective, Config, LatencyObjective, load_config
 from monitor.generate.rules import (
     BURN_ALERT,
+    DATA_MISSING_ALERT,
     DOWN_ALERT,
     DOWN_RULE,
+    GOOD_RECORD,
+    LONG_WINDOWS,
     RULES_FILE,
     SLI_WINDOWS,
     TARGET_RECORD,
+    VALID_RECORD,
     build_rules,
     error_record,
-    le_label,
     prometheus_duration,
     prometheus_window,
     render_rules,
     sli_record,
     write_rules,
 )
-from monitor.metrics import AVAILABILITY_STATES, Metrics
+from monitor.metrics import AVAILABILITY_STATES
 
 REPO = Path(__file__).resolve().parents[3]
 SCENARIO = REPO / "tests" / "testdata" / "rules" / "scenario.yaml"
@@ -81,23 +84,6 @@ def promtool(*args: str, cwd: Path) -> str:
 
 
 @pytest.mark.parametrize(
-    ("threshold_s", "expected"),
-    [(1.0, "1.0"), (0.5, "0.5"), (4.0, "4.0"), (0.25, "0.25"), (2.5, "2.5"), (10.0, "10.0")],
-)
-def test_le_label_is_prometheus_float_text(threshold_s: float, expected: str) -> None:
-    assert le_label(threshold_s) == expected
-
-
-def test_le_label_matches_the_bucket_bounds_prometheus_client_exposes() -> None:
-    config = load_config(SCENARIO)
-    exposed = set(_exposed_les(config))
-    for service in config.services:
-        for objective in service.objectives:
-            if isinstance(objective, LatencyObjective):
-                assert le_label(objective.threshold) in exposed
-
-
-@pytest.mark.parametrize(
     ("seconds", "expected"),
     [(0, "0s"), (120, "2m"), (90, "1m30s"), (1.5, "1s500ms"), (5400, "1h30m"), (86_400, "1d")],
 )
@@ -124,6 +110,8 @@ def test_every_objective_gets_every_window_and_every_burn_rate_alert() -> None:
         records = {r["record"] for r in own if "record" in r}
         assert records == {
             TARGET_RECORD,
+            GOOD_RECORD,
+            VALID_RECORD,
             *(sli_record(w) for w in SLI_WINDOWS),
             *(error_record(w) for w in SLI_WINDOWS),
         }
@@ -144,12 +132,25 @@ def test_every_objective_gets_every_window_and_every_burn_rate_alert() -> None:
     ]
 
 
-def test_rendering_is_stable_and_regexes_escape_probe_names() -> None:
+def test_rendering_is_stable_and_reads_only_the_post_exclusion_counters() -> None:
     config = load_config(SCENARIO)
     text = render_rules(config)
     assert text == render_rules(load_config(SCENARIO))
-    assert r'probe=~"fast\\.path"' in text
     assert "for: 2m" in text
+    assert "interval: 30s" in text
+    # Not the raw probe series, which count maintenance and outside-hours results too.
+    assert "sla_probe_" not in text
+    # No rule reads more than 6 h of raw samples: the long windows average 5m rates.
+    long_reads = re.findall(r"sla_[a-z_]+_total\{[^}]*\}\[(\d+[dh])\]", text)
+    assert long_reads
+    assert set(long_reads) <= {"1h", "2h", "6h"}
+
+
+def test_interval_is_checked() -> None:
+    config = load_config(SCENARIO)
+    assert "interval: 5s" in render_rules(config, interval="5s")
+    with pytest.raises(ValueError, match="not a Prometheus duration"):
+        build_rules(config, interval="5 seconds")
 
 
 # --- promtool check rules -----------------------------------------------------------------
@@ -179,7 +180,8 @@ def test_promtool_check_rules_without_service_down_and_with_odd_pending(tmp_path
     config = load_config(config_path)
     rules = build_rules(config)["groups"][0]["rules"]
     assert not [r for r in rules if r.get("alert") == DOWN_ALERT]
-    assert {r["for"] for r in rules if "alert" in r} == {"1m30s"}
+    pending = {r["for"] for r in rules if "alert" in r and r["alert"] != DATA_MISSING_ALERT}
+    assert pending == {"1m30s"}
     promtool("check", "rules", *(str(p) for p in write_rules(config, tmp_path)), cwd=tmp_path)
 
 
@@ -313,17 +315,6 @@ HEALTHY = Scenario(
 )
 
 
-def _exposed_les(config: Config) -> dict[str, float]:
-    """The ``le`` label values prometheus_client writes for the config's histogram."""
-    metrics = Metrics(config)
-    les: dict[str, float] = {}
-    for family in metrics.registry.collect():
-        for sample in family.samples:
-            if sample.name == "sla_probe_duration_seconds_bucket":
-                les[sample.labels["le"]] = float(sample.labels["le"])
-    return les
-
-
 def _cumulative(per_minute: Callable[[int], float]) -> list[float]:
     """Counter values at minutes 0..HORIZON, from 0, gaining ``per_minute(m)`` at ``m``."""
     values = [0.0]
@@ -356,47 +347,86 @@ def _labels(metric: str, labels: dict[str, str]) -> str:
     return f"{metric}{{{inner}}}"
 
 
+#: Minute states that exclude a service's results from its latency objectives.
+EXCLUDED = ("maintenance", "outside_hours")
+#: The last minute the healthy service's daemon seals: from then on its data is stale.
+HEALTHY_SEALS_UNTIL = 450
+
+
+def _excluded(scenario: Scenario, service: str, m: int) -> bool:
+    """Is minute m excluded for the service (as the daemon decides, so not counted)?"""
+    return any(f(m) in EXCLUDED for (s, _), f in scenario.minutes.items() if s == service)
+
+
+def latency_events(
+    config: Config, scenario: Scenario, service: str, objective: LatencyObjective, instance: str
+) -> tuple[Callable[[int], int], Callable[[int], int]]:
+    """Good and bad events per minute an instance's daemon counts for the objective: its
+    probes' results, none from excluded minutes."""
+    probes = set(config.service(service).probes_of(objective))
+    streams = [
+        s
+        for s in scenario.streams
+        if s.service == service and s.probe in probes and s.instance == instance
+    ]
+
+    def good(m: int) -> int:
+        if _excluded(scenario, service, m):
+            return 0
+        return sum(
+            b.count
+            for s in streams
+            for b in s.minute(m)
+            if b.outcome == "ok" and b.latency_s <= objective.threshold
+        )
+
+    def bad(m: int) -> int:
+        if _excluded(scenario, service, m):
+            return 0
+        return sum(b.count for s in streams for b in s.minute(m)) - good(m)
+
+    return good, bad
+
+
 def input_series(scenario: Scenario, config: Config) -> list[dict[str, str]]:
-    """Every series the daemons of the scenario expose, as promtool input."""
-    les = _exposed_les(config)
-    kinds = {(s.name, p.name): p.kind for s in config.services for p in s.probes}
+    """Every series the daemons of the scenario expose that the rules read, as promtool
+    input: the post-exclusion counters, the sealed-minute gauge and maintenance."""
     series: list[dict[str, str]] = []
 
     def add(metric: str, labels: dict[str, str], per_minute: Callable[[int], float]) -> None:
         values = _cumulative(per_minute)
         series.append({"series": _labels(metric, labels), "values": _series_text(values)})
 
-    for stream in scenario.streams:
-        base = {
-            "service": stream.service,
-            "probe": stream.probe,
-            "kind": kinds[(stream.service, stream.probe)],
-            "instance": stream.instance,
-            "job": "sla-monitor",
-        }
-        for outcome in ("ok", "error", "timeout"):
-            add(
-                "sla_probe_attempts_total",
-                {**base, "outcome": outcome},
-                lambda m, o=outcome, s=stream: sum(b.count for b in s.minute(m) if b.outcome == o),
-            )
-        for le, bound in les.items():
-            add(
-                "sla_probe_duration_seconds_bucket",
-                {**base, "le": le},
-                lambda m, bound=bound, s=stream: sum(
-                    b.count for b in s.minute(m) if b.outcome == "ok" and b.latency_s <= bound
-                ),
-            )
-    for (service, objective), state_of in scenario.minutes.items():
-        for state in AVAILABILITY_STATES:
-            labels = {"service": service, "objective": objective, "state": state}
-            labels |= {"instance": "a:9177", "job": "sla-monitor"}
-            add(
-                "sla_availability_minutes_total",
-                labels,
-                lambda m, st=state, f=state_of: int(f(m) == st),
-            )
+    services = sorted({s.service for s in scenario.streams})
+    for service in services:
+        instances = sorted({s.instance for s in scenario.streams if s.service == service})
+        for objective in config.service(service).objectives:
+            own = {"service": service, "objective": objective.name}
+            for instance in instances:
+                where = {"instance": instance, "job": "sla-monitor"}
+                if isinstance(objective, LatencyObjective):
+                    good, bad = latency_events(config, scenario, service, objective, instance)
+                    for result, count in (("good", good), ("bad", bad)):
+                        labels = {**own, "result": result, **where}
+                        add("sla_objective_events_total", labels, count)
+                elif (service, objective.name) in scenario.minutes and instance == instances[0]:
+                    state_of = scenario.minutes[(service, objective.name)]
+                    for state in AVAILABILITY_STATES:
+                        add(
+                            "sla_availability_seconds_total",
+                            {**own, "state": state, **where},
+                            lambda m, st=state, f=state_of: 60 * int(f(m) == st),
+                        )
+                last = HORIZON if service != "healthy" else HEALTHY_SEALS_UNTIL
+                sealed = [60.0 * min(m, last) for m in range(HORIZON + 1)]
+                series.append(
+                    {
+                        "series": _labels(
+                            "sla_objective_sealed_timestamp_seconds", {**own, **where}
+                        ),
+                        "values": _series_text(sealed),
+                    }
+                )
     for service, active in scenario.maintenance.items():
         values = [float(active(m)) for m in range(HORIZON + 1)]
         labels = {"service": service, "instance": "a:9177", "job": "sla-monitor"}
@@ -409,6 +439,7 @@ def input_series(scenario: Scenario, config: Config) -> list[dict[str, str]]:
 # The model. Samples sit on whole minutes from 0 and evaluations run every minute, so a
 # window [t - w, t] holds samples at both ends (or starts at the first sample, a 0): rate()
 # and increase() extrapolate nothing and an SLI is exactly the ratio of counter deltas.
+# The long windows sum the recorded 5-minute rates of the evaluations in [t - w, t].
 
 
 class ObjectiveModel:
@@ -420,34 +451,36 @@ class ObjectiveModel:
         self.objective = next(o for o in svc.objectives if o.name == objective)
         self.budget = 1 - Fraction(str(self.objective.target)) / 100
         if isinstance(self.objective, LatencyObjective):
-            threshold = self.objective.threshold
-            probes = set(svc.probes_of(self.objective))
-            streams = [s for s in scenario.streams if s.service == service and s.probe in probes]
-            self.good = _cumulative(
-                lambda m: sum(
-                    b.count
-                    for s in streams
-                    for b in s.minute(m)
-                    if b.outcome == "ok" and b.latency_s <= threshold
-                )
-            )
-            self.valid = _cumulative(lambda m: sum(b.count for s in streams for b in s.minute(m)))
-            self.present = bool(streams)
+            instances = sorted({s.instance for s in scenario.streams if s.service == service})
+            counts = [
+                latency_events(config, scenario, service, self.objective, i) for i in instances
+            ]
+            self.good = _cumulative(lambda m: sum(good(m) for good, _ in counts))
+            self.valid = _cumulative(lambda m: sum(good(m) + bad(m) for good, bad in counts))
+            self.present = bool(instances)
         else:
             state_of = scenario.minutes.get((service, objective), lambda m: "up")
-            self.good = _cumulative(lambda m: int(state_of(m) == "up"))
-            self.valid = _cumulative(lambda m: int(state_of(m) in ("up", "down")))
+            self.good = _cumulative(lambda m: 60 * int(state_of(m) == "up"))
+            self.valid = _cumulative(lambda m: 60 * int(state_of(m) in ("up", "down")))
             self.present = (service, objective) in scenario.minutes
+
+    def _delta(self, counts: list[float], t: int, minutes: int) -> float:
+        return counts[t] - counts[max(0, t - minutes)]
 
     def sli(self, t: int, window: str) -> Fraction | None:
         """good / valid over the window ending at minute t (None: no data, or 0/0)."""
         if t < 1 or not self.present:
             return None
-        start = max(0, t - WINDOW_MINUTES[window])
-        valid = self.valid[t] - self.valid[start]
+        if window in LONG_WINDOWS:
+            samples = range(max(0, t - WINDOW_MINUTES[window]), t + 1)
+            good = sum(self._delta(self.good, s, 5) for s in samples)
+            valid = sum(self._delta(self.valid, s, 5) for s in samples)
+        else:
+            good = self._delta(self.good, t, WINDOW_MINUTES[window])
+            valid = self._delta(self.valid, t, WINDOW_MINUTES[window])
         if valid == 0:
             return None
-        return Fraction(int(self.good[t] - self.good[start]), int(valid))
+        return Fraction(int(good), int(valid))
 
     def burn(self, t: int, window: str) -> Fraction | None:
         """Error ratio over the window divided by the error budget."""
@@ -611,6 +644,7 @@ def unit_test_group(config: Config, scenario: Scenario) -> dict[str, Any]:
                     ],
                 }
             )
+    alert_tests.extend(_data_missing_tests(config, scenario))
     expr_tests: list[dict[str, Any]] = []
     present = [o for o in model.objectives if o.present]
     for t in (3, T0 + 42, HORIZON):
@@ -658,6 +692,34 @@ def unit_test_group(config: Config, scenario: Scenario) -> dict[str, Any]:
     }
 
 
+def _data_missing_tests(config: Config, scenario: Scenario) -> list[dict[str, Any]]:
+    """SlaDataMissing: the healthy service's daemon stops sealing after minute 450, so its
+    objectives are stale once the last sealed minute is 240 s old (t > 454) and fire 5m
+    later; a service with no series at all in the group is absent, and fires after 5m."""
+    present = {s.service for s in scenario.streams}
+    everything = [(s.name, o.name) for s in config.services for o in s.objectives]
+
+    def expected(t: int) -> list[dict[str, Any]]:
+        missing = [(s, o) for s, o in everything if s not in present and t >= 5]
+        if "healthy" in present and t >= HEALTHY_SEALS_UNTIL + 5 + 5:
+            missing += [(s, o) for s, o in everything if s == "healthy"]
+        severity = config.alerting.service_down.severity
+        firing = [
+            Firing({"severity": severity, "service": s, "objective": o}, None)
+            for s, o in sorted(missing)
+        ]
+        return [
+            {"exp_labels": f.labels, "exp_annotations": _annotations(config, f)} for f in firing
+        ]
+
+    cases = []
+    for t in (4, 5, HORIZON - 71, HORIZON - 70, HORIZON):
+        case = {"eval_time": f"{t}m", "alertname": DATA_MISSING_ALERT}
+        case["exp_alerts"] = expected(t)
+        cases.append(case)
+    return cases
+
+
 def _first_firing(model: Model, alertname: str, **labels: str) -> int | None:
     for t in range(HORIZON + 1):
         for firing in model.firing(alertname, t):
@@ -674,14 +736,15 @@ def test_the_model_fires_where_the_windows_say() -> None:
     def first(objective: str, rule: str) -> int | None:
         return _first_firing(burning, BURN_ALERT, objective=objective, rule=rule)
 
-    # fast-250ms burns 21.6x from T0: over the full 1h window the error ratio is
-    # 21 d / (97 * 60) after d minutes, above 14.4 % once d > 39.9; the 5m window is above
-    # it after 3.3 min; pending_for 2m later it fires.
-    assert first("fast-250ms", "burn-14x") == T0 + 40 + PENDING
-    # Over 6h: 21 d / (97 * 360) > 6 % once d > 99.8.
-    assert first("fast-250ms", "burn-6x") == T0 + 100 + PENDING
+    # fast-250ms burns 21.6x from T0, and minutes excluded for the service (maintenance at
+    # T0+12, T0+60..70; outside hours at T0+51) hold none of its results. Over the 1h
+    # window after d minutes: 21 (d - 1) / (97 * 59) > 14.4 % once d > 40.8; the 5m
+    # window is above it at once; pending_for 2m later it fires.
+    assert first("fast-250ms", "burn-14x") == T0 + 41 + PENDING
+    # Over 6h (13 excluded minutes): 21 (d - 13) / (97 * 347) > 6 % once d > 109.2.
+    assert first("fast-250ms", "burn-6x") == T0 + 110 + PENDING
     # all-2.5s loses 11 of 159 (13.8x a 0.5 % budget): never 14.4x; 6x only once
-    # 11 d / (159 * 360) > 3 %, d > 156 -- beyond the horizon.
+    # 11 (d - 13) / (159 * 347) > 3 %, d > 163 -- beyond the horizon.
     assert first("all-2.5s", "burn-6x") is None
     assert first("all-2.5s", "burn-14x") is None
     # Ten down minutes from T0+30: down alert once three in a row, held 2m.
@@ -704,17 +767,23 @@ def _burns(model: Model, objective: str, t: int) -> Iterable[Fraction | None]:
 @pytest.mark.slow
 def test_promtool_unit_tests_fire_and_stay_silent_as_the_model_says(tmp_path: Path) -> None:
     config = load_config(SCENARIO)
-    write_rules(config, tmp_path)
+    # promtool evaluates every group at the test's interval: the model's minute.
+    write_rules(config, tmp_path, interval="1m")
     groups = [unit_test_group(config, BURNING), unit_test_group(config, HEALTHY)]
-    # The 0.5x service: every checked minute expects no alert at all.
-    assert groups[1]["alert_rule_test"]
-    assert all(not case["exp_alerts"] for case in groups[1]["alert_rule_test"])
+    # The 0.5x service: every checked minute expects no burn or down alert at all.
+    healthy_cases = [
+        c for c in groups[1]["alert_rule_test"] if c["alertname"] != DATA_MISSING_ALERT
+    ]
+    assert healthy_cases
+    assert all(not case["exp_alerts"] for case in healthy_cases)
     # The burning one: both page alerts and the down alert appear.
     expected = [a["exp_labels"] for c in groups[0]["alert_rule_test"] for a in c["exp_alerts"]]
-    rules_seen = {(labels["objective"], labels["rule"]) for labels in expected}
+    rules_seen = {(labels["objective"], labels.get("rule")) for labels in expected}
     assert {("fast-250ms", "burn-14x"), ("fast-250ms", "burn-6x")} <= rules_seen
     assert ("availability", "burn-14x") in rules_seen
     assert ("availability", DOWN_RULE) in rules_seen
+    # The healthy service's objectives are absent from the burning group: data missing.
+    assert ("online-1s", None) in rules_seen
     unit = {
         "rule_files": [RULES_FILE],
         "evaluation_interval": "1m",

@@ -1,0 +1,61 @@
+"""The alert names and labels both alerting paths send, so routes, inhibitions and silences
+written for one match the other, and Alertmanager takes the same breach from the daemon
+and from Prometheus's generated rules for one alert.
+
+The built-in engine (``monitor.alerting.engine``) labels its events with ``alert_labels``;
+the generated rules (``monitor.generate.rules``) put the same labels on their alerts, and
+the recorded series they read carry only ``service`` and ``objective``.
+"""
+
+from __future__ import annotations
+
+from monitor.config import AlertingConfig
+from monitor.sla.windows import prometheus_window
+
+BURN_ALERT = "SlaErrorBudgetBurn"
+DOWN_ALERT = "SlaServiceDown"
+MONTH_BREACH_ALERT = "SlaMonthBreached"
+MONTH_FORECAST_ALERT = "SlaMonthForecastBreach"
+#: Prometheus only: the daemon stopped reporting an objective, or stopped sealing minutes.
+DATA_MISSING_ALERT = "SlaDataMissing"
+
+#: The built-in rule names that are not burn-rate rules, and their alert names.
+DOWN_RULE = "service-down"
+MONTH_BREACH_RULE = "month-breach"
+MONTH_FORECAST_RULE = "month-forecast"
+_ALERTNAMES = {
+    DOWN_RULE: DOWN_ALERT,
+    MONTH_BREACH_RULE: MONTH_BREACH_ALERT,
+    MONTH_FORECAST_RULE: MONTH_FORECAST_ALERT,
+}
+
+
+def alert_labels(
+    alerting: AlertingConfig, rule: str, severity: str, service: str, objective: str | None
+) -> dict[str, str]:
+    """The labels of the alert of built-in ``rule`` (a burn-rate rule's name, or one of
+    the ``*_RULE`` names) for ``service`` and ``objective``."""
+    labels = {"alertname": _ALERTNAMES.get(rule, BURN_ALERT), "severity": severity}
+    labels["service"] = service
+    if objective:
+        labels["objective"] = objective
+    labels["rule"] = rule
+    for burn in alerting.burn_rate:
+        if burn.name == rule:
+            labels["alertname"] = BURN_ALERT
+            labels["long_window"] = prometheus_window(burn.long_window)
+            labels["short_window"] = prometheus_window(burn.short_window)
+    return labels
+
+
+__all__ = [
+    "BURN_ALERT",
+    "DATA_MISSING_ALERT",
+    "DOWN_ALERT",
+    "DOWN_RULE",
+    "MONTH_BREACH_ALERT",
+    "MONTH_BREACH_RULE",
+    "MONTH_FORECAST_ALERT",
+    "MONTH_FORECAST_RULE",
+    "alert_labels",
+]
