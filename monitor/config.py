@@ -423,6 +423,9 @@ class WebhookNotifierConfig(_Strict):
     #: Environment variable holding the HMAC-SHA256 key; signature in X-SLA-Signature.
     secret_env: str | None = None
     timeout: Duration = 10.0
+    #: ``sla-monitor``: this project's body; ``alertmanager``: Alertmanager's webhook
+    #: payload (version "4"), so receivers built for Alertmanager work unchanged.
+    format: Literal["sla-monitor", "alertmanager"] = "sla-monitor"
 
 
 class AlertmanagerNotifierConfig(_Strict):

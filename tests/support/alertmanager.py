@@ -64,11 +64,27 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 2
         time.sleep(0.05)
 
 
+#: With a webhook: every alert grouped by objective and sent at once, resolved ones too.
+_WEBHOOK_CONFIG = """\
+route:
+  receiver: hook
+  group_by: [alertname, service, objective]
+  group_wait: 0s
+  group_interval: 1s
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: "{url}"
+        send_resolved: true
+"""
+
+
 @contextlib.contextmanager
-def running_alertmanager(workdir: Path) -> Iterator[Alertmanager]:
-    """An Alertmanager on a free loopback port, clustering off, killed (by PID) at the end."""
+def running_alertmanager(workdir: Path, webhook_url: str | None = None) -> Iterator[Alertmanager]:
+    """An Alertmanager on a free loopback port, clustering off, killed (by PID) at the end;
+    with ``webhook_url``, its one receiver posts Alertmanager's webhook there."""
     config = workdir / "alertmanager.yml"
-    config.write_text(_CONFIG)
+    config.write_text(_CONFIG if webhook_url is None else _WEBHOOK_CONFIG.format(url=webhook_url))
     storage = workdir / "alertmanager-data"
     storage.mkdir(exist_ok=True)
     port = free_port()

@@ -1,4 +1,5 @@
-"""A signed JSON webhook (body and headers: ``monitor.alerting.notifiers``)."""
+"""A signed JSON webhook: this project's body (``monitor.alerting.notifiers``) or
+Alertmanager's (``amwebhook``), with the same HMAC signature headers."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 
 import httpx
 
+from monitor.alerting.notifiers.amwebhook import webhook_body
 from monitor.alerting.notifiers.base import (
     _USER_AGENT,
     AlertEvent,
@@ -20,7 +22,8 @@ from monitor.config import (
 
 
 class WebhookNotifier:
-    """POST the event's JSON (``AlertEvent.to_dict``) to a URL, HMAC-signed when configured."""
+    """POST the event's JSON (``AlertEvent.to_dict``, or Alertmanager's webhook payload) to
+    a URL, HMAC-signed when configured."""
 
     def __init__(
         self,
@@ -31,6 +34,7 @@ class WebhookNotifier:
     ) -> None:
         self.name = name
         self._url = config.url
+        self._format = config.format
         self._secret = _secret_from_env(name, config.secret_env)
         self._client = httpx.AsyncClient(
             timeout=config.timeout, transport=transport, headers={"User-Agent": _USER_AGENT}
@@ -38,7 +42,12 @@ class WebhookNotifier:
 
     async def send(self, event: AlertEvent) -> None:
         """POST the event once; NotifierError on a non-2xx answer, transport error or timeout."""
-        body = json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+        document = (
+            webhook_body(event, receiver=self.name)
+            if self._format == "alertmanager"
+            else event.to_dict()
+        )
+        body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json"}
         if self._secret is not None:
             headers["X-SLA-Timestamp"] = str(int(time.time()))

@@ -412,6 +412,48 @@ async def test_alertmanager_receives_and_resolves(alertmanager: Alertmanager) ->
         await notifier.aclose()
 
 
+async def test_alertmanager_format_webhook_is_what_alertmanager_itself_sends(
+    receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real Alertmanager relays FIRING to its webhook receiver; the daemon's webhook in
+    ``format: alertmanager`` sends the same event to the same receiver. The two bodies
+    have the same fields, labels, status, group key and fingerprint; ours is signed."""
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    with running_alertmanager(tmp_path, webhook_url=receiver.url) as am:
+        relay = AlertmanagerNotifier(
+            "am", AlertmanagerNotifierConfig(kind="alertmanager", url=am.url)
+        )
+        try:
+            await relay.send(dataclasses.replace(FIRING, started_at=time.time() - 60))
+            async with asyncio.timeout(20):
+                while not receiver.requests:
+                    await asyncio.sleep(0.1)
+        finally:
+            await relay.aclose()
+    [(_, theirs_raw)] = receiver.requests
+    config = WebhookNotifierConfig(
+        kind="webhook", url=receiver.url, secret_env="HOOK_SECRET", format="alertmanager"
+    )
+    ours_notifier = WebhookNotifier("hook", config)
+    try:
+        await ours_notifier.send(FIRING)
+    finally:
+        await ours_notifier.aclose()
+    headers, ours_raw = receiver.requests[1]
+    theirs, mine = json.loads(theirs_raw), json.loads(ours_raw)
+    assert set(mine) == set(theirs)
+    for key in ("version", "status", "receiver", "groupLabels", "commonLabels", "groupKey"):
+        assert mine[key] == theirs[key], key
+    [their_alert], [my_alert] = theirs["alerts"], mine["alerts"]
+    assert set(my_alert) == set(their_alert)
+    for key in ("status", "labels", "fingerprint", "endsAt"):
+        assert my_alert[key] == their_alert[key], key
+    assert my_alert["annotations"]["summary"] == their_alert["annotations"]["summary"]
+    key = SECRET.encode()
+    expected = "sha256=" + hmac.new(key, ours_raw, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["X-SLA-Signature"], expected)
+
+
 async def test_alertmanager_keeps_active_alerts_alive(alertmanager: Alertmanager) -> None:
     # endsAt = now + 4 * refresh_s; only the refresh keeps the alert active past it.
     config = AlertmanagerNotifierConfig(kind="alertmanager", url=alertmanager.url)
