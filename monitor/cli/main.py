@@ -73,6 +73,23 @@ def _parser() -> argparse.ArgumentParser:
     rules.add_argument(
         "--config", type=Path, default=DEMO_CONFIG, help="config file (default: the demo config)"
     )
+    rules.add_argument(
+        "--format",
+        choices=["prometheus", "sloth", "openslo"],
+        default="prometheus",
+        help="Prometheus rules (default), Sloth prometheus/v1 specs or OpenSLO v1 documents",
+    )
+    rules.add_argument(
+        "--interval",
+        default="30s",
+        help="how often Prometheus evaluates the rule groups (prometheus format; default 30s)",
+    )
+
+    openslo = commands.add_parser(
+        "import-openslo", help="turn OpenSLO v1 objectives into a config fragment"
+    )
+    openslo.add_argument("path", type=Path, help="OpenSLO YAML (one or more documents)")
+    openslo.add_argument("--out", type=Path, help="write the fragment here (default: stdout)")
 
     boards = commands.add_parser(
         "dashboards",
@@ -97,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check-config":
             return _check_config(args.path)
+        if args.command == "import-openslo":
+            return _import_openslo(args.path, args.out)
         config = load_config(args.config)
         if args.command in ("run", "demo") and (missing := missing_secrets(config)):
             raise ConfigError("\n".join(f"{args.config}: {m}" for m in missing))
@@ -109,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "maintenance":
             return run_maintenance(config, args)
         if args.command == "rules":
-            return _rules(config, args.out)
+            return _rules(config, args.out, args.format, args.interval)
         if args.command == "alerts":
             from monitor.cli.alerts import run_alerts
 
@@ -143,11 +162,37 @@ def _check_config(path: Path) -> int:
     return EXIT_OK
 
 
-def _rules(config: Config, out: Path) -> int:
+def _rules(config: Config, out: Path, output_format: str, interval: str) -> int:
     from monitor.generate.rules import write_rules
+    from monitor.generate.sloth import write_sloth
+    from monitor.openslo.export import write_openslo
 
-    for path in write_rules(config, out):
+    if output_format == "sloth":
+        paths = write_sloth(config, out)
+    elif output_format == "openslo":
+        paths = write_openslo(config, out)
+    else:
+        try:
+            paths = write_rules(config, out, interval)
+        except ValueError as exc:
+            raise UsageError(f"--interval: {exc}") from exc
+    for path in paths:
         print(path)
+    return EXIT_OK
+
+
+def _import_openslo(path: Path, out: Path | None) -> int:
+    from monitor.openslo.importer import OpenSloImportError, import_openslo, render_fragment
+
+    try:
+        text = render_fragment(import_openslo(path), path)
+    except OpenSloImportError as exc:
+        raise UsageError(str(exc)) from exc
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        print(out)
     return EXIT_OK
 
 
