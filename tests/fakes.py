@@ -31,6 +31,14 @@ class FakeClock:
         """Fake monotonic seconds."""
         return self._mono + self._elapsed()
 
+    def set_speed(self, speed: float) -> None:
+        """Go on at ``speed`` from the time reached now (no jump)."""
+        elapsed = self._elapsed()
+        self._wall += elapsed
+        self._mono += elapsed
+        self._loop_start = asyncio.get_running_loop().time()
+        self.speed = speed
+
     def advance(self, seconds: float) -> None:
         """Move both clocks forward."""
         self._wall += seconds

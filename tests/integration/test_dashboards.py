@@ -13,30 +13,24 @@ error one scrape interval can cause, and the overview preview is rendered.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import math
-import os
-import shutil
-import signal
-import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from monitor.app import Daemon
 from monitor.cli.main import main
-from monitor.generate.dashboards import SCRAPE_JOB, build_dashboards
+from monitor.generate.dashboards import build_dashboards
 from monitor.generate.preview import panel_queries, substitute, template_values
 from monitor.generate.rules import sli_record, write_rules
 from simulator.network import Simulator
-from tests.support.brokers import Mosquitto, free_port, wait_for_port
+from tests.support.brokers import Mosquitto, free_port
+from tests.support.prometheus import SCRAPE_S, running_prometheus
 from tests.support.stack import (
     brokers_of,
     daemon_config,
@@ -47,7 +41,6 @@ from tests.support.stack import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
-SCRAPE_S = 1.0
 MIN_RUN_S = 75.0
 INTERVAL_S = 0.05
 TOPICS = ["net/a/request", "net/b/request"]
@@ -113,71 +106,6 @@ def _document(store: Path, broker_port: int, daemon_port: int) -> dict[str, Any]
 
 
 @dataclass
-class Prometheus:
-    """A Prometheus process this test started."""
-
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def url(self) -> str:
-        """Base URL of its HTTP API."""
-        return f"http://127.0.0.1:{self.port}"
-
-
-@contextlib.contextmanager
-def running_prometheus(
-    workdir: Path, target_port: int, rule_files: list[Path]
-) -> Iterator[Prometheus]:
-    """Prometheus on a free loopback port scraping ``target_port`` every second; killed by
-    its PID at the end. A missing binary fails: `make test` installs Debian's package."""
-    binary = shutil.which("prometheus") or "/usr/bin/prometheus"
-    if not Path(binary).exists():
-        raise RuntimeError("prometheus is not installed: run `make test` (it installs it)")
-    config = {
-        "global": {
-            "scrape_interval": f"{SCRAPE_S:g}s",
-            "scrape_timeout": f"{SCRAPE_S:g}s",
-            "evaluation_interval": f"{SCRAPE_S:g}s",
-        },
-        "rule_files": [str(p) for p in rule_files],
-        "scrape_configs": [
-            {
-                "job_name": SCRAPE_JOB,
-                "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}],
-            }
-        ],
-    }
-    conf = workdir / "prometheus.yml"
-    conf.write_text(yaml.safe_dump(config))
-    port = free_port()
-    log = workdir / "prometheus.log"
-    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={conf}",
-                f"--storage.tsdb.path={workdir / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
-            ],
-            stdout=out,
-            stderr=out,
-        )
-    try:
-        wait_for_port(port, timeout_s=30)
-        yield Prometheus(port, process, log)
-    finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-
-
 async def _api(client: httpx.AsyncClient, path: str, **params: Any) -> dict[str, Any]:
     response = await client.get(path, params=params)
     body: dict[str, Any] = response.json()
@@ -216,7 +144,7 @@ async def test_every_panel_query_returns_data_from_a_real_prometheus(
 
     # Prometheus first, so its first successful scrape comes within one interval of the
     # daemon's server starting (the rate() windows then miss at most one interval).
-    with running_prometheus(tmp_path, daemon_port, rule_files) as prometheus:
+    with running_prometheus(tmp_path, [daemon_port], rule_files) as prometheus:
         async with (
             Simulator(settings, brokers_of(document)),
             httpx.AsyncClient(base_url=prometheus.url, timeout=10) as client,
