@@ -600,8 +600,11 @@ class Ledger:
                 ledger.open[minute] = rollup
             else:
                 by_minute.setdefault(minute, {})[(service, probe)] = rollup
-        # Sealed but never persisted (the daemon was killed): persist the decision now.
+        # Sealed but never persisted (the daemon was killed): persist the decision now,
+        # and count it (almost always the killed daemon had not sealed it yet; had it
+        # sealed but not persisted it, within one flush, Prometheus sees it twice).
         self._decisions += span.decided_from_results
+        fresh = {(r.service, r.minute) for r in span.decided_from_results}
         decided = span.decisions
         partial_hour = (sealed + 1) // 60 if (sealed + 1) % 60 else None
         for minute in range(start, min(end, sealed + 1)):
@@ -613,10 +616,20 @@ class Ledger:
                 for key in self._objectives_of[service]:
                     label = record.states.get(key.objective, "unmonitored")
                     self._states[key][minute] = MinuteCode.from_label(label)
+                if self.listener is not None and (service, minute) in fresh:
+                    self.listener.minute_sealed(
+                        minute,
+                        {
+                            k: MinuteCode(self._states[k][minute])
+                            for k in self._objectives_of[service]
+                        },
+                    )
             hour = minute // 60
             for (service, probe), rollup in rollups.items():
                 if self._exclusions[service][minute] != MinuteCode.UP:
                     continue
+                if self.listener is not None and (service, minute) in fresh:
+                    self.listener.rollup_counted((service, probe), rollup)
                 self._stage((service, probe), self._windows_holding(minute), rollup)
                 if hour in repair:
                     compacted = self._recent_hours.setdefault(hour, {})

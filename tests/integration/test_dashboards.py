@@ -16,7 +16,6 @@ import asyncio
 import datetime as dt
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +101,6 @@ def _document(store: Path, broker_port: int, daemon_port: int) -> dict[str, Any]
     )
 
 
-# --- Prometheus ------------------------------------------------------------------------------
-
-
-@dataclass
 async def _api(client: httpx.AsyncClient, path: str, **params: Any) -> dict[str, Any]:
     response = await client.get(path, params=params)
     body: dict[str, Any] = response.json()

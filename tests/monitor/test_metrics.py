@@ -4,8 +4,11 @@ ledger, against counts made here from the results fed and the minutes known excl
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from monitor.collector import Collector
 from monitor.config import Config
 from monitor.ledger.windows import Ledger
 from monitor.metrics import Metrics, attempt_outcome
@@ -13,6 +16,7 @@ from monitor.results import Result
 from monitor.sla.eligibility import Eligibility
 from monitor.store import MemoryStore
 from probes.base import Outcome
+from tests.fakes import FakeClock
 from tests.support import builders
 
 
@@ -164,3 +168,44 @@ async def test_counters_hold_exactly_what_the_daemon_counts() -> None:
     )
     # At minute MINUTES + 2 with a grace of 1, minutes up to MINUTES are sealed.
     assert sealed == START + (MINUTES + 1) * 60
+
+
+async def test_minutes_a_killed_daemon_never_sealed_are_counted_after_the_restart() -> None:
+    """The first daemon seals minutes 0-1 and is killed; the second decides 2-4 from the
+    store on loading and counts them: between the two, every result counts once."""
+    config = builders.config(
+        builders.service("svc", probes=("a",), latency={"fast": 0.5}, availability=["up"]),
+        timezone="UTC",
+    )
+    store = MemoryStore()
+    clock = FakeClock(start=START)
+    first = Metrics(config)
+    ledger = Ledger(config, grace_minutes=1, listener=first)
+    collector = Collector(asyncio.Queue(), ledger, store, first, clock)
+    fed = [
+        Result("svc", "a", "http", START + m * 60 + 10 + i, latency, Outcome.OK)
+        for m in range(5)
+        for i, latency in enumerate((0.2, 0.7))
+    ]
+    for result in fed:
+        collector.accept(result)
+    await ledger.advance(START + 3 * 60, store)  # seals minutes up to 1
+    await collector.flush()
+    await collector.write_decisions()
+
+    second = Metrics(config)
+    restarted = Ledger(config, grace_minutes=1, listener=second)
+    await restarted.load(store, START + 6 * 60)  # sealed through 4: 2-4 decided now
+
+    def events(metrics: Metrics, result: str) -> float:
+        labels = {"service": "svc", "objective": "fast", "result": result}
+        return _counter(metrics, "sla_objective_events_total", **labels)
+
+    def up_seconds(metrics: Metrics) -> float:
+        labels = {"service": "svc", "objective": "up", "state": "up"}
+        return _counter(metrics, "sla_availability_seconds_total", **labels)
+
+    assert (events(first, "good"), events(second, "good")) == (2, 3)
+    assert events(first, "good") + events(second, "good") == sum(r.latency_s <= 0.5 for r in fed)
+    assert events(first, "bad") + events(second, "bad") == sum(r.latency_s > 0.5 for r in fed)
+    assert (up_seconds(first), up_seconds(second)) == (120, 180)
