@@ -62,7 +62,7 @@ Percent = Annotated[float, BeforeValidator(_parse_percent), Field(ge=50, lt=100)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LatencyObjective(_Strict):
@@ -251,6 +251,13 @@ class MaintenanceConfig(_Strict):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("give the reason users are told")
+        return value
+
+    @field_validator("start", "end", "announced_at")
+    @classmethod
+    def _in_range(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and not 1970 <= value.year < 2200:
+            raise ValueError("must lie between 1970 and 2200")
         return value
 
     @model_validator(mode="after")
@@ -677,10 +684,54 @@ class Config(_Strict):
         raise KeyError(name)
 
 
+def config_warnings(config: Config) -> list[str]:
+    """What is valid but probably not meant, naming the keys: a latency threshold at or
+    above a counted probe's timeout can never be met as written (the probe gives up
+    first, so every slow answer is a time-out)."""
+    warnings = []
+    for i, service in enumerate(config.services):
+        probes = {p.name: (k, p) for k, p in enumerate(service.probes)}
+        for j, objective in enumerate(service.objectives):
+            if not isinstance(objective, LatencyObjective):
+                continue
+            for name in service.probes_of(objective):
+                k, probe = probes[name]
+                if objective.threshold >= probe.timeout:
+                    warnings.append(
+                        f"services[{i}].objectives[{j}].threshold ({objective.threshold:g} s) "
+                        f"is not below services[{i}].probes[{k}].timeout "
+                        f"({probe.timeout:g} s, probe {name!r}): answers slower than the "
+                        "timeout count as time-outs, so the threshold is never what decides"
+                    )
+    return warnings
+
+
+#: The shortest API token accepted: a guessable token is no protection.
+MIN_TOKEN_LENGTH = 16
+
+
+def token_problem(variable: str, value: str | None) -> str | None:
+    """Why the API token in ``variable`` cannot protect writes (None when it can)."""
+    if value is None:
+        return f"environment variable {variable} is not set"
+    if len(value.strip()) < MIN_TOKEN_LENGTH:
+        return (
+            f"environment variable {variable} holds {len(value.strip())} characters: an API "
+            f"token needs at least {MIN_TOKEN_LENGTH} (e.g. `openssl rand -hex 32`)"
+        )
+    return None
+
+
 def missing_secrets(config: Config) -> list[str]:
-    """Errors for environment variables the config names but the environment lacks."""
+    """Errors for environment variables the config names but the environment lacks, and
+    for an API token too short to protect anything (empty included)."""
     errors = []
-    named: list[tuple[str, str | None]] = [("server.api_token_env", config.server.api_token_env)]
+    if config.server.api_token_env is not None:
+        token_env = config.server.api_token_env
+        problem = token_problem(token_env, os.environ.get(token_env))
+        if problem is not None:
+            errors.append(f"server.api_token_env: {problem}")
+    named: list[tuple[str, str | None]] = []
     for name, notifier in config.alerting.notifiers.items():
         for key in ("secret_env", "username_env", "password_env"):
             named.append((f"alerting.notifiers.{name}.{key}", getattr(notifier, key, None)))

@@ -13,6 +13,18 @@ from zoneinfo import ZoneInfo
 
 from probes.base import parse_duration
 
+#: The instants anyone may write (maintenance, incidents, announcements): UTC epoch
+#: seconds from 1970 to 2200. Wider than any contract, narrow enough that every zone can
+#: show them (year 1 or 9999 shifted by an offset cannot be).
+EARLIEST = 0.0
+LATEST = datetime(2200, 1, 1, tzinfo=UTC).timestamp()
+RANGE_TEXT = "1970-01-01 and 2200-01-01 UTC"
+
+
+def in_range(epoch: float) -> bool:
+    """True when ``epoch`` lies in the range anyone may write."""
+    return math.isfinite(epoch) and EARLIEST <= epoch < LATEST
+
 
 def parse_instant(text: str, zone: ZoneInfo, now: float) -> float:
     """UTC epoch seconds of ``now`` or an ISO 8601 time (naive = local to ``zone``).
@@ -29,13 +41,15 @@ def parse_instant(text: str, zone: ZoneInfo, now: float) -> float:
             f"{text!r} is not a time: use ISO 8601 such as 2026-12-01T02:00 (local to {zone.key}),"
             " 2026-12-01T02:00+01:00, 2026-12-01T01:00Z, or now"
         ) from None
-    epoch = moment.timestamp() if moment.tzinfo is not None else _local_to_epoch(moment, zone, text)
     try:
-        local_datetime(epoch, zone)
-    except (ValueError, OverflowError):
-        epoch = -1.0  # one side of year 1 or 9999 in the zone: cannot be shown
-    if epoch < 0:
-        raise ValueError(f"{text!r} is out of range (1970 to 9999)")
+        if moment.tzinfo is not None:
+            epoch = moment.timestamp()
+        else:
+            epoch = _local_to_epoch(moment, zone, text)
+    except (OverflowError, OSError):
+        epoch = -1.0  # one side of year 1 or 9999 in the zone
+    if not in_range(epoch):
+        raise ValueError(f"{text!r} is out of range: times must lie between {RANGE_TEXT}")
     return epoch
 
 
@@ -86,8 +100,12 @@ def local_datetime(epoch: float, zone: ZoneInfo) -> datetime:
 
 
 def format_local(epoch: float, zone: ZoneInfo) -> str:
-    """``2026-12-01 02:00 CET``: minutes, or seconds when the time has some."""
-    moment = local_datetime(epoch, zone)
+    """``2026-12-01 02:00 CET``: minutes, or seconds when the time has some (a stored time
+    no zone can show, written before inputs were bounded, reads ``invalid time``)."""
+    try:
+        moment = local_datetime(epoch, zone)
+    except (ValueError, OverflowError, OSError):
+        return f"invalid time ({epoch!r})"
     clock = "%H:%M:%S" if moment.second or moment.microsecond else "%H:%M"
     return moment.strftime(f"%Y-%m-%d {clock} %Z")
 
@@ -98,8 +116,12 @@ def iso_local(epoch: float, zone: ZoneInfo) -> str:
 
 
 def iso_utc(epoch: float | None) -> str | None:
-    """UTC epoch seconds as RFC 3339 (``Z``), or None (also for an infinite time)."""
+    """UTC epoch seconds as RFC 3339 (``Z``), or None (also for an infinite time, or one
+    beyond what a datetime holds: a bad stored row never makes a page unrenderable)."""
     if epoch is None or not math.isfinite(epoch):
         return None
-    text = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+    try:
+        text = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+    except (ValueError, OverflowError, OSError):
+        return None
     return text.replace("+00:00", "Z")

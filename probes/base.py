@@ -89,7 +89,7 @@ class Probe(Protocol):
 class ProbeSettings(BaseModel):
     """Fields every probe kind has. Each probe module extends it with its target details."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     interval: Duration = 10.0

@@ -18,7 +18,7 @@ _TOPIC = r"^[^#+\x00]+$"  # a concrete topic: no wildcards
 class MqttBrokerSettings(BaseModel):
     """One MQTT broker; all MQTT probes on it share one long-lived connection."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
@@ -36,7 +36,7 @@ class MqttBrokerSettings(BaseModel):
 class MqttTarget(BaseModel):
     """Where a simulated online message goes and how its reply comes back."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     broker: str = "default"
     request_topic: str = Field(pattern=_TOPIC)
@@ -50,7 +50,7 @@ class MqttTarget(BaseModel):
 class HttpTarget(BaseModel):
     """One HTTP call of an integrated service."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     url: str = Field(pattern=r"^https?://")
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from monitor import __version__
 from monitor.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
 from monitor.cli.maintenance import add_maintenance_parser, run_maintenance
-from monitor.config import Config, load_config, missing_secrets
+from monitor.config import Config, config_warnings, load_config, missing_secrets
 from monitor.errors import ConfigError, SlaMonitorError
 
 if TYPE_CHECKING:
@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("path", type=Path)
+    check.add_argument(
+        "--no-env",
+        action="store_true",
+        help="do not check the environment variables the config names (secrets, token)",
+    )
 
     simulate = commands.add_parser("simulate", help="run the simulated network alone")
     simulate.add_argument("--config", required=True, type=Path)
@@ -113,12 +118,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.command == "check-config":
-            return _check_config(args.path)
+            return _check_config(args.path, check_env=not args.no_env)
         if args.command == "import-openslo":
             return _import_openslo(args.path, args.out)
         config = load_config(args.config)
         if args.command in ("run", "demo") and (missing := missing_secrets(config)):
             raise ConfigError("\n".join(f"{args.config}: {m}" for m in missing))
+        if args.command in ("run", "demo"):
+            for warning in config_warnings(config):
+                log.warning("%s: %s", args.config, warning)
         if args.command == "run":
             return _run_until_signal(lambda stop: _run(config, stop))
         if args.command == "demo":
@@ -154,8 +162,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise AssertionError(f"unhandled command {args.command}")
 
 
-def _check_config(path: Path) -> int:
+def _check_config(path: Path, *, check_env: bool) -> int:
     config = load_config(path)
+    # The same check, and message, as `run`: a config that cannot start is not OK.
+    if check_env and (missing := missing_secrets(config)):
+        raise ConfigError("\n".join(f"{path}: {m}" for m in missing))
+    for warning in config_warnings(config):
+        print(f"{path}: warning: {warning}", file=sys.stderr)
     probes = sum(len(s.probes) for s in config.services)
     objectives = sum(len(s.objectives) for s in config.services)
     print(f"{path}: OK ({len(config.services)} services, {probes} probes, {objectives} objectives)")

@@ -18,7 +18,14 @@ from zoneinfo import ZoneInfo
 
 from monitor.cli.common import EXIT_OK, UsageError
 from monitor.config import Config
-from monitor.timeparse import format_local, iso_local, parse_duration_s, parse_instant
+from monitor.timeparse import (
+    RANGE_TEXT,
+    format_local,
+    in_range,
+    iso_local,
+    parse_duration_s,
+    parse_instant,
+)
 
 if TYPE_CHECKING:
     from monitor.store import MaintenanceRecord, SqliteStore
@@ -123,9 +130,13 @@ def _planned_add(config: Config, args: argparse.Namespace, now: float) -> _Actio
     else:
         try:
             end = start + parse_duration_s(args.duration)
-            format_local(end, zone)  # beyond year 9999 it cannot be shown, nor meant
-        except (ValueError, OverflowError) as exc:
+        except ValueError as exc:
             raise UsageError(f"--duration: {exc}") from None
+        if not in_range(end):
+            raise UsageError(
+                f"--duration: {args.duration!r} ends the window out of range: times must lie"
+                f" between {RANGE_TEXT}"
+            )
     if end <= start:
         raise UsageError(
             f"the window must end after it starts ({format_local(start, zone)} to"

@@ -8,12 +8,13 @@ server accepts; response schemas are written here, next to them.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from monitor import __version__
 from monitor.config import Config
+from monitor.timeparse import RANGE_TEXT, in_range
 
 # --- request bodies -----------------------------------------------------------------------
 
@@ -50,12 +51,26 @@ class _Body(BaseModel):
         return _not_blank(value)
 
 
+def _sane(moment: AwareDatetime) -> AwareDatetime:
+    try:
+        epoch = moment.timestamp()
+    except (OverflowError, OSError, ValueError):
+        epoch = -1.0
+    if not in_range(epoch):
+        raise ValueError(f"must lie between {RANGE_TEXT}")
+    return moment
+
+
+#: A time with its offset, within the range anyone may write (monitor.timeparse).
+Instant = Annotated[AwareDatetime, AfterValidator(_sane)]
+
+
 class MaintenanceIn(_Body):
     """A maintenance window to announce (``POST``) or replace (``PUT``)."""
 
     service: str = Field(min_length=1, max_length=200)
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Instant
+    end: Instant
     reason: str = Field(min_length=1, max_length=500, description="Shown to users.")
     by: str = Field(default="api", min_length=1, max_length=100, description="Who announces.")
 
@@ -63,8 +78,8 @@ class MaintenanceIn(_Body):
 class MaintenancePatch(_Body):
     """Fields of a maintenance window to change (``PATCH``)."""
 
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
+    start: Instant | None = None
+    end: Instant | None = None
     reason: str | None = Field(default=None, min_length=1, max_length=500)
 
 
@@ -74,7 +89,7 @@ class IncidentIn(_Body):
     service: str = Field(min_length=1, max_length=200)
     title: str = Field(min_length=1, max_length=200)
     message: str = Field(min_length=1, max_length=5000, description="The first update.")
-    started_at: AwareDatetime | None = Field(default=None, description="Default: now.")
+    started_at: Instant | None = Field(default=None, description="Default: now.")
     by: str = Field(default="api", min_length=1, max_length=100)
 
 

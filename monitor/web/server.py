@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from monitor import __version__
 from monitor.clock import Clock, SystemClock
-from monitor.config import Config
+from monitor.config import Config, token_problem
 from monitor.sla.figures import ObjectiveFigures
 from monitor.sla.windows import describe as describe_windows
 from monitor.store.records import Alert
@@ -88,6 +88,11 @@ class Server:
         variable = config.server.api_token_env
         # Read once at start; the config names the variable, never the secret.
         self._token = os.environ.get(variable) if variable else None
+        if variable and (problem := token_problem(variable, self._token)) is not None:
+            # `run` refuses to start on this; anyone building a Server directly gets
+            # writes switched off rather than open to an empty bearer token.
+            log.error("writes are disabled: server.api_token_env: %s", problem)
+            self._token = None
         self.registry = registry
         self._figures = figures
         self._health = health
@@ -177,6 +182,8 @@ class Server:
                 body = await request.json()
             except ValueError:
                 return _json_error(400, "the body is not JSON")
+            except RecursionError:
+                return _json_error(400, "the body nests too deeply")
             if not isinstance(body, dict) or not isinstance(body.get("by", "api"), str):
                 return _json_error(400, 'the body must be an object like {"by": "name"}')
             by = str(body.get("by", "api"))[:200]

@@ -75,6 +75,8 @@ async def parse_body(
         document = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest(400, "the body is not valid JSON") from None
+    except RecursionError:
+        raise BadRequest(400, "the body nests too deeply") from None
     if not isinstance(document, dict):
         raise BadRequest(400, "the body must be a JSON object")
     try:

@@ -22,7 +22,7 @@ from monitor.store import MemoryStore
 from tests.fakes import FakeClock
 from tests.support.stack import validate
 
-TOKEN = "t0ken-for-tests"
+TOKEN = "t0ken-for-the-api-tests"
 T0 = 1_795_000_000.0  # 2026-11-18T11:06:40Z
 GOOD = {"Authorization": f"Bearer {TOKEN}"}
 
