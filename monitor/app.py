@@ -33,9 +33,10 @@ from monitor.results import Result
 from monitor.scheduler import Job, Scheduler
 from monitor.sla.eligibility import Eligibility
 from monitor.sla.figures import ObjectiveFigures, all_figures
-from monitor.sla.objectives import grace_minutes
+from monitor.sla.objectives import grace_minutes, probe_thresholds
 from monitor.store import SqliteStore, Store
 from monitor.store.records import Alert
+from monitor.store.spool import Spool, replay
 from monitor.web.server import Health, Server
 from monitor.web.status import StatusSite
 from probes.registry import ProbeResources, build_probe
@@ -85,6 +86,11 @@ class Daemon:
         self.eligibility = Eligibility(config)
         self.ledger = Ledger(config, self.eligibility, grace_minutes=grace, listener=self.metrics)
         self.queue: asyncio.Queue[Result] = asyncio.Queue(config.scheduler.queue_size)
+        spool_path = Path(config.storage.spool_path or f"{path}.spool")
+        if not spool_path.is_absolute() and base_dir is not None:
+            spool_path = base_dir / spool_path
+        in_memory = config.storage.path == ":memory:"
+        self.spool = None if in_memory else Spool(spool_path, config.storage.spool_max_bytes)
         self.collector = Collector(
             self.queue,
             self.ledger,
@@ -93,6 +99,8 @@ class Daemon:
             self.clock,
             batch_size=config.storage.batch_size,
             flush_interval_s=config.storage.flush_interval,
+            spool=self.spool,
+            max_staged=config.storage.max_staged,
         )
         self.metrics.registry.register(SlaCollector(self.figures, self.maintenance_active))
         self.dispatcher = Dispatcher(
@@ -253,6 +261,7 @@ class Daemon:
         """Run until ``stop`` is set, then shut down in order; returns when all is flushed."""
         await self.store.open()
         try:
+            await self._replay_spool()
             await self.load_history()
             await self.alerter.load()
             await self.incident_detector.load()
@@ -283,6 +292,27 @@ class Daemon:
             self.collector.accepted,
             self.collector.written,
         )
+
+    async def _replay_spool(self) -> None:
+        """Results spooled by an earlier run (its store was failing) go into the store
+        before the windows are loaded from it, so they count."""
+        if self.spool is None or not self.spool.size():
+            return
+        try:
+            await replay(
+                self.spool,
+                self.store,
+                probe_thresholds(self.config),
+                self.config.storage.batch_size,
+            )
+        except StoreError as exc:  # the collector retries once the store takes writes
+            log.error("could not write the spool back before loading (will retry): %s", exc)
+        self.metrics.spooled.set(self.spool.pending())
+
+    @property
+    def lost_results(self) -> int:
+        """Results neither the store nor the spool took (the exit code says so)."""
+        return self.collector.lost
 
     async def _supervise(self, stop: asyncio.Event, scheduler: Scheduler) -> None:
         probes_done = asyncio.Event()

@@ -1,8 +1,11 @@
 """The collector: takes results off the queue and counts each one exactly once, in the
 Prometheus metrics, the in-memory ledger and (batched) the store.
 
-A result the collector has taken is never lost: when a store write fails, the batch is kept
-and retried; on shutdown the queue is drained and the last batch flushed.
+A result the collector has taken is not lost: when a store write fails, the batch is kept
+and retried; beyond ``max_staged`` results in memory it is spilled to the spool; on
+shutdown the queue is drained, the last batch flushed, and what the store still refuses
+goes to the spool. Only what the spool cannot take is lost: counted in ``lost`` and
+``sla_results_lost_total``, and ``run`` then exits non-zero.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from monitor.ledger.windows import Ledger
 from monitor.metrics import Metrics
 from monitor.results import HourSummary, Result, ServiceMinute
 from monitor.sla.counts import Counted, Rollup
+from monitor.sla.objectives import probe_thresholds
 from monitor.store import RollupKey, Store
+from monitor.store.spool import Spool, replay
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,8 @@ class Collector:
         clock: time source for window sliding.
         batch_size: results per store transaction, at most.
         flush_interval_s: longest time a result waits before it is written.
+        spool: where results go that the store cannot take (None: kept in memory only).
+        max_staged: results kept in memory while the store fails before spilling.
     """
 
     def __init__(
@@ -44,6 +51,8 @@ class Collector:
         clock: Clock,
         batch_size: int = 1000,
         flush_interval_s: float = 1.0,
+        spool: Spool | None = None,
+        max_staged: int = 50_000,
     ) -> None:
         self.queue = queue
         self.ledger = ledger
@@ -60,6 +69,11 @@ class Collector:
         self._hours: list[HourSummary] = []
         self._retry_after = 0.0
         self._failures_in_row = 0
+        self.spool = spool
+        self.max_staged = max_staged
+        #: Results neither the store nor the spool could take.
+        self.lost = 0
+        self._stopping = False
 
     def accept(self, result: Result) -> None:
         """Count one result in metrics and ledger and stage it for the store."""
@@ -100,13 +114,54 @@ class Collector:
             log.error(
                 "store write failed (%d results kept, retry in %.1fs): %s", len(batch), backoff, exc
             )
+            if len(self._pending) >= self.max_staged:
+                self.spill()
             return False
         self.metrics.write_seconds.observe(time.perf_counter() - started)
         self.metrics.written.inc(len(batch))
         self.written += len(batch)
         self._failures_in_row = 0
         self._pending, self._deltas = [], {}
+        if self.spool is not None and self.spool.size():
+            await self._replay_spool()
         return True
+
+    def spill(self) -> bool:
+        """Move every staged result to the spool (the store keeps failing, or the daemon
+        stops); what the spool cannot take is lost, counted and logged. True when
+        nothing was lost."""
+        if not self._pending:
+            return True
+        count = len(self._pending)
+        try:
+            if self.spool is None:
+                raise OSError("no spool is configured")
+            self.spool.append(self._pending)
+        except OSError as exc:
+            if len(self._pending) < self.max_staged and not self._stopping:
+                return True  # still room in memory: keep them and retry the store
+            self.lost += count
+            self.metrics.lost.inc(count)
+            log.critical(
+                "%d results lost: neither the store nor the spool took them: %s", count, exc
+            )
+            self._pending, self._deltas = [], {}
+            return False
+        log.warning("store failing: %d results spilled to %s", count, self.spool.path)
+        self.metrics.spooled.set(self.spool.pending())
+        self._pending, self._deltas = [], {}
+        return True
+
+    async def _replay_spool(self) -> None:
+        """The store is back: write the spooled results back in bounded batches."""
+        assert self.spool is not None
+        try:
+            await replay(
+                self.spool, self.store, probe_thresholds(self.ledger.config), self.batch_size
+            )
+        except StoreError as exc:
+            log.error("replaying the spool failed (will retry): %s", exc)
+        self.metrics.spooled.set(self.spool.pending())
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set and the queue is empty, flushing as it goes.
@@ -198,7 +253,10 @@ class Collector:
                 await self.write_decisions()
                 return
             await asyncio.sleep(min(2.0, 0.2 * 2**attempt))
-        log.critical("%d results could not be written to the store at shutdown", len(self._pending))
+        count = len(self._pending)
+        self._stopping = True
+        if self.spill():
+            log.warning("%d results the store refused at shutdown are in the spool", count)
 
     @property
     def store_failing(self) -> bool:

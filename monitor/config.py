@@ -341,6 +341,13 @@ class StorageConfig(_Strict):
     batch_size: int = Field(default=1000, ge=1, le=100_000)
     #: ... or at least this often.
     flush_interval: Duration = 1.0
+    #: Results the store could not take go here (default: the store's path + ".spool");
+    #: put it on another volume to survive a full disk under the store.
+    spool_path: str | None = None
+    #: The spool's bound: beyond it, results are lost (counted and said).
+    spool_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024 * 1024)
+    #: Results kept in memory while the store fails before they are spilled to the spool.
+    max_staged: int = Field(default=50_000, ge=100)
 
 
 class SchedulerConfig(_Strict):

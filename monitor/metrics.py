@@ -124,6 +124,17 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
             registry=r,
         )
+        self.spooled = Gauge(
+            "sla_spool_results",
+            "Results in the spool: the store could not take them yet.",
+            registry=r,
+        )
+        self.lost = Counter(
+            "sla_results_lost",
+            "Results neither the store nor the spool could take (the daemon says so and "
+            "exits non-zero).",
+            registry=r,
+        )
         self.store_errors = Counter(
             "sla_store_errors",
             "Store writes that failed (the batch is kept and retried).",

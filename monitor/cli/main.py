@@ -224,25 +224,30 @@ def _dashboards(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run_until_signal(body: Callable[[asyncio.Event], Awaitable[None]]) -> int:
-    """Run ``body`` until SIGTERM or SIGINT sets its stop event."""
+def _run_until_signal(body: Callable[[asyncio.Event], Awaitable[int | None]]) -> int:
+    """Run ``body`` until SIGTERM or SIGINT sets its stop event; its exit code, or 0."""
 
-    async def main() -> None:
+    async def main() -> int | None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             # The handler only sets the event; shutdown happens in order in `body`.
             loop.add_signal_handler(sig, stop.set)
-        await body(stop)
+        return await body(stop)
 
-    asyncio.run(main())
-    return EXIT_OK
+    code = asyncio.run(main())
+    return EXIT_OK if code is None else code
 
 
-async def _run(config: Config, stop: asyncio.Event) -> None:
+async def _run(config: Config, stop: asyncio.Event) -> int:
     from monitor.app import Daemon
 
-    await Daemon(config).run(stop)
+    daemon = Daemon(config)
+    await daemon.run(stop)
+    if daemon.lost_results:
+        log.critical("%d measured results were lost (see above)", daemon.lost_results)
+        return EXIT_FAILURE
+    return EXIT_OK
 
 
 async def _simulate(config: Config, stop: asyncio.Event) -> None:

@@ -59,6 +59,10 @@ def _merge_body(body: str | None, delta: Rollup) -> Rollup:
     return rollup
 
 
+#: Minutes per `IN (...)` read of a batch's rollups.
+_IN_CHUNK = 1000
+
+
 class SqliteStore:
     """A Store on one SQLite file in WAL mode, written by the daemon (and, for
     maintenance windows only, by the CLI in another process)."""
@@ -123,11 +127,13 @@ class SqliteStore:
             # trip to aiosqlite's thread, and a batch touches hundreds of rollups.
             minutes = sorted({minute for _, _, minute in deltas})
             existing: dict[RollupKey, str] = {}
-            if minutes:
-                marks = ",".join("?" * len(minutes))
+            # In chunks: SQLite takes at most 32,766 parameters, a backlog can span more.
+            for at in range(0, len(minutes), _IN_CHUNK):
+                chunk = minutes[at : at + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
                 async with db.execute(
                     f"SELECT service, probe, minute, body FROM rollups WHERE minute IN ({marks})",
-                    minutes,
+                    chunk,
                 ) as cursor:
                     for service, probe, minute, body in await cursor.fetchall():
                         if (service, probe, minute) in deltas:
