@@ -745,6 +745,21 @@ def missing_secrets(config: Config) -> list[str]:
     for where, variable in named:
         if variable is not None and variable not in os.environ:
             errors.append(f"{where}: environment variable {variable} is not set")
+    for i, service in enumerate(config.services):
+        for k, probe in enumerate(service.probes):
+            targets: list[tuple[str, Any]] = [(f"services[{i}].probes[{k}]", probe)]
+            if isinstance(probe, IntegratedProbeSettings):
+                targets = [
+                    (f"services[{i}].probes[{k}].steps[{n}]", step)
+                    for n, step in enumerate(probe.steps)
+                ]
+            for where, target in targets:
+                for header, variable in getattr(target, "headers_env", {}).items():
+                    if variable not in os.environ:
+                        errors.append(
+                            f"{where}.headers_env.{header}: environment variable {variable} "
+                            "is not set"
+                        )
     for name, broker in config.brokers.items():
         for key in ("username_env", "password_env"):
             variable = getattr(broker, key)

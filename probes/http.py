@@ -13,6 +13,8 @@ How aiohttp's errors map to outcomes (checked in this order)::
 from __future__ import annotations
 
 import asyncio
+import os
+import ssl
 import time
 import uuid
 
@@ -21,6 +23,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from probes.base import Observation, Outcome
 from probes.settings import HttpProbeSettings, HttpTarget
+from probes.tls import ssl_context
 
 __all__ = ["HttpProbe", "http_exchange"]
 
@@ -37,12 +40,15 @@ async def http_exchange(
     enforced exactly by ``asyncio.timeout`` (not rounded like aiohttp's own timeouts).
     """
     headers = {**target.headers, target.request_id_header: request_id}
+    for header, variable in target.headers_env.items():
+        headers[header] = os.environ.get(variable, "")  # `run` refuses to start without it
     data = target.body.encode() if target.body is not None else None
+    tls: ssl.SSLContext | bool = True if target.tls is None else ssl_context(target.tls)
     start = time.perf_counter_ns()
     try:
         async with asyncio.timeout(timeout_s):
             async with session.request(
-                target.method, target.url, headers=headers, data=data
+                target.method, target.url, headers=headers, data=data, ssl=tls
             ) as response:
                 body = await response.read()
                 status = response.status

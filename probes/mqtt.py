@@ -23,6 +23,7 @@ import aiomqtt
 
 from probes.base import Observation, Outcome
 from probes.settings import MqttBrokerSettings, MqttProbeSettings
+from probes.tls import ssl_context
 from probes.wire import Reply, Request, WireError
 
 __all__ = ["MqttConnection", "MqttProbe"]
@@ -266,6 +267,7 @@ class MqttConnection:
                     async for message in client.messages:
                         self._dispatch(message)
             except aiomqtt.MqttError as exc:
+                _close_socket(client)
                 failures += 1
                 level = logging.WARNING if failures == 1 else logging.DEBUG
                 log.log(level, "broker %s: %s; retrying in %.2f s", self.name, exc, delay_s)
@@ -294,10 +296,24 @@ class MqttConnection:
             # QoS 2 publishes beyond 20 awaiting PUBREL, so never exceed that (measured with
             # Mosquitto 2.0.11: 60 concurrent, 20 delivered). paho queues the rest briefly.
             max_inflight_messages=20,
+            tls_context=None if self.settings.tls is None else ssl_context(self.settings.tls),
+            tls_insecure=None
+            if self.settings.tls is None
+            else self.settings.tls.insecure_skip_verify,
         )
         # Hundreds of concurrent probes are normal here, not a leak worth a warning.
         client.pending_calls_threshold = 1_000_000
         return client
+
+
+def _close_socket(client: aiomqtt.Client) -> None:
+    """aiomqtt leaves paho's socket open when connecting fails (a TLS handshake the broker
+    refuses, say): close it, or every reconnect attempt leaks one. Private paho API, so
+    looked up defensively."""
+    paho = getattr(client, "_client", None)
+    close = getattr(paho, "_sock_close", None)
+    if callable(close):
+        close()
 
 
 class MqttProbe:

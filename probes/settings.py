@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from probes.base import Duration, ProbeSettings
+from probes.tls import TlsSettings
 
 _TOPIC = r"^[^#+\x00]+$"  # a concrete topic: no wildcards
 
@@ -31,6 +32,8 @@ class MqttBrokerSettings(BaseModel):
     #: First and longest pause between reconnect attempts (exponential backoff).
     reconnect_min: Duration = 0.5
     reconnect_max: Duration = 10.0
+    #: TLS to the broker (``port`` is then its TLS listener, usually 8883).
+    tls: TlsSettings | None = None
 
 
 class MqttTarget(BaseModel):
@@ -55,12 +58,16 @@ class HttpTarget(BaseModel):
     url: str = Field(pattern=r"^https?://")
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
     headers: dict[str, str] = Field(default_factory=dict)
+    #: Headers whose values are secrets: header -> environment variable holding it.
+    headers_env: dict[str, str] = Field(default_factory=dict)
     body: str | None = None
     expect_status: list[int] = Field(default_factory=lambda: [200], min_length=1)
     #: When set, the answer's body must contain this text.
     expect_body: str | None = None
     #: Header carrying the correlation id, so the target can log it.
     request_id_header: str = "X-Request-Id"
+    #: A custom CA bundle, a client certificate (https URLs).
+    tls: TlsSettings | None = None
 
     @field_validator("expect_status")
     @classmethod

@@ -41,6 +41,8 @@ class Mosquitto:
     port: int
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
+    #: A TLS listener (port, CA, server certificate, key), requiring client certificates.
+    tls: tuple[int, Path, Path, Path] | None = None
 
     def start(self) -> None:
         """Start (or restart) the broker on the same port."""
@@ -57,9 +59,22 @@ class Mosquitto:
             "log_type error\n"
             "max_queued_messages 100000\n"
         )
+        if self.tls is not None:
+            port, ca, cert, key = self.tls
+            with conf.open("a") as more:
+                more.write(
+                    # Mosquitto started as root drops to its own user, which cannot read
+                    # the test's private temporary folder.
+                    "user root\n"
+                    f"listener {port} 127.0.0.1\n"
+                    f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
+                    "require_certificate true\n"
+                )
         with (self.workdir / "mosquitto.log").open("ab") as log:  # the child keeps its copy
             self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
         wait_for_port(self.port)
+        if self.tls is not None:
+            wait_for_port(self.tls[0])
 
     def stop(self) -> None:
         """Kill the broker (an abrupt outage, as a crash would be)."""
