@@ -581,6 +581,9 @@ class ReportsConfig(_Strict):
     formats: list[ReportFormat] = Field(default_factory=_all_report_formats, min_length=1)
     #: How long after the month's end the daemon waits, so every minute is sealed.
     delay: Duration = 600.0
+    #: Report requests (GET /api/reports/...) that may wait while one is made; more get
+    #: 429 (each one is a child process, and Chromium for a PDF).
+    max_waiting: int = Field(default=2, ge=0, le=100)
 
 
 class Config(_Strict):

@@ -126,6 +126,7 @@ class ReportsService:
         self._done: set[str] = set()  # months written (or without data) by this process
         self._retry_at: dict[str, float] = {}
         self._one_at_a_time = asyncio.Lock()
+        self._waiting = 0  # API requests waiting for the lock or being served
 
     async def corrections(self, now: float) -> list[CorrectedSpan]:
         """The unmonitored periods of the corrected reports of the two months before
@@ -234,6 +235,20 @@ class ReportsService:
             return web.json_response({"error": f"unknown service {service!r}"}, status=404)
         if self.store_path is None:
             return web.json_response({"error": "reports need a SQLite store"}, status=503)
+        if self._waiting > self.config.reports.max_waiting:
+            return web.json_response(
+                {"error": "too many report requests in progress: try again shortly"},
+                status=429,
+                headers={"Retry-After": "10"},
+            )
+        self._waiting += 1
+        try:
+            return await self._render(month, fmt, service)
+        finally:
+            self._waiting -= 1
+
+    async def _render(self, month: Month, fmt: str, service: str | None) -> web.Response:
+        assert self.store_path is not None  # checked by the caller
         handle, out = tempfile.mkstemp(prefix="sla-report-", suffix=f".{fmt}")
         os.close(handle)
         try:

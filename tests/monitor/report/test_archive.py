@@ -4,6 +4,7 @@ monthly writer (a real child process on a real SQLite file)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
@@ -322,6 +323,37 @@ async def test_api_route(setup: tuple[Config, Path]) -> None:
     rows = await _get(app, "/api/reports/2026-10?format=csv&service=portal")
     assert rows.headers["Content-Type"].startswith("text/csv")
     assert len(rows.text.splitlines()) == 1 + 2 * 31
+
+
+async def test_report_requests_beyond_the_queue_get_429(setup: tuple[Config, Path]) -> None:
+    """One report is made at a time and ``reports.max_waiting`` more may wait: the next is
+    told 429 at once instead of queueing a child process without bound."""
+    config, _ = setup
+    config = config.model_copy(
+        update={"reports": config.reports.model_copy(update={"max_waiting": 1})}
+    )
+    service = ReportsService(config, Path(config.storage.path), FakeClock(start=sc.NOW))
+    server = Server(
+        config, CollectorRegistry(), lambda: [], lambda: Health(True, {}), reports=service
+    )
+    runner = web.AppRunner(server.app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            await service._one_at_a_time.acquire()  # a report is being made
+            held = [asyncio.create_task(client.get("/api/reports/2026-10")) for _ in range(2)]
+            await asyncio.sleep(0.5)  # both are in: one "making", one waiting
+            refused = await client.get("/api/reports/2026-10")
+            assert refused.status_code == 429
+            assert refused.headers["Retry-After"] == "10"
+            assert "try again" in refused.json()["error"]
+            service._one_at_a_time.release()
+            assert [r.status_code for r in await asyncio.gather(*held)] == [200, 200]
+    finally:
+        await runner.cleanup()
 
 
 async def test_daemon_writes_the_previous_month_after_it_ends(
