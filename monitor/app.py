@@ -19,6 +19,7 @@ from monitor.alerting.dispatcher import Dispatcher
 from monitor.alerting.engine import Alerter
 from monitor.alerting.notifiers import build_notifiers
 from monitor.clock import Clock, SystemClock
+from monitor.clockwatch import ClockWatch
 from monitor.collector import Collector
 from monitor.config import Config
 from monitor.errors import StoreError
@@ -77,8 +78,14 @@ class Daemon:
             path = base_dir / path
         self.store: Store = store if store is not None else SqliteStore(path)
         # The monthly report, computed in a child process that reads the same SQLite file.
+        # Pruning and archiving trust the wall clock only while it keeps pace.
+        self.clock_watch = ClockWatch(self.clock)
         self.reports = ReportsService(
-            config, path if store is None else None, self.clock, base_dir=base_dir
+            config,
+            path if store is None else None,
+            self.clock,
+            base_dir=base_dir,
+            steady=self.clock_watch.steady,
         )
         self.metrics = Metrics(config)
         # A minute is sealed once every result that started in it has surely arrived.
@@ -398,21 +405,31 @@ class Daemon:
                 log.error("could not reload maintenance windows or corrections: %s", exc)
             for name, connection in self.resources.connections.items():
                 self.metrics.broker_connected.labels(name).set(1 if connection.connected else 0)
-            if time.monotonic() >= next_prune:
+            steady = self.clock_watch.steady()
+            self.metrics.clock_step.set(self.clock_watch.step_s)
+            if time.monotonic() >= next_prune and steady:
                 next_prune = time.monotonic() + _PRUNE_EVERY_S
-                now = self.clock.now()
-                try:
-                    deleted = await self.store.prune(
-                        now - self.config.storage.raw_retention_days * 86400,
-                        int((now - ROLLUP_RETENTION_DAYS * 86400) // 60),
-                    )
-                except StoreError as exc:
-                    log.error("pruning failed (will retry in an hour): %s", exc)
-                else:
-                    if deleted:
-                        log.info("pruned %d old rows", deleted)
-                await self.compact_settled_days(now)
+                await self.prune(self.clock.now())
             await asyncio.sleep(1.0)
+
+    async def prune(self, now: float) -> int:
+        """Delete raw results past retention and rollups past theirs, then compact the
+        settled days; returns the rows deleted. Destructive: only on a steady clock."""
+        if not self.clock_watch.steady():
+            return 0
+        deleted = 0
+        try:
+            deleted = await self.store.prune(
+                now - self.config.storage.raw_retention_days * 86400,
+                int((now - ROLLUP_RETENTION_DAYS * 86400) // 60),
+            )
+        except StoreError as exc:
+            log.error("pruning failed (will retry in an hour): %s", exc)
+        else:
+            if deleted:
+                log.info("pruned %d old rows", deleted)
+        await self.compact_settled_days(now)
+        return deleted
 
     async def compact_settled_days(self, now: float) -> None:
         """Join the settled days' hour summaries into day rows (a restart reads fewer)."""

@@ -124,6 +124,12 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
             registry=r,
         )
+        self.clock_step = Gauge(
+            "sla_clock_step_seconds",
+            "The wall clock's step against the monotonic clock (0 while it keeps pace); "
+            "pruning and archiving pause while it is not 0.",
+            registry=r,
+        )
         self.spooled = Gauge(
             "sla_spool_results",
             "Results in the spool: the store could not take them yet.",

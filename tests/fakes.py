@@ -39,6 +39,10 @@ class FakeClock:
         self._loop_start = asyncio.get_running_loop().time()
         self.speed = speed
 
+    def jump(self, seconds: float) -> None:
+        """Step the wall clock alone (a mis-set clock, an NTP step): monotonic time stays."""
+        self._wall += seconds
+
     def advance(self, seconds: float) -> None:
         """Move both clocks forward."""
         self._wall += seconds
