@@ -25,6 +25,11 @@ from monitor.timeparse import iso_utc
 MAX_REASON = 500
 
 
+#: An announcement dated this much before it is recorded is a correction (clock skew and
+#: a typed "now" stay below it).
+_BACKDATE_TOLERANCE_S = 60.0
+
+
 class MaintenanceError(SlaMonitorError):
     """A maintenance change is refused; ``status`` is the HTTP status an API answers."""
 
@@ -97,20 +102,40 @@ class MaintenanceService:
         *,
         announced_at: float | None = None,
         allow_past: bool = False,
+        correction: str | None = None,
     ) -> MaintenanceWindow:
         """Store a window announced now (or at ``announced_at``: the CLI registers a window
         agreed late for a report correction) and take it into account.
 
+        An announcement dated before now is not taken on trust: it is a correction and
+        needs ``correction`` (why); the store keeps when it was really recorded and by whom,
+        and the report shows it as a correction.
+
         Raises:
-            MaintenanceError: unknown service, empty reason, end not after start, or (unless
-                ``allow_past``) a window already over.
+            MaintenanceError: unknown service, empty reason, end not after start, (unless
+                ``allow_past``) a window already over, or a past announcement without a
+                correction.
         """
         self.check_service(service)
         reason = self._reason(reason)
         self._check_times(start, end, allow_past=allow_past)
         now = self.clock.now()
+        correction = " ".join((correction or "").split()) or None
+        backdated = announced_at is not None and announced_at < now - _BACKDATE_TOLERANCE_S
+        if backdated and correction is None:
+            raise MaintenanceError(
+                400,
+                "an announcement dated in the past is a correction: say why (--correction) "
+                "so the report shows it as one",
+            )
         window = await self.store.add_maintenance(
-            service, start, end, reason, now if announced_at is None else announced_at, by
+            service,
+            start,
+            end,
+            reason,
+            now if announced_at is None else announced_at,
+            by,
+            correction=correction if backdated else None,
         )
         await self.reload()
         return window

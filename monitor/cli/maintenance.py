@@ -58,6 +58,11 @@ def add_maintenance_parser(commands: Any) -> None:
         default="now",
         help="when users were told (default: now); minutes before it still count",
     )
+    add.add_argument(
+        "--correction",
+        metavar="WHY",
+        help="needed when --announced-at is in the past: why (the report shows it)",
+    )
     add.add_argument("--by", metavar="NAME", help=by_help)
 
     show = actions.add_parser("list", help="list maintenance windows")
@@ -163,6 +168,7 @@ def _planned_add(config: Config, args: argparse.Namespace, now: float) -> _Actio
                 created_by,
                 announced_at=announced_at,
                 allow_past=True,  # a window agreed late, registered for a report correction
+                correction=args.correction,
             )
         except MaintenanceError as exc:
             raise UsageError(str(exc)) from None

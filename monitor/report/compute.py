@@ -188,6 +188,7 @@ def _maintenance_entries(
                     else None
                 ),
                 removed_by=record.removed_by if record else None,
+                correction=record.correction if record else None,
             )
         )
     return entries

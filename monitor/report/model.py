@@ -181,6 +181,10 @@ class MaintenanceEntry(_Model):
     created_at: str | None = None
     removed_at: str | None = None
     removed_by: str | None = None
+    correction: str | None = Field(
+        default=None,
+        description="why its announcement is dated before it was recorded (created_at)",
+    )
 
 
 class AlertEntry(_Model):

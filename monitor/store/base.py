@@ -108,8 +108,10 @@ class MaintenanceStore(Protocol):
         reason: str,
         announced_at: float,
         created_by: str,
+        correction: str | None = None,
     ) -> MaintenanceWindow:
-        """Store a planned-maintenance window (times in UTC epoch seconds) and return it.
+        """Store a planned-maintenance window (times in UTC epoch seconds) and return it;
+        ``correction`` says why its announcement is dated before now.
 
         Raises ValueError when ``end <= start`` or a time is not finite.
         """

@@ -138,10 +138,17 @@ CREATE TABLE IF NOT EXISTS schema_history (
 );
 """
 
+#: Version 3: an announcement dated before the window was recorded is a correction, and
+#: says why (the report shows it as such; ``created_at`` is when it was really recorded).
+_V3_CORRECTION = """
+ALTER TABLE maintenance ADD COLUMN correction TEXT;
+"""
+
 #: The script that brings version n-1 to version n, at index n-1.
 MIGRATIONS: tuple[str, ...] = (
     _V1_TABLES + _MAINTENANCE_TRIGGERS + _V1_INCIDENTS,
     _V2_HISTORY,
+    _V3_CORRECTION,
 )
 #: The version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

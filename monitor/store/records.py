@@ -25,6 +25,8 @@ class MaintenanceRecord:
     created_at: float
     removed_at: float | None = None
     removed_by: str | None = None
+    #: Why the announcement is dated before the window was recorded (None: it was not).
+    correction: str | None = None
 
     @property
     def removed(self) -> bool:

@@ -49,7 +49,7 @@ BUSY_TIMEOUT_MS = 5000
 
 _MAINTENANCE_COLUMNS = (
     'id, service, "start", "end", reason, announced_at, created_by, created_at,'
-    " removed_at, removed_by"
+    " removed_at, removed_by, correction"
 )
 
 
@@ -385,14 +385,24 @@ class SqliteStore:
         reason: str,
         announced_at: float,
         created_by: str,
+        correction: str | None = None,
     ) -> MaintenanceWindow:
         """Insert a window and return it with its new id."""
         check_window(service, start, end, announced_at)
         async with self._write() as db:
             cursor = await db.execute(
                 'INSERT INTO maintenance (service, "start", "end", reason, announced_at,'
-                " created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (service, start, end, reason, announced_at, created_by, self._clock.now()),
+                " created_by, created_at, correction) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    service,
+                    start,
+                    end,
+                    reason,
+                    announced_at,
+                    created_by,
+                    self._clock.now(),
+                    correction,
+                ),
             )
             row_id = cursor.lastrowid
         return MaintenanceWindow(str(row_id), service, start, end, reason, announced_at, "store")
@@ -416,8 +426,21 @@ class SqliteStore:
                 at,
                 removed_at,
                 removed_by,
+                correction,
             )
-            for i, svc, start, end, reason, announced, by, at, removed_at, removed_by in rows
+            for (
+                i,
+                svc,
+                start,
+                end,
+                reason,
+                announced,
+                by,
+                at,
+                removed_at,
+                removed_by,
+                correction,
+            ) in rows
         ]
 
     async def remove_maintenance(self, id: str, removed_by: str) -> bool:

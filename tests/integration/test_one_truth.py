@@ -164,6 +164,7 @@ async def test_bars_api_report_and_restart_agree_day_by_day(tmp_path: Path) -> N
                 "alice",
                 announced_at=at("2026-10-20T09:00"),
                 allow_past=True,
+                correction="agreed with the institutions on 2026-11-02",
             )
         finally:
             await cli_store.aclose()
@@ -242,6 +243,14 @@ async def test_bars_api_report_and_restart_agree_day_by_day(tmp_path: Path) -> N
     assert (core_28["down"], core_28["maintenance"]) == (30, 60)
     assert live["core"][dt.date(2026, 10, 27)]["unmonitored"] == 30
     assert live["portal"][dt.date(2026, 10, 28)]["provider_unavailable"] == 90
+    # The back-dated announcement shows in the report as a correction, with who recorded
+    # it and when, not as an announcement in advance.
+    [late] = [m for s in report.services if s.name == "core" for m in s.maintenance]
+    assert late.correction == "agreed with the institutions on 2026-11-02"
+    assert (late.created_by, late.announced_late) == ("alice", False)
+    assert late.created_at is not None
+    assert late.announced_at is not None
+    assert late.created_at > late.announced_at
 
 
 def _states(counts: Counter[str] | dict[str, Any]) -> dict[str, int]:

@@ -77,6 +77,10 @@ def run_add(
 ) -> subprocess.CompletedProcess[str]:
     """``maintenance add --config C --service online --key=value...`` (``announced_at``
     is ``--announced-at``)."""
+    if "announced_at" in options and options["announced_at"] != "now":
+        # A past announcement is a correction: say why (tests of the refusal pass "").
+        options.setdefault("correction", "agreed late, in a test")
+    options = {k: v for k, v in options.items() if v != "" or k != "correction"}
     args = [f"--{k.replace('_', '-')}={v}" for k, v in {"service": "online", **options}.items()]
     return run(config.parent, "add", "--config", str(config), *args, env=env)
 
@@ -175,6 +179,37 @@ def test_add_list_remove_and_list_all(config: Path, store_path: Path) -> None:
         (int(first), "alice", "bob"),
         (int(second), os.environ.get("USER") or "cli", None),
     ]
+
+
+def test_a_past_announcement_needs_a_correction_and_keeps_it(
+    config: Path, store_path: Path
+) -> None:
+    """An announcement dated in the past is a correction: refused without a reason, stored
+    with it (and when it was really recorded) otherwise."""
+    refused = run_add(
+        config,
+        start="2030-01-01T02:00",
+        duration="1h",
+        reason="r",
+        announced_at="2026-01-01T00:00",
+        correction="",
+    )
+    assert refused.returncode == 2
+    assert "dated in the past is a correction" in refused.stderr
+    assert stored(store_path) == []
+    add(
+        config,
+        start="2030-01-01T02:00",
+        duration="1h",
+        reason="r",
+        announced_at="2026-01-01T00:00",
+        correction="agreed on the phone",
+    )
+    with contextlib.closing(sqlite3.connect(store_path)) as db:
+        rows = db.execute(
+            "SELECT correction, created_at > announced_at FROM maintenance"
+        ).fetchall()
+    assert rows == [("agreed on the phone", 1)]
 
 
 def test_list_shows_past_ongoing_and_filters_by_service(config: Path) -> None:
