@@ -301,13 +301,28 @@ class ServiceConfig(_Strict):
         return list(objective.probes) if objective.probes else [p.name for p in self.probes]
 
 
+#: What a token may do: read (private reads, reports), maintenance, incidents, alerts
+#: (acknowledge), or admin (all of them).
+Scope = Literal["read", "maintenance", "incidents", "alerts", "admin"]
+
+
+class TokenConfig(_Strict):
+    """A named bearer token and what it may do, e.g. an institution's gateway that may
+    announce maintenance but not open incidents."""
+
+    env: str = Field(min_length=1)
+    scopes: list[Scope] = Field(min_length=1)
+
+
 class ServerConfig(_Strict):
     """The HTTP server for /metrics, /healthz and the JSON API."""
 
     listen: str = "127.0.0.1:9177"
-    #: Environment variable holding the bearer token every write endpoint requires; with
-    #: none configured, write endpoints answer 403.
+    #: Environment variable holding the admin bearer token (every scope); with no token
+    #: configured at all, write endpoints answer 403.
     api_token_env: str | None = None
+    #: More tokens, each limited to its scopes: name -> {env, scopes}.
+    tokens: dict[Annotated[str, Field(pattern=_NAME)], TokenConfig] = Field(default_factory=dict)
     #: Whether the status page, its feed and the JSON API's reads are open to anyone;
     #: when false they need the bearer token too (/metrics and /healthz stay open).
     public_reads: bool = True
@@ -741,6 +756,10 @@ def missing_secrets(config: Config) -> list[str]:
         problem = token_problem(token_env, os.environ.get(token_env))
         if problem is not None:
             errors.append(f"server.api_token_env: {problem}")
+    for name, token in config.server.tokens.items():
+        problem = token_problem(token.env, os.environ.get(token.env))
+        if problem is not None:
+            errors.append(f"server.tokens.{name}.env: {problem}")
     named: list[tuple[str, str | None]] = []
     for name, notifier in config.alerting.notifiers.items():
         for key in ("secret_env", "username_env", "password_env"):

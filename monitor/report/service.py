@@ -29,6 +29,7 @@ from monitor.report.model import BadMonthError, Month, NoDataError, ReportError
 from monitor.report.render import CONTENT_TYPE, FORMATS
 from monitor.sla.eligibility import CorrectedSpan
 from monitor.sla.windows import month_of, previous_month
+from monitor.web.views import Authorize
 
 log = logging.getLogger(__name__)
 
@@ -213,9 +214,7 @@ class ReportsService:
 
     # --- the API ----------------------------------------------------------------------
 
-    def register(
-        self, app: web.Application, authorized: Callable[[web.Request], web.Response | None]
-    ) -> None:
+    def register(self, app: web.Application, authorized: Authorize) -> None:
         """Add ``GET /api/reports/{month}``."""
         self._authorized = authorized
         app.router.add_get("/api/reports/{month}", self.handle)
@@ -223,7 +222,7 @@ class ReportsService:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The month's report in ``?format=`` (default json), as the CLI would give it."""
         if not self.config.server.public_reads:
-            refused = self._authorized(request)
+            refused = self._authorized(request, "read")
             if refused is not None:
                 return refused
         try:

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from monitor.config import Scope
 from monitor.incidents import (
     UPDATE_STATUSES,
 )
@@ -94,9 +95,12 @@ class WriteApi:
         )
 
     async def _write(
-        self, request: web.Request, action: Callable[[], Awaitable[web.Response]]
+        self,
+        request: web.Request,
+        action: Callable[[], Awaitable[web.Response]],
+        scope: Scope = "maintenance",
     ) -> web.Response:
-        refused = self._authorized(request)
+        refused = self._authorized(request, scope)
         if refused is not None:
             return refused
         try:
@@ -213,7 +217,7 @@ class WriteApi:
             )
             return web.json_response({"incident": incident_dict(incident)}, status=201)
 
-        return await self._write(request, action)
+        return await self._write(request, action, "incidents")
 
     async def _open_incident(self, incident_id: str) -> Incident:
         incident = await self._source.incidents.get(incident_id)
@@ -239,7 +243,7 @@ class WriteApi:
                 raise BadRequest(409, "the incident is already resolved")
             return web.json_response({"incident": incident_dict(changed)}, status=201)
 
-        return await self._write(request, action)
+        return await self._write(request, action, "incidents")
 
     async def resolve_incident(self, request: web.Request) -> web.Response:
         """Resolve an open incident with a closing message."""
@@ -254,4 +258,4 @@ class WriteApi:
                 raise BadRequest(409, "the incident is already resolved")
             return web.json_response({"incident": incident_dict(changed)})
 
-        return await self._write(request, action)
+        return await self._write(request, action, "incidents")

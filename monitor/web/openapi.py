@@ -259,7 +259,7 @@ def _errors(*codes: int) -> dict[str, Any]:
     meaning = {
         400: "Bad input (malformed JSON, unknown service, end before start...).",
         401: "Missing or wrong bearer token.",
-        403: "Writes are disabled (no server.api_token_env configured).",
+        403: "Writes are disabled (no token configured), or the token lacks the scope.",
         404: "Not found.",
         409: "Conflict (already resolved, or a window defined in the config file).",
         413: "Body larger than 16 KiB.",

@@ -18,11 +18,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from monitor import __version__
 from monitor.clock import Clock, SystemClock
-from monitor.config import Config, token_problem
+from monitor.config import Config, Scope, token_problem
 from monitor.sla.figures import ObjectiveFigures
 from monitor.sla.windows import describe as describe_windows
 from monitor.store.records import Alert
 from monitor.timeparse import iso_utc
+from monitor.web.views import Authorize
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,7 @@ class AlertsApi(Protocol):
 class ExtraRoutes(Protocol):
     """More routes (the status page and its API, monitor.web.status), given the token check."""
 
-    def register(
-        self, app: web.Application, authorized: Callable[[web.Request], web.Response | None]
-    ) -> None:
+    def register(self, app: web.Application, authorized: Authorize) -> None:
         """Add routes to ``app``; writes call ``authorized`` first."""
         ...
 
@@ -59,6 +58,31 @@ class Health:
 
     healthy: bool
     details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    name: str
+    secret: bytes
+    scopes: frozenset[str]
+
+
+def _tokens(config: Config) -> list[_Token]:
+    """The usable tokens: ``api_token_env`` (admin) and ``tokens``. One whose variable is
+    unset, empty or short is left out and logged (``run`` refuses to start on it; anyone
+    building a Server directly gets that token's writes shut, never open to an empty one)."""
+    named = [("default", config.server.api_token_env, frozenset({"admin"}))]
+    named += [(n, t.env, frozenset(t.scopes)) for n, t in config.server.tokens.items()]
+    tokens = []
+    for name, variable, scopes in named:
+        if variable is None:
+            continue
+        value = os.environ.get(variable)
+        if (problem := token_problem(variable, value)) is not None or value is None:
+            log.error("token %s is disabled: %s", name, problem)
+            continue
+        tokens.append(_Token(name, value.strip().encode(), scopes))
+    return tokens
 
 
 class Server:
@@ -85,14 +109,8 @@ class Server:
         self.config = config
         self.clock = clock or SystemClock()
         self._alerts = alerts
-        variable = config.server.api_token_env
-        # Read once at start; the config names the variable, never the secret.
-        self._token = os.environ.get(variable) if variable else None
-        if variable and (problem := token_problem(variable, self._token)) is not None:
-            # `run` refuses to start on this; anyone building a Server directly gets
-            # writes switched off rather than open to an empty bearer token.
-            log.error("writes are disabled: server.api_token_env: %s", problem)
-            self._token = None
+        # Read once at start; the config names the variables, never the secrets.
+        self._tokens = _tokens(config)
         self.registry = registry
         self._figures = figures
         self._health = health
@@ -137,20 +155,26 @@ class Server:
         body = generate_latest(self.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    def _authorized(self, request: web.Request) -> web.Response | None:
-        """None when the request carries the write token; else the error to answer."""
-        if self._token is None:
+    def _authorized(self, request: web.Request, scope: Scope) -> web.Response | None:
+        """None when the request's bearer token may do ``scope``; else the answer: 401
+        for no or a wrong token, 403 for a token without the scope."""
+        if not self._tokens:
             return _json_error(403, "writes are disabled: set server.api_token_env")
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), self._token.encode()
-        ):
+        given_bytes = given.strip().encode()
+        found: _Token | None = None
+        for token in self._tokens:  # every one compared, in constant time each
+            if hmac.compare_digest(given_bytes, token.secret) and scheme.lower() == "bearer":
+                found = token
+        if found is None:
             return web.json_response(
                 {"error": "missing or wrong bearer token"},
                 status=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        if scope not in found.scopes and "admin" not in found.scopes:
+            return _json_error(403, f"token {found.name!r} may not do {scope}")
         return None
 
     async def list_alerts(self, request: web.Request) -> web.Response:
@@ -171,7 +195,7 @@ class Server:
 
     async def ack_alert(self, request: web.Request) -> web.Response:
         """Acknowledge a firing alert: its escalation and repeats stop."""
-        refused = self._authorized(request)
+        refused = self._authorized(request, "alerts")
         if refused is not None:
             return refused
         if self._alerts is None:

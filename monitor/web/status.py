@@ -112,7 +112,9 @@ class StatusSite:
             if any(isinstance(o, AvailabilityObjective) for o in s.objectives)
         }
         self._closing = asyncio.Event()
-        self._authorized: Authorize = lambda request: error_response(403, "writes are disabled")
+        self._authorized: Authorize = lambda request, scope: error_response(
+            403, "writes are disabled"
+        )
 
     # --- wiring ----------------------------------------------------------------------------
 
@@ -143,7 +145,7 @@ class StatusSite:
             or (request.path.startswith("/api/") and request.path not in _AUTH_FREE)
         )
         if guarded:
-            refused = self._authorized(request)
+            refused = self._authorized(request, "read")
             if refused is not None:
                 return refused
         return await handler(request)

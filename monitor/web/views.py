@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from monitor.clock import Clock
-from monitor.config import Config
+from monitor.config import Config, Scope
 from monitor.incidents import (
     IncidentBook,
     IncidentDetector,
@@ -24,7 +24,8 @@ from monitor.sla.figures import ObjectiveFigures
 from monitor.store import Incident, Store
 from monitor.timeparse import iso_utc as iso
 
-Authorize = Callable[[web.Request], web.Response | None]
+#: Checks a request's bearer token for a scope: None when allowed, else the answer.
+Authorize = Callable[[web.Request, Scope], web.Response | None]
 _Model = TypeVar("_Model", bound=BaseModel)
 
 

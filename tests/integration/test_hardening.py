@@ -236,3 +236,63 @@ def test_a_threshold_the_timeout_cuts_off_is_a_warning_naming_both_keys(tmp_path
         f"{path}: warning: services[0].objectives[0].threshold (4 s) is not below "
         "services[0].probes[0].timeout (2 s, probe 'p')"
     ) in done.stderr
+
+
+GATEWAY = "gateway-token-for-maintenance"
+
+
+async def test_a_scoped_token_does_only_what_its_scopes_allow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An institution's gateway may announce maintenance, not open incidents nor
+    acknowledge alerts; the admin token may do all; an unknown token nothing."""
+    monkeypatch.setenv("HARDENING_TOKEN", TOKEN)
+    monkeypatch.setenv("GATEWAY_TOKEN", GATEWAY)
+    document = _document(tmp_path / "store.sqlite3")
+    document["server"]["tokens"] = {"gateway": {"env": "GATEWAY_TOKEN", "scopes": ["maintenance"]}}
+    window = {
+        "service": "a",
+        "start": "2026-11-20T01:00:00Z",
+        "end": "2026-11-20T02:00:00Z",
+        "reason": "gateway upgrade",
+    }
+    incident = {"service": "a", "title": "t", "message": "m"}
+    gateway = {"Authorization": f"Bearer {GATEWAY}"}
+    async with _serve(validate(document)) as client:
+        before = await _state(client)
+        refused = await client.post("/api/incidents", json=incident, headers=gateway)
+        assert refused.status_code == 403
+        assert "token 'gateway' may not do incidents" in refused.json()["error"]
+        ack = await client.post("/api/alerts/x/ack", headers=gateway)
+        assert ack.status_code == 403
+        wrong = await client.post(
+            "/api/maintenance", json=window, headers={"Authorization": "Bearer not-a-token-at-all"}
+        )
+        assert wrong.status_code == 401
+        assert await _state(client) == before
+        assert (
+            await client.post("/api/maintenance", json=window, headers=gateway)
+        ).status_code == 201
+        assert (await client.post("/api/incidents", json=incident, headers=AUTH)).status_code == 201
+
+
+def test_a_scoped_token_without_its_variable_stops_run(tmp_path: Path) -> None:
+    document = _document(tmp_path / "store.sqlite3")
+    document["server"]["tokens"] = {"gateway": {"env": "GATEWAY_TOKEN", "scopes": ["maintenance"]}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(document))
+    env = {k: v for k, v in os.environ.items() if k != "GATEWAY_TOKEN"}
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", "run", "--config", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**env, "HARDENING_TOKEN": TOKEN},
+    )
+    assert done.returncode == 2
+    assert (
+        f"{path}: server.tokens.gateway.env: environment variable GATEWAY_TOKEN is not set"
+        in done.stderr
+    )
