@@ -73,7 +73,6 @@ class Collector:
         self.max_staged = max_staged
         #: Results neither the store nor the spool could take.
         self.lost = 0
-        self._stopping = False
 
     def accept(self, result: Result) -> None:
         """Count one result in metrics and ledger and stage it for the store."""
@@ -138,8 +137,6 @@ class Collector:
                 raise OSError("no spool is configured")
             self.spool.append(self._pending)
         except OSError as exc:
-            if len(self._pending) < self.max_staged and not self._stopping:
-                return True  # still room in memory: keep them and retry the store
             self.lost += count
             self.metrics.lost.inc(count)
             log.critical(
@@ -254,7 +251,6 @@ class Collector:
                 return
             await asyncio.sleep(min(2.0, 0.2 * 2**attempt))
         count = len(self._pending)
-        self._stopping = True
         if self.spill():
             log.warning("%d results the store refused at shutdown are in the spool", count)
 

@@ -157,9 +157,9 @@ class Metrics:
         PlatformCollector(registry=r)
         self.objective_events = Counter(
             "sla_objective_events",
-            "Results a latency objective counts, after exclusions (maintenance, outside "
-            "hours, provider unavailable), by whether they met its threshold; added when "
-            "their minute is sealed.",
+            "Results a latency objective counts, after exclusions (maintenance and "
+            "outside-hours minutes left out, as the daemon does), by whether they met its "
+            "threshold; added when their minute is sealed.",
             ["service", "objective", "result"],
             registry=r,
         )
@@ -173,7 +173,7 @@ class Metrics:
         self.sealed_timestamp = Gauge(
             "sla_objective_sealed_timestamp_seconds",
             "End of the last minute the daemon sealed (decided) for the objective; the "
-            "post-exclusion counters are complete up to it.",
+            "post-exclusion counters are complete up to it (0 before the first seal).",
             ["service", "objective"],
             registry=r,
         )

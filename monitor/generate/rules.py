@@ -30,12 +30,11 @@ an objective's data is absent or no minute has been sealed for too long.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from prometheus_client.utils import floatToGoString
 
 from monitor.alerting.labels import (
     BURN_ALERT,
@@ -75,8 +74,6 @@ MAINTENANCE_METRIC = "sla_maintenance_active"
 
 #: Days a burn rate is measured against in the alert text, as in the built-in path.
 _BUDGET_PERIOD_DAYS = 30
-#: prometheus_client's text for a bucket bound (the library leaves it unannotated).
-_float_to_go_string: Callable[[float], str] = floatToGoString
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
 
 
@@ -88,12 +85,6 @@ def sli_record(window: str) -> str:
 def error_record(window: str) -> str:
     """Name of the recorded error ratio (1 - SLI) over ``window``."""
     return f"sla:error_ratio:rate{window}"
-
-
-def le_label(threshold_s: float) -> str:
-    """The ``le`` label value of a latency threshold, exactly as prometheus_client writes
-    the bucket bound (1 s is ``"1.0"``, 250 ms ``"0.25"``), so the selector always matches."""
-    return _float_to_go_string(float(threshold_s))
 
 
 def prometheus_duration(seconds: float) -> str:
@@ -133,20 +124,30 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
-def sli_counts(objective: Objective) -> tuple[str, str]:
-    """The good and the valid counter selectors of an objective (before the service and
-    objective matchers): latency results within the threshold over all it counts;
-    availability up seconds over up + down seconds."""
-    if isinstance(objective, LatencyObjective):
-        return '{result="good"}', ""
-    return '{state="up"}', '{state=~"up|down"}'
+@dataclass(frozen=True, slots=True)
+class SliSeries:
+    """The post-exclusion counter selectors of one objective: what is good, bad and valid
+    (latency: results within the threshold, the others, all of them; availability: up,
+    down, and up + down seconds). The Prometheus rules, Sloth's spec and OpenSLO's SLI
+    all read these."""
+
+    good: str
+    bad: str
+    valid: str
 
 
-def _counter(service: ServiceConfig, objective: Objective, extra: str) -> str:
-    metric = EVENTS_METRIC if isinstance(objective, LatencyObjective) else SECONDS_METRIC
+def sli_series(service: ServiceConfig, objective: Objective) -> SliSeries:
+    """The selectors of ``objective`` of ``service``."""
     own = f"service={_quote(service.name)},objective={_quote(objective.name)}"
-    inner = f"{own},{extra[1:-1]}" if extra else own
-    return f"{metric}{{{inner}}}"
+    if isinstance(objective, LatencyObjective):
+        metric = EVENTS_METRIC
+        good, bad, valid = 'result="good"', 'result="bad"', ""
+    else:
+        metric = SECONDS_METRIC
+        good, bad, valid = 'state="up"', 'state="down"', 'state=~"up|down"'
+    return SliSeries(
+        *(f"{metric}{{{own},{m}}}" if m else f"{metric}{{{own}}}" for m in (good, bad, valid))
+    )
 
 
 def _sum_rate(series: str, window: str) -> str:
@@ -156,20 +157,8 @@ def _sum_rate(series: str, window: str) -> str:
 def sli_expr(service: ServiceConfig, objective: Objective, window: str) -> str:
     """good / valid over ``window`` straight from the post-exclusion counters, summed over
     daemon instances (what ``sla:sli_ratio:rate<window>`` records up to 6 h)."""
-    good, valid = sli_counts(objective)
-    good_series = _counter(service, objective, good)
-    valid_series = _counter(service, objective, valid)
-    return f"{_sum_rate(good_series, window)} / {_sum_rate(valid_series, window)}"
-
-
-def latency_sli(service: ServiceConfig, objective: LatencyObjective, window: str) -> str:
-    """Results within the threshold over all results the daemon counts for the objective."""
-    return sli_expr(service, objective, window)
-
-
-def availability_sli(service: ServiceConfig, objective: AvailabilityObjective, window: str) -> str:
-    """Up time over up + down time; excluded and unmonitored time counts as neither."""
-    return sli_expr(service, objective, window)
+    series = sli_series(service, objective)
+    return f"{_sum_rate(series.good, window)} / {_sum_rate(series.valid, window)}"
 
 
 def _own(service: ServiceConfig, objective: Objective) -> tuple[tuple[str, str, str], ...]:
@@ -179,7 +168,7 @@ def _own(service: ServiceConfig, objective: Objective) -> tuple[tuple[str, str, 
 def _recording_rules(service: ServiceConfig, objective: Objective) -> list[dict[str, Any]]:
     labels = {"service": service.name, "objective": objective.name}
     own = _own(service, objective)
-    good, valid = sli_counts(objective)
+    series = sli_series(service, objective)
     rules: list[dict[str, Any]] = [
         {
             "record": TARGET_RECORD,
@@ -188,12 +177,12 @@ def _recording_rules(service: ServiceConfig, objective: Objective) -> list[dict[
         },
         {
             "record": GOOD_RECORD,
-            "expr": _sum_rate(_counter(service, objective, good), BASE_WINDOW),
+            "expr": _sum_rate(series.good, BASE_WINDOW),
             "labels": dict(labels),
         },
         {
             "record": VALID_RECORD,
-            "expr": _sum_rate(_counter(service, objective, valid), BASE_WINDOW),
+            "expr": _sum_rate(series.valid, BASE_WINDOW),
             "labels": dict(labels),
         },
     ]
@@ -394,16 +383,14 @@ __all__ = [
     "SLI_WINDOWS",
     "TARGET_RECORD",
     "VALID_RECORD",
-    "availability_sli",
     "build_rules",
     "error_budget",
     "error_record",
-    "latency_sli",
-    "le_label",
     "prometheus_duration",
     "prometheus_window",
     "render_rules",
     "sli_expr",
     "sli_record",
+    "sli_series",
     "write_rules",
 ]

@@ -17,7 +17,7 @@ import yaml
 
 from monitor.alerting.labels import BURN_ALERT
 from monitor.config import AvailabilityObjective, Config, LatencyObjective, Objective, ServiceConfig
-from monitor.generate.rules import EVENTS_METRIC, SECONDS_METRIC
+from monitor.generate.rules import sli_series
 
 #: The file ``write_sloth`` writes.
 SLOTH_FILE = "sla-monitor.sloth.yml"
@@ -27,16 +27,10 @@ _WINDOW = "{{.window}}"
 
 
 def _queries(service: ServiceConfig, objective: Objective) -> dict[str, str]:
-    own = f'service="{service.name}",objective="{objective.name}"'
-    if isinstance(objective, LatencyObjective):
-        bad = f'{EVENTS_METRIC}{{{own},result="bad"}}'
-        total = f"{EVENTS_METRIC}{{{own}}}"
-    else:
-        bad = f'{SECONDS_METRIC}{{{own},state="down"}}'
-        total = f'{SECONDS_METRIC}{{{own},state=~"up|down"}}'
+    series = sli_series(service, objective)
     return {
-        "error_query": f"sum(rate({bad}[{_WINDOW}]))",
-        "total_query": f"sum(rate({total}[{_WINDOW}]))",
+        "error_query": f"sum(rate({series.bad}[{_WINDOW}]))",
+        "total_query": f"sum(rate({series.valid}[{_WINDOW}]))",
     }
 
 

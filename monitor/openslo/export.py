@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from monitor.config import AvailabilityObjective, Config, LatencyObjective, Objective, ServiceConfig
-from monitor.generate.rules import EVENTS_METRIC, SECONDS_METRIC, prometheus_duration
+from monitor.generate.rules import prometheus_duration, sli_series
 from monitor.openslo.model import API_VERSION, parse_document
 
 #: The file ``write_openslo`` writes.
@@ -42,21 +42,17 @@ def _source(query: str) -> dict[str, Any]:
 
 
 def _sli(service: ServiceConfig, objective: Objective) -> dict[str, Any]:
-    own = f'service="{service.name}",objective="{objective.name}"'
+    series = sli_series(service, objective)
     annotations: dict[str, str] = {
         KIND_KEY: str(objective.kind),
         SERVICE_KEY: service.name,
         OBJECTIVE_KEY: objective.name,
     }
     if isinstance(objective, LatencyObjective):
-        good = f'{EVENTS_METRIC}{{{own},result="good"}}'
-        total = f"{EVENTS_METRIC}{{{own}}}"
         annotations[THRESHOLD_KEY] = repr(float(objective.threshold))
         description = f"Results within {objective.threshold:g} s over all results counted"
     else:
         assert isinstance(objective, AvailabilityObjective)
-        good = f'{SECONDS_METRIC}{{{own},state="up"}}'
-        total = f'{SECONDS_METRIC}{{{own},state=~"up|down"}}'
         annotations[DOWN_RATIO_KEY] = repr(objective.down_ratio)
         description = "Up time over up and down time (whole minutes)"
     return {
@@ -69,7 +65,11 @@ def _sli(service: ServiceConfig, objective: Objective) -> dict[str, Any]:
         },
         "spec": {
             "description": description,
-            "ratioMetric": {"counter": True, "good": _source(good), "total": _source(total)},
+            "ratioMetric": {
+                "counter": True,
+                "good": _source(series.good),
+                "total": _source(series.valid),
+            },
         },
     }
 

@@ -4,14 +4,12 @@ authenticated: no 5xx, no answer outside the document."""
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.integration.test_hardening import AUTH, TOKEN, _document, _serve
+from tests.support.schemathesis import run_schemathesis
 from tests.support.stack import validate
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -33,30 +31,12 @@ async def test_schemathesis_on_sqlite_finds_no_server_error(
         assert (await client.post("/api/maintenance", json=window, headers=AUTH)).is_success
         incident = {"service": "a", "title": "t", "message": "m"}
         assert (await client.post("/api/incidents", json=incident, headers=AUTH)).is_success
-        st = shutil.which("st", path=str(Path(sys.executable).parent))
-        assert st is not None, "schemathesis is a dev dependency"
-        process = await asyncio.create_subprocess_exec(
-            st,
-            "run",
-            f"{client.base_url}/api/openapi.json",
-            "--header",
-            f"Authorization: Bearer {TOKEN}",
-            "--checks",
-            "not_a_server_error,response_schema_conformance,status_code_conformance,"
-            "content_type_conformance",
-            "--max-examples",
-            str(EXAMPLES),
-            "--phases",
-            "examples,coverage,fuzzing,stateful",
-            "--generation-deterministic",
-            "--workers",
-            "2",
-            "--request-timeout",
-            "10",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+        code, text = await run_schemathesis(
+            str(client.base_url),
+            TOKEN,
+            examples=EXAMPLES,
+            phases="examples,coverage,fuzzing,stateful",
+            workers=2,
             cwd=tmp_path,
         )
-        output, _ = await process.communicate()
-    text = output.decode(errors="replace")
-    assert process.returncode == 0, text[-6000:]
+    assert code == 0, text[-6000:]

@@ -3,10 +3,7 @@ and fuzzed with schemathesis), the feed and the language choice."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
-import sys
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +17,7 @@ from monitor.app import Daemon
 from monitor.config import Config
 from monitor.store import MemoryStore
 from tests.fakes import FakeClock
+from tests.support.schemathesis import run_schemathesis
 from tests.support.stack import validate
 
 TOKEN = "t0ken-for-the-api-tests"
@@ -408,30 +406,7 @@ async def test_schemathesis_finds_no_server_error_nor_schema_violation(
     api: Api, tmp_path: Path
 ) -> None:
     await _seed(api)
-    st = shutil.which("st", path=str(Path(sys.executable).parent))
-    assert st is not None, "schemathesis is a dev dependency"
-    process = await asyncio.create_subprocess_exec(
-        st,
-        "run",
-        f"{api.url}/api/openapi.json",
-        "--header",
-        f"Authorization: Bearer {TOKEN}",
-        "--checks",
-        "not_a_server_error,response_schema_conformance,status_code_conformance,"
-        "content_type_conformance",
-        "--max-examples",
-        "25",
-        "--phases",
-        "examples,coverage,fuzzing",
-        "--generation-deterministic",
-        "--workers",
-        "1",
-        "--request-timeout",
-        "10",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        cwd=tmp_path,
+    code, text = await run_schemathesis(
+        api.url, TOKEN, examples=25, phases="examples,coverage,fuzzing", workers=1, cwd=tmp_path
     )
-    output, _ = await process.communicate()
-    text = output.decode(errors="replace")
-    assert process.returncode == 0, text[-6000:]
+    assert code == 0, text[-6000:]
