@@ -84,7 +84,12 @@ async def test_a_migrated_store_reports_what_the_old_code_reported(tmp_path: Pat
     finally:
         await store.aclose()
     expected = json.loads(V0_REPORT.read_text())
-    assert json.loads(report.model_dump_json()) == expected
+    got = json.loads(report.model_dump_json())
+    # Added since the fixture was made (schema v3): empty for every window it holds.
+    entries = [m for service in got["services"] for m in service["maintenance"]]
+    assert entries
+    assert [m.pop("correction") for m in entries] == [None] * len(entries)
+    assert got == expected
 
 
 async def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
