@@ -22,6 +22,7 @@ import yaml
 from monitor.app import Daemon
 from monitor.config import Config
 from tests.fakes import FakeClock
+from tests.monitor.test_config import check_config
 from tests.support.stack import validate
 
 pytestmark = pytest.mark.slow
@@ -193,17 +194,6 @@ async def test_a_server_given_an_empty_token_keeps_writes_shut(
         assert (await client.get("/api/incidents")).json()["incidents"] == []
 
 
-def _check_config(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "monitor", "check-config", str(path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def test_a_non_finite_timeout_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(
@@ -212,7 +202,7 @@ def test_a_non_finite_timeout_is_a_config_error(tmp_path: Path) -> None:
         "    probes:\n"
         '      - {name: p, kind: http, url: "http://127.0.0.1:9/", timeout: .inf}\n'
     )
-    done = _check_config(path)
+    done = check_config(path)
     assert done.returncode == 2
     assert f"{path}:4: services[0].probes[0].timeout: Input should be a finite number" in (
         done.stderr
@@ -230,7 +220,7 @@ def test_a_threshold_the_timeout_cuts_off_is_a_warning_naming_both_keys(tmp_path
         "    objectives:\n"
         "      - {name: slow, kind: latency, threshold: 4s, target: 99}\n"
     )
-    done = _check_config(path)
+    done = check_config(path)
     assert done.returncode == 0, done.stderr
     assert (
         f"{path}: warning: services[0].objectives[0].threshold (4 s) is not below "
