@@ -77,8 +77,12 @@ def _document(store: Path, port: int, **storage: Any) -> dict[str, Any]:
 
 
 def _stored(path: Path) -> int:
+    """Results in the store (0 while the daemon has not created its schema yet)."""
     with closing(sqlite3.connect(path)) as db:
-        (count,) = db.execute("SELECT COUNT(*) FROM results").fetchone()
+        try:
+            (count,) = db.execute("SELECT COUNT(*) FROM results").fetchone()
+        except sqlite3.OperationalError:
+            return 0
     return int(count)
 
 
@@ -170,7 +174,7 @@ def test_when_the_spool_fails_too_the_loss_is_said_and_the_exit_code_is_1(
             finally:
                 if process.poll() is None:
                     process.kill()
-                    process.wait()
+                    process.communicate()  # also closes its pipes
             return process.returncode, subprocess.CompletedProcess([], process.returncode, out, err)
 
     code, done = asyncio.run(target())
