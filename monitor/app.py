@@ -70,8 +70,11 @@ class Daemon:
         clock: Clock | None = None,
         store: Store | None = None,
         base_dir: Path | None = None,
+        allow_degraded_start: bool = False,
     ) -> None:
         self.config = config
+        #: Start even when the store takes no write (results wait in memory and the spool).
+        self.allow_degraded_start = allow_degraded_start
         self.clock = clock or SystemClock()
         path = Path(config.storage.path)
         if not path.is_absolute() and base_dir is not None:
@@ -268,6 +271,7 @@ class Daemon:
         """Run until ``stop`` is set, then shut down in order; returns when all is flushed."""
         await self.store.open()
         try:
+            await self._check_writable()
             await self._replay_spool()
             await self.load_history()
             await self.alerter.load()
@@ -299,6 +303,24 @@ class Daemon:
             self.collector.accepted,
             self.collector.written,
         )
+
+    async def _check_writable(self) -> None:
+        """A store that takes no write (read-only, full disk) stops the start, unless the
+        operator chose to measure into the spool until it recovers."""
+        try:
+            await self.store.check_writable()
+        except StoreError as exc:
+            if not self.allow_degraded_start:
+                raise StoreError(
+                    f"{exc}\nmake the store writable (free space, permissions, mount), or"
+                    " start with --allow-degraded-start to measure while results wait in"
+                    " memory and the spool until it takes writes"
+                ) from exc
+            log.error(
+                "%s: starting degraded (--allow-degraded-start); results wait in memory and"
+                " the spool until the store takes writes",
+                exc,
+            )
 
     async def _replay_spool(self) -> None:
         """Results spooled by an earlier run (its store was failing) go into the store

@@ -146,6 +146,14 @@ class Metrics:
             "Store writes that failed (the batch is kept and retried).",
             registry=r,
         )
+        self.results_too_late = Counter(
+            "sla_results_too_late",
+            "Results whose minute had been sealed beyond the re-decision horizon (a "
+            "backward step of the wall clock, a long stall): counted once in latency, "
+            "not in that minute's availability.",
+            ["service", "probe"],
+            registry=r,
+        )
         self.broker_connected = Gauge(
             "sla_broker_connected",
             "1 while the MQTT connection to the broker is up.",
@@ -238,6 +246,10 @@ class Metrics:
                 good.inc(within)
             if rollup.attempts > within:
                 bad.inc(rollup.attempts - within)
+
+    def result_too_late(self, probe: ProbeId) -> None:
+        """Count a result too late to change its minute's availability decision."""
+        self.results_too_late.labels(*probe).inc()
 
 
 class _ProbeChildren:

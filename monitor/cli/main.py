@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the daemon")
     run.add_argument("--config", required=True, type=Path, help="config file (YAML)")
+    run.add_argument(
+        "--allow-degraded-start",
+        action="store_true",
+        help="start even if the store takes no write (results are kept and spooled)",
+    )
 
     demo = commands.add_parser(
         "demo", help="embedded broker + simulator + daemon on the demo config"
@@ -128,7 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for warning in config_warnings(config):
                 log.warning("%s: %s", args.config, warning)
         if args.command == "run":
-            return _run_until_signal(lambda stop: _run(config, stop))
+            degraded = args.allow_degraded_start
+            return _run_until_signal(lambda stop: _run(config, stop, degraded))
         if args.command == "demo":
             return _run_until_signal(lambda stop: _demo(config, stop))
         if args.command == "simulate":
@@ -239,10 +245,10 @@ def _run_until_signal(body: Callable[[asyncio.Event], Awaitable[int | None]]) ->
     return EXIT_OK if code is None else code
 
 
-async def _run(config: Config, stop: asyncio.Event) -> int:
+async def _run(config: Config, stop: asyncio.Event, allow_degraded_start: bool) -> int:
     from monitor.app import Daemon
 
-    daemon = Daemon(config)
+    daemon = Daemon(config, allow_degraded_start=allow_degraded_start)
     await daemon.run(stop)
     if daemon.lost_results:
         log.critical("%d measured results were lost (see above)", daemon.lost_results)

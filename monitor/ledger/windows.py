@@ -14,6 +14,7 @@ as the other two would; kept together so those invariants are read in one place.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -53,6 +54,11 @@ _RING = 64 * _DAY
 #: Sealed minutes kept in full for a while, so a result that arrives after its minute was
 #: sealed (a long queue, a slow flush) still corrects that minute's availability state.
 _RECENT_SEALED = 15
+#: At most this many minutes are sealed per ``advance``: after a forward step of the wall
+#: clock (or a long stall) the backlog is sealed over several ticks, not in one blocking
+#: loop, and the event loop is yielded to every ``_SEAL_YIELD`` minutes.
+SEAL_PER_ADVANCE = _DAY
+_SEAL_YIELD = 60
 
 
 @dataclass
@@ -117,6 +123,10 @@ class SealListener(Protocol):
         """A sealed, eligible rollup of ``probe`` entered the window sums (at sealing, or
         a late result of a sealed minute)."""
 
+    def result_too_late(self, probe: ProbeId) -> None:
+        """A result came for a minute sealed beyond the re-decision horizon (a backward
+        step of the wall clock, a long stall): counted in latency, not in availability."""
+
 
 class Ledger:
     """In-memory windows over minute rollups, for every probe and availability objective.
@@ -160,6 +170,7 @@ class Ledger:
         self._recent: dict[int, dict[ProbeId, Rollup]] = {}
         self._window_end: int | None = None  # the current minute the sums are slid to
         self._sealed_through: int | None = None
+        self._late_warned: int | None = None  # sealed_through when late results were logged
         self._month: tuple[int, int] | None = None  # (year, month) of the "month" sums
         self._month_first = 0  # first minute of that month, and of the one before
         self._previous_month_first = 0
@@ -230,12 +241,19 @@ class Ledger:
         if minute // 60 in self._recent_hours:
             self._emit_hour(minute // 60)  # the compacted hour changed
         if recent is None:
-            log.warning(
-                "result of %s/%s for minute %d arrived too late to correct availability",
-                result.service,
-                result.probe,
-                minute,
-            )
+            if self.listener is not None:
+                self.listener.result_too_late(key)
+            # Once while the sealing stands still (a step back), not once per result.
+            if self._sealed_through != self._late_warned:
+                self._late_warned = self._sealed_through
+                log.warning(
+                    "results of minute %d (%s/%s, ...) arrived %d minutes after it was "
+                    "sealed: counted in latency, too late to correct availability",
+                    minute,
+                    result.service,
+                    result.probe,
+                    self._sealed_through - minute,
+                )
         return counted
 
     def _windows_holding(self, minute: int) -> list[str]:
@@ -265,6 +283,13 @@ class Ledger:
         current = int(now // 60)
         if self._window_end is None:
             self._window_end = current
+        if self._sealed_through is not None and current - self._window_end > max(ROLLING.values()):
+            # Every minute sealed so far has left every rolling window: empty them at
+            # once rather than reading back minute by minute what leaves.
+            self._window_end = current
+            for sums in self._groups.values():
+                for window in ROLLING:
+                    sums[window] = Rollup()
         while self._window_end < current:
             self._window_end += 1
             await self._drop_leaving(self._window_end, store)
@@ -274,9 +299,12 @@ class Ledger:
             oldest = min((m for p in self._probes.values() for m in p.open), default=None)
             start = seal_through if oldest is None else min(oldest - 1, seal_through)
             self._sealed_through = start
+        seal_through = min(seal_through, self._sealed_through + SEAL_PER_ADVANCE)
         while self._sealed_through < seal_through:
             self._sealed_through += 1
             self._seal(self._sealed_through)
+            if self._sealed_through % _SEAL_YIELD == 0:
+                await asyncio.sleep(0)
 
     async def _drop_leaving(self, end: int, store: RollupReader) -> None:
         """Subtract, from each rolling window ending at minute ``end``, the minute that
@@ -764,4 +792,4 @@ def _runs(hours: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
-__all__ = ["Ledger", "RollupKey", "SealListener"]
+__all__ = ["SEAL_PER_ADVANCE", "Ledger", "RollupKey", "SealListener"]

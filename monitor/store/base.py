@@ -199,6 +199,11 @@ class Lifecycle(Protocol):
         """Flush and close."""
         ...
 
+    async def check_writable(self) -> None:
+        """Raise ``StoreError`` unless the store takes a write (tried, then rolled back):
+        a read-only file or a full disk is found at start, not after the first flush."""
+        ...
+
 
 class RollupReader(Protocol):
     """Reading minute rollups back: all the ledger's sliding needs."""

@@ -44,6 +44,9 @@ class MemoryStore:
     async def open(self) -> None:
         """Nothing to open."""
 
+    async def check_writable(self) -> None:
+        """Memory always takes a write."""
+
     async def write_batch(
         self, results: Sequence[Result], deltas: Mapping[RollupKey, Rollup]
     ) -> None:

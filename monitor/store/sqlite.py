@@ -92,7 +92,20 @@ class SqliteStore:
             await self._db.execute(f"PRAGMA synchronous={self._synchronous}")
             await migrate(self._db, self.path, self._clock.now())
         except (OSError, aiosqlite.Error) as exc:
+            if self._db is not None:  # its thread would keep the file (and the process)
+                await self._db.close()
+                self._db = None
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+
+    async def check_writable(self) -> None:
+        """Commit one small row (when the store was last started): a rolled-back write
+        never reaches the disk, so only a commit finds a full disk or a size limit."""
+        async with self._write(immediate=True) as db:
+            await db.execute(
+                "INSERT INTO counters (name, value) VALUES ('started_at', ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (int(self._clock.now()),),
+            )
 
     @property
     def db(self) -> aiosqlite.Connection:

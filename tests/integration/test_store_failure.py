@@ -4,6 +4,8 @@ than a full tmpfs, so the test needs no root); results beyond ``max_staged`` spi
 spool, the stop while the store fails puts the rest there, and the next start writes them
 back: every accepted result is in the store. A daemon whose store and spool both fail
 (a real process with a per-file size limit) says how many results it lost and exits 1.
+A store that cannot be opened or written at start stops the start, unless a degraded
+start was asked for: then it measures into memory and writes all back once it recovers.
 """
 
 from __future__ import annotations
@@ -181,3 +183,68 @@ def test_when_the_spool_fails_too_the_loss_is_said_and_the_exit_code_is_1(
     assert code == 1, done.stderr[-2000:]
     assert "results lost: neither the store nor the spool took them" in done.stderr
     assert "measured results were lost" in done.stderr
+
+
+def test_a_store_that_cannot_be_opened_stops_the_start(tmp_path: Path) -> None:
+    """A real process whose every file is capped at 4 KiB from the start (as on a full
+    disk): SQLite cannot set up its WAL index, so the start stops with one line naming
+    the file, exit 1."""
+    path = tmp_path / "store.sqlite3"
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(_document(path, 9)))  # never gets to probe
+
+    def cap_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of dying
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", "run", "--config", str(config_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        preexec_fn=cap_files,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert f"sla-monitor: cannot open the store {path}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+class RefusingWrites(FailingWrites):
+    """Also refuses the start's write check while failing (a read-only file that opens)."""
+
+    async def check_writable(self) -> None:
+        if self.failing:
+            raise StoreError(f"cannot write to the store {self.path}: readonly (injected)")
+        await super().check_writable()
+
+
+async def test_a_store_that_takes_no_write_stops_the_start_unless_degraded_is_allowed(
+    tmp_path: Path,
+) -> None:
+    settings = simulator_settings(routes=["/x"], profile={"latency": {"median": 0.002}})
+    async with Simulator(settings, {}) as sim:
+        assert sim.http_port is not None
+        path = tmp_path / "store.sqlite3"
+        config = validate(_document(path, sim.http_port, max_staged=100_000))
+        store = RefusingWrites(path)
+        store.failing = True
+        with pytest.raises(StoreError, match="--allow-degraded-start"):
+            await Daemon(config, store=store).run(asyncio.Event())
+        assert _stored(path) == 0
+
+        store = RefusingWrites(path)
+        store.failing = True
+        daemon = Daemon(config, store=store, allow_degraded_start=True)
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop))
+        await asyncio.wait_for(daemon.ready.wait(), 20)
+        await _until(lambda: daemon.collector.accepted > 200, 20)  # measuring, unwritten
+        assert daemon.collector.written == 0
+        measured_degraded = daemon.collector.accepted
+        store.failing = False  # the store recovers
+        await _until(lambda: daemon.collector.written >= measured_degraded, 30)
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    assert daemon.lost_results == 0
+    assert _stored(path) == daemon.collector.accepted == daemon.collector.written
