@@ -36,8 +36,9 @@ from monitor.sla.eligibility import Eligibility
 from monitor.sla.figures import ObjectiveFigures, all_figures
 from monitor.sla.objectives import grace_minutes, probe_thresholds
 from monitor.store import SqliteStore, Store
-from monitor.store.records import Alert
+from monitor.store.records import Alert, RunMark, RunMarks
 from monitor.store.spool import Spool, replay
+from monitor.timeparse import iso_utc
 from monitor.web.server import Health, Server
 from monitor.web.status import StatusSite
 from probes.registry import ProbeResources, build_probe
@@ -49,6 +50,8 @@ ROLLUP_RETENTION_DAYS = 400
 #: How often the archive is read for new report corrections (``report correct``).
 _CORRECTIONS_EVERY_S = 60.0
 _PRUNE_EVERY_S = 3600.0
+#: How often the housekeeping loop records that the daemon is alive.
+HEARTBEAT_S = 1.0
 #: How far back days are compacted: what a restart reads (30 days, two calendar months).
 _COMPACT_DAYS_BACK = 64
 
@@ -271,8 +274,12 @@ class Daemon:
         """Run until ``stop`` is set, then shut down in order; returns when all is flushed."""
         await self.store.open()
         try:
+            previous = await self.store.run_marks()
             await self._check_writable()
+            await self._mark("started")
             await self._replay_spool()
+            if previous.killed:
+                await self._count_killed_run(previous)
             await self.load_history()
             await self.alerter.load()
             await self.incident_detector.load()
@@ -296,6 +303,8 @@ class Daemon:
                 await self.resources.aclose()
                 await self.server.stop()
                 await self.dispatcher.aclose()
+            if not self.collector.staged:  # all written or spooled: a clean stop
+                await self._mark("stopped")
         finally:
             await self.store.aclose()
         log.info(
@@ -321,6 +330,36 @@ class Daemon:
                 " the spool until the store takes writes",
                 exc,
             )
+
+    async def _mark(self, mark: RunMark) -> None:
+        try:
+            await self.store.mark_run(mark, self.clock.now())
+        except StoreError as exc:
+            log.error("could not record the run's %s mark: %s", mark, exc)
+
+    async def _count_killed_run(self, previous: RunMarks) -> None:
+        """The previous run was killed: what it measured after its last write is lost.
+        It died within two heartbeats of its last sign of life (one period plus the
+        loop's own work), so per probe at most the runs from its last stored result to
+        then are lost; logged and exported once."""
+        assert previous.started is not None
+        died_by = (previous.alive or previous.started) + 2 * HEARTBEAT_S
+        last = await self.store.last_results(previous.started)
+        bound = 0
+        for service in self.config.services:
+            for probe in service.probes:
+                since = last.get((service.name, probe.name), previous.started)
+                bound += math.ceil(max(0.0, died_by - since) / probe.interval)
+        self.metrics.previous_run_killed.set(1)
+        self.metrics.previous_run_lost_max.set(bound)
+        log.warning(
+            "the previous run (started %s) ended without a clean stop (killed or crashed)"
+            " by %s: at most %d probe runs it measured after its last write are lost"
+            " (sla_previous_run_lost_results_max)",
+            iso_utc(previous.started),
+            iso_utc(died_by),
+            bound,
+        )
 
     async def _replay_spool(self) -> None:
         """Results spooled by an earlier run (its store was failing) go into the store
@@ -427,12 +466,14 @@ class Daemon:
                 log.error("could not reload maintenance windows or corrections: %s", exc)
             for name, connection in self.resources.connections.items():
                 self.metrics.broker_connected.labels(name).set(1 if connection.connected else 0)
+            # Every HEARTBEAT_S: a killed run is known at the next start by its last mark.
+            await self._mark("alive")
             steady = self.clock_watch.steady()
             self.metrics.clock_step.set(self.clock_watch.step_s)
             if time.monotonic() >= next_prune and steady:
                 next_prune = time.monotonic() + _PRUNE_EVERY_S
                 await self.prune(self.clock.now())
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(HEARTBEAT_S)
 
     async def prune(self, now: float) -> int:
         """Delete raw results past retention and rollups past theirs, then compact the

@@ -154,6 +154,19 @@ class Metrics:
             ["service", "probe"],
             registry=r,
         )
+        self.previous_run_killed = Gauge(
+            "sla_previous_run_killed",
+            "1 when this run started after one that ended without a clean stop (SIGKILL, "
+            "a crash): see sla_previous_run_lost_results_max.",
+            registry=r,
+        )
+        self.previous_run_lost_max = Gauge(
+            "sla_previous_run_lost_results_max",
+            "At most this many probe runs the killed previous run measured after its last "
+            "write and lost (per probe, from its last stored result to two seconds after "
+            "the run's last sign of life).",
+            registry=r,
+        )
         self.broker_connected = Gauge(
             "sla_broker_connected",
             "1 while the MQTT connection to the broker is up.",

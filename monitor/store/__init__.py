@@ -11,6 +11,7 @@ from monitor.store.base import (
     MinuteHistory,
     ResultLog,
     RollupReader,
+    RunLog,
     Store,
 )
 from monitor.store.memory import MemoryStore
@@ -32,6 +33,7 @@ __all__ = [
     "ResultLog",
     "RollupKey",
     "RollupReader",
+    "RunLog",
     "SqliteStore",
     "Store",
 ]

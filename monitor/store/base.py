@@ -11,7 +11,15 @@ from typing import Protocol
 from monitor.results import DaySummary, HourSummary, Result, ServiceMinute
 from monitor.sla.counts import Rollup
 from monitor.sla.eligibility import MaintenanceWindow
-from monitor.store.records import Alert, Incident, IncidentUpdate, MaintenanceRecord, RollupKey
+from monitor.store.records import (
+    Alert,
+    Incident,
+    IncidentUpdate,
+    MaintenanceRecord,
+    RollupKey,
+    RunMark,
+    RunMarks,
+)
 
 
 class ResultLog(Protocol):
@@ -237,8 +245,33 @@ class HistoryReader(RollupReader, Protocol):
         ...
 
 
+class RunLog(Protocol):
+    """Marks of the daemon's runs: a start that finds no clean stop after the last start
+    knows the previous run was killed, and from the marks and the last results stored
+    roughly how much it had measured and not yet written."""
+
+    async def run_marks(self) -> RunMarks:
+        """The marks the last run left."""
+        ...
+
+    async def mark_run(self, mark: RunMark, at: float) -> None:
+        """Record a mark (replacing the previous one of its kind)."""
+        ...
+
+    async def last_results(self, since: float) -> dict[tuple[str, str], float]:
+        """Per (service, probe): the start time of its last stored result after ``since``."""
+        ...
+
+
 class Store(
-    Lifecycle, ResultLog, MinuteHistory, AlertStore, MaintenanceStore, IncidentStore, Protocol
+    Lifecycle,
+    ResultLog,
+    MinuteHistory,
+    AlertStore,
+    MaintenanceStore,
+    IncidentStore,
+    RunLog,
+    Protocol,
 ):
     """Where results, minute rollups and decisions, alerts, run-time maintenance windows
     and incidents live."""

@@ -18,6 +18,8 @@ from monitor.store.records import (
     IncidentUpdate,
     MaintenanceRecord,
     RollupKey,
+    RunMark,
+    RunMarks,
     check_window,
 )
 from monitor.store.records import (
@@ -30,6 +32,7 @@ class MemoryStore:
 
     def __init__(self, *, clock: Clock | None = None) -> None:
         self._results: list[Result] = []
+        self._marks: dict[RunMark, float] = {}
         self._rollups: dict[RollupKey, Rollup] = {}
         self._minutes: dict[tuple[int, str], ServiceMinute] = {}
         self._alerts: dict[str, Alert] = {}
@@ -46,6 +49,23 @@ class MemoryStore:
 
     async def check_writable(self) -> None:
         """Memory always takes a write."""
+
+    async def run_marks(self) -> RunMarks:
+        """The marks of earlier runs on this object."""
+        return RunMarks(**self._marks)
+
+    async def mark_run(self, mark: RunMark, at: float) -> None:
+        """Record a mark."""
+        self._marks[mark] = at
+
+    async def last_results(self, since: float) -> dict[tuple[str, str], float]:
+        """Per probe: its last result's start after ``since``."""
+        last: dict[tuple[str, str], float] = {}
+        for r in self._results:
+            if r.started_at > since:
+                key = (r.service, r.probe)
+                last[key] = max(last.get(key, r.started_at), r.started_at)
+        return last
 
     async def write_batch(
         self, results: Sequence[Result], deltas: Mapping[RollupKey, Rollup]

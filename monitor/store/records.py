@@ -16,6 +16,24 @@ RollupKey = tuple[str, str, int]
 AlertStatus = Literal["pending", "firing", "resolved"]
 
 
+#: The marks a daemon leaves of its run: started, alive (every second), stopped (cleanly).
+RunMark = Literal["started", "alive", "stopped"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunMarks:
+    """When the daemon last started, was last seen alive and last stopped cleanly."""
+
+    started: float | None = None
+    alive: float | None = None
+    stopped: float | None = None
+
+    @property
+    def killed(self) -> bool:
+        """The last run ended without a clean stop (SIGKILL, a crash, a power cut)."""
+        return self.started is not None and (self.stopped is None or self.stopped < self.started)
+
+
 @dataclass(frozen=True, slots=True)
 class MaintenanceRecord:
     """A stored maintenance window with its audit trail."""

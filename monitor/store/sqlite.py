@@ -36,6 +36,8 @@ from monitor.store.records import (
     IncidentUpdate,
     MaintenanceRecord,
     RollupKey,
+    RunMark,
+    RunMarks,
     check_window,
 )
 from monitor.store.records import (
@@ -97,14 +99,42 @@ class SqliteStore:
                 self._db = None
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
 
+    async def run_marks(self) -> RunMarks:
+        """The marks, kept in the counters table in milliseconds."""
+        async with self._lock:
+            rows = await self._fetch(
+                "SELECT name, value FROM counters WHERE name IN ('run started', 'run alive',"
+                " 'run stopped')"
+            )
+        marks = {str(name).removeprefix("run "): int(value) / 1000 for name, value in rows}
+        return RunMarks(**marks)
+
+    async def mark_run(self, mark: RunMark, at: float) -> None:
+        """Replace a mark."""
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO counters (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (f"run {mark}", round(at * 1000)),
+            )
+
+    async def last_results(self, since: float) -> dict[tuple[str, str], float]:
+        """Per probe: its last result's start after ``since`` (read by time index)."""
+        async with self._lock:
+            rows = await self._fetch(
+                "SELECT service, probe, MAX(started_at) FROM results WHERE started_at > ?"
+                " GROUP BY service, probe",
+                (since,),
+            )
+        return {(str(s), str(p)): float(at) for s, p, at in rows}
+
     async def check_writable(self) -> None:
-        """Commit one small row (when the store was last started): a rolled-back write
-        never reaches the disk, so only a commit finds a full disk or a size limit."""
+        """Commit one small row: a rolled-back write never reaches the disk, so only a
+        commit finds a full disk or a size limit."""
         async with self._write(immediate=True) as db:
             await db.execute(
-                "INSERT INTO counters (name, value) VALUES ('started_at', ?)"
-                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                (int(self._clock.now()),),
+                "INSERT INTO counters (name, value) VALUES ('write check', 1)"
+                " ON CONFLICT (name) DO UPDATE SET value = value + 1"
             )
 
     @property
