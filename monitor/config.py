@@ -314,6 +314,26 @@ class TokenConfig(_Strict):
     scopes: list[Scope] = Field(min_length=1)
 
 
+class ServerTls(_Strict):
+    """HTTPS for the daemon's own server (or put it behind a reverse proxy: deploy/)."""
+
+    #: The server's certificate chain and key (PEM).
+    cert_file: str
+    key_file: str
+    #: When set, clients must present a certificate signed by this CA (mutual TLS), e.g.
+    #: Prometheus with ``tls_config.cert_file``.
+    client_ca_file: str | None = None
+    min_version: Literal["1.2", "1.3"] = "1.2"
+
+    @model_validator(mode="after")
+    def _files(self) -> ServerTls:
+        for name in ("cert_file", "key_file", "client_ca_file"):
+            value = getattr(self, name)
+            if value is not None and not Path(value).is_file():
+                raise ValueError(f"{name}: no file at {value}")
+        return self
+
+
 class ServerConfig(_Strict):
     """The HTTP server for /metrics, /healthz and the JSON API."""
 
@@ -326,6 +346,8 @@ class ServerConfig(_Strict):
     #: Whether the status page, its feed and the JSON API's reads are open to anyone;
     #: when false they need the bearer token too (/metrics and /healthz stay open).
     public_reads: bool = True
+    #: HTTPS instead of HTTP (None: plain HTTP, fine on 127.0.0.1 or behind a proxy).
+    tls: ServerTls | None = None
 
     @field_validator("listen")
     @classmethod

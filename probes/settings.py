@@ -34,6 +34,9 @@ class MqttBrokerSettings(BaseModel):
     reconnect_max: Duration = 10.0
     #: TLS to the broker (``port`` is then its TLS listener, usually 8883).
     tls: TlsSettings | None = None
+    #: MQTT protocol version: "3.1.1", or "5" (its CONNACK reason codes say why a login
+    #: was refused; credentials travel in CONNECT either way).
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
 
 
 class MqttTarget(BaseModel):

@@ -9,6 +9,7 @@ import hmac
 import json
 import logging
 import os
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,7 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from monitor import __version__
 from monitor.clock import Clock, SystemClock
-from monitor.config import Config, Scope, token_problem
+from monitor.config import Config, Scope, ServerTls, token_problem
+from monitor.errors import ConfigError
 from monitor.sla.figures import ObjectiveFigures
 from monitor.sla.windows import describe as describe_windows
 from monitor.store.records import Alert
@@ -26,6 +28,23 @@ from monitor.timeparse import iso_utc
 from monitor.web.views import Authorize
 
 log = logging.getLogger(__name__)
+
+
+_TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def server_ssl_context(tls: ServerTls) -> ssl.SSLContext:
+    """The server's TLS context: its certificate, and the client CA when mutual TLS."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=tls.client_ca_file)
+    context.minimum_version = _TLS_VERSIONS[tls.min_version]
+    try:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    except ssl.SSLError as exc:  # a key that does not match, a file that is not PEM
+        raise ConfigError(
+            f"server.tls: cannot use cert_file {tls.cert_file} with key_file {tls.key_file}: {exc}"
+        ) from exc
+    context.verify_mode = ssl.CERT_NONE if tls.client_ca_file is None else ssl.CERT_REQUIRED
+    return context
 
 
 class AlertsApi(Protocol):
@@ -131,7 +150,13 @@ class Server:
         """Bind and serve."""
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.server.host, self.config.server.port)
+        tls = self.config.server.tls
+        site = web.TCPSite(
+            self._runner,
+            self.config.server.host,
+            self.config.server.port,
+            ssl_context=None if tls is None else server_ssl_context(tls),
+        )
         await site.start()
         server = site._server  # aiohttp keeps the bound sockets here; port 0 needs it
         sockets = getattr(server, "sockets", None) or []
@@ -148,7 +173,8 @@ class Server:
         """The base URL the server answers on."""
         host = self.config.server.host
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}"
+        scheme = "http" if self.config.server.tls is None else "https"
+        return f"{scheme}://{host}:{self.port}"
 
     async def metrics(self, request: web.Request) -> web.Response:
         """Prometheus exposition."""

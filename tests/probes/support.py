@@ -55,9 +55,10 @@ class Responder:
 
 @contextlib.asynccontextmanager
 async def responder(
-    port: int, topic: str, handle: Handler | None = None
+    port: int, topic: str, handle: Handler | None = None, **client_options: Any
 ) -> AsyncIterator[Responder]:
-    """Answer requests on ``topic`` until the block ends; reconnects after a broker outage."""
+    """Answer requests on ``topic`` until the block ends; reconnects after a broker outage.
+    ``client_options`` go to ``aiomqtt.Client`` (credentials, protocol version)."""
     seen = Responder()
     handle = handle or delayed(0.0)
     tasks: set[asyncio.Task[None]] = set()
@@ -65,7 +66,7 @@ async def responder(
     async def serve() -> None:
         while True:
             try:
-                client = aiomqtt.Client("127.0.0.1", port, socket_options=NODELAY)
+                client = aiomqtt.Client("127.0.0.1", port, socket_options=NODELAY, **client_options)
                 client.pending_calls_threshold = 1_000_000  # hundreds in flight is the point
                 async with client:
                     await client.subscribe(topic, qos=1)

@@ -43,6 +43,8 @@ class Mosquitto:
     process: subprocess.Popen[bytes] | None = None
     #: A TLS listener (port, CA, server certificate, key), requiring client certificates.
     tls: tuple[int, Path, Path, Path] | None = None
+    #: Only these users (name -> password) may connect; None: anonymous clients too.
+    users: dict[str, str] | None = None
 
     def start(self) -> None:
         """Start (or restart) the broker on the same port."""
@@ -50,10 +52,22 @@ class Mosquitto:
         if not Path(binary).exists():
             raise RuntimeError("mosquitto is not installed: run `make test` (it installs it)")
         conf = self.workdir / "mosquitto.conf"
+        if self.users is not None:
+            passwords = self.workdir / "mosquitto.passwd"
+            passwords.write_text("")
+            for user, password in self.users.items():
+                subprocess.run(
+                    ["mosquitto_passwd", "-b", str(passwords), user, password], check=True
+                )
+            passwords.chmod(0o600)
         conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "set_tcp_nodelay true\n"
+            + (
+                "allow_anonymous true\n"
+                if self.users is None
+                else f"allow_anonymous false\npassword_file {passwords}\nuser root\n"
+            )
+            + "set_tcp_nodelay true\n"
             "persistence false\n"
             "log_dest stderr\n"
             "log_type error\n"
