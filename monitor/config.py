@@ -621,6 +621,9 @@ class ReportsConfig(_Strict):
     #: Report requests (GET /api/reports/...) that may wait while one is made; more get
     #: 429 (each one is a child process, and Chromium for a PDF).
     max_waiting: int = Field(default=2, ge=0, le=100)
+    #: Whether GET /api/reports/... is open to anyone; by default it needs a token with
+    #: the read scope, as each request may start a child process (and Chromium).
+    public: bool = False
 
 
 class Config(_Strict):

@@ -221,7 +221,7 @@ class ReportsService:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The month's report in ``?format=`` (default json), as the CLI would give it."""
-        if not self.config.server.public_reads:
+        if not self.config.reports.public:
             refused = self._authorized(request, "read")
             if refused is not None:
                 return refused

@@ -263,6 +263,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         404: "Not found.",
         409: "Conflict (already resolved, or a window defined in the config file).",
         413: "Body larger than 16 KiB.",
+        429: "Too many report requests in progress: try again after Retry-After seconds.",
     }
     return {str(code): _json(_ref("Error"), meaning[code]) for code in codes}
 
@@ -465,6 +466,17 @@ def openapi_document(config: Config, routes: Iterable[str] = ()) -> dict[str, An
         },
     }
     if "/api/reports/{month}" in set(routes):
+        report = read(
+            "The monthly SLA report of a calendar month.",
+            {"type": "object"},
+            400,
+            404,
+            429,
+            parameters=[_query("service", {"type": "string"}, "Only this service.")],
+        )
+        if not config.reports.public:  # its own switch: each request may start a renderer
+            report["security"] = [{"bearer": []}]
+            report["responses"].update(_errors(401, 403))
         paths["/api/reports/{month}"] = {
             "parameters": [
                 {
@@ -475,13 +487,7 @@ def openapi_document(config: Config, routes: Iterable[str] = ()) -> dict[str, An
                     "description": "YYYY-MM",
                 }
             ],
-            "get": read(
-                "The monthly SLA report of a calendar month.",
-                {"type": "object"},
-                400,
-                404,
-                parameters=[_query("service", {"type": "string"}, "Only this service.")],
-            ),
+            "get": report,
         }
     schemas: dict[str, Any] = dict(_RESPONSE_SCHEMAS)
     for model in _BODIES:

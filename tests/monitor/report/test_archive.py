@@ -287,7 +287,7 @@ def test_cli_end_to_end(setup: tuple[Config, Path], tmp_path: Path) -> None:
 # --- the API route and the daemon's monthly writer ------------------------------------------
 
 
-async def _get(app: web.Application, url: str) -> httpx.Response:
+async def _get(app: web.Application, url: str, **headers: str) -> httpx.Response:
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -295,13 +295,37 @@ async def _get(app: web.Application, url: str) -> httpx.Response:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-            return await client.get(url)
+            return await client.get(url, headers=headers)
     finally:
         await runner.cleanup()
 
 
-async def test_api_route(setup: tuple[Config, Path]) -> None:
+def _public(config: Config) -> Config:
+    return config.model_copy(update={"reports": config.reports.model_copy(update={"public": True})})
+
+
+async def test_reports_need_a_read_token_unless_public(
+    setup: tuple[Config, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     config, _ = setup
+    token = "a-report-reader-token-0123456789"
+    monkeypatch.setenv("TEST_REPORT_TOKEN", token)
+    config = config.model_copy(
+        update={"server": config.server.model_copy(update={"api_token_env": "TEST_REPORT_TOKEN"})}
+    )
+    service = ReportsService(config, Path(config.storage.path), FakeClock(start=sc.NOW))
+    server = Server(
+        config, CollectorRegistry(), lambda: [], lambda: Health(True, {}), reports=service
+    )
+    anonymous = await _get(server.app, "/api/reports/2026-10")
+    assert anonymous.status_code == 401  # before any child process is started
+    allowed = await _get(server.app, "/api/reports/2026-10", Authorization=f"Bearer {token}")
+    assert allowed.status_code == 200
+    assert allowed.json()["period"]["month"] == "2026-10"
+
+
+async def test_api_route(setup: tuple[Config, Path]) -> None:
+    config = _public(setup[0])
     service = ReportsService(config, Path(config.storage.path), FakeClock(start=sc.NOW))
     server = Server(
         config, CollectorRegistry(), lambda: [], lambda: Health(True, {}), reports=service
@@ -328,7 +352,7 @@ async def test_api_route(setup: tuple[Config, Path]) -> None:
 async def test_report_requests_beyond_the_queue_get_429(setup: tuple[Config, Path]) -> None:
     """One report is made at a time and ``reports.max_waiting`` more may wait: the next is
     told 429 at once instead of queueing a child process without bound."""
-    config, _ = setup
+    config = _public(setup[0])
     config = config.model_copy(
         update={"reports": config.reports.model_copy(update={"max_waiting": 1})}
     )
