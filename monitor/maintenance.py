@@ -103,13 +103,15 @@ class MaintenanceService:
         announced_at: float | None = None,
         allow_past: bool = False,
         correction: str | None = None,
+        origin: str | None = None,
     ) -> MaintenanceWindow:
         """Store a window announced now (or at ``announced_at``: the CLI registers a window
         agreed late for a report correction) and take it into account.
 
         An announcement dated before now is not taken on trust: it is a correction and
         needs ``correction`` (why); the store keeps when it was really recorded and by whom,
-        and the report shows it as a correction.
+        and the report shows it as a correction. ``origin`` is where it came from as
+        authenticated (``by`` is only the name the announcer gave).
 
         Raises:
             MaintenanceError: unknown service, empty reason, end not after start, (unless
@@ -136,6 +138,7 @@ class MaintenanceService:
             now if announced_at is None else announced_at,
             by,
             correction=correction if backdated else None,
+            origin=origin,
         )
         await self.reload()
         return window

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import math
 import os
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -127,6 +129,15 @@ def _who(by: str | None) -> str:
     return by or os.environ.get("USER") or "cli"
 
 
+def _origin() -> str:
+    """Where a CLI announcement comes from: the local account, not the ``--by`` claim."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for the uid (a bare container)
+        user = f"uid {os.getuid()}"
+    return f"cli {user}@{socket.gethostname()}"
+
+
 def _planned_add(config: Config, args: argparse.Namespace, now: float) -> _Action:
     zone = config.zone
     start = _instant("--start", args.start, zone, now)
@@ -169,6 +180,7 @@ def _planned_add(config: Config, args: argparse.Namespace, now: float) -> _Actio
                 announced_at=announced_at,
                 allow_past=True,  # a window agreed late, registered for a report correction
                 correction=args.correction,
+                origin=_origin(),
             )
         except MaintenanceError as exc:
             raise UsageError(str(exc)) from None
@@ -223,6 +235,7 @@ def _as_json(record: MaintenanceRecord, zone: ZoneInfo, now: float) -> dict[str,
         "status": _status(record, now),
         "source": window.source,
         "created_by": record.created_by,
+        "origin": record.origin,
         "created_at": iso_local(record.created_at, zone),
         "removed_at": None if record.removed_at is None else iso_local(record.removed_at, zone),
         "removed_by": record.removed_by,

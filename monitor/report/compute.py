@@ -189,6 +189,9 @@ def _maintenance_entries(
                 ),
                 removed_by=record.removed_by if record else None,
                 correction=record.correction if record else None,
+                origin="config file"
+                if window.source == "config"
+                else (record.origin if record else None),
             )
         )
     return entries

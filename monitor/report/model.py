@@ -185,6 +185,11 @@ class MaintenanceEntry(_Model):
         default=None,
         description="why its announcement is dated before it was recorded (created_at)",
     )
+    origin: str | None = Field(
+        default=None,
+        description="where it was announced from, as authenticated (api token NAME from "
+        "ADDRESS, cli USER@HOST, config file); null when stored before it was recorded",
+    )
 
 
 class AlertEntry(_Model):

@@ -117,9 +117,11 @@ class MaintenanceStore(Protocol):
         announced_at: float,
         created_by: str,
         correction: str | None = None,
+        origin: str | None = None,
     ) -> MaintenanceWindow:
         """Store a planned-maintenance window (times in UTC epoch seconds) and return it;
-        ``correction`` says why its announcement is dated before now.
+        ``correction`` says why its announcement is dated before now, ``origin`` where it
+        came from as authenticated (``api token NAME``, ``cli USER@HOST``).
 
         Raises ValueError when ``end <= start`` or a time is not finite.
         """

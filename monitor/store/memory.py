@@ -185,13 +185,14 @@ class MemoryStore:
         announced_at: float,
         created_by: str,
         correction: str | None = None,
+        origin: str | None = None,
     ) -> MaintenanceWindow:
         """Keep a window and return it with its new id."""
         check_window(service, start, end, announced_at)
         row_id = max(self._maintenance, default=0) + 1
         window = MaintenanceWindow(str(row_id), service, start, end, reason, announced_at)
         self._maintenance[row_id] = MaintenanceRecord(
-            window, created_by, self._clock.now(), correction=correction
+            window, created_by, self._clock.now(), correction=correction, origin=origin
         )
         self._maintenance_version += 1
         return window

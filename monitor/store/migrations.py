@@ -144,11 +144,18 @@ _V3_CORRECTION = """
 ALTER TABLE maintenance ADD COLUMN correction TEXT;
 """
 
+#: Version 4: where a window was announced from, as authenticated, not as claimed: the
+#: API and its token's name, or the CLI and the local user and host.
+_V4_ORIGIN = """
+ALTER TABLE maintenance ADD COLUMN origin TEXT;
+"""
+
 #: The script that brings version n-1 to version n, at index n-1.
 MIGRATIONS: tuple[str, ...] = (
     _V1_TABLES + _MAINTENANCE_TRIGGERS + _V1_INCIDENTS,
     _V2_HISTORY,
     _V3_CORRECTION,
+    _V4_ORIGIN,
 )
 #: The version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

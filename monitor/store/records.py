@@ -45,6 +45,8 @@ class MaintenanceRecord:
     removed_by: str | None = None
     #: Why the announcement is dated before the window was recorded (None: it was not).
     correction: str | None = None
+    #: Where it was announced from, as authenticated (None: stored before schema v4).
+    origin: str | None = None
 
     @property
     def removed(self) -> bool:

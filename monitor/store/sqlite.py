@@ -51,7 +51,7 @@ BUSY_TIMEOUT_MS = 5000
 
 _MAINTENANCE_COLUMNS = (
     'id, service, "start", "end", reason, announced_at, created_by, created_at,'
-    " removed_at, removed_by, correction"
+    " removed_at, removed_by, correction, origin"
 )
 
 
@@ -429,13 +429,15 @@ class SqliteStore:
         announced_at: float,
         created_by: str,
         correction: str | None = None,
+        origin: str | None = None,
     ) -> MaintenanceWindow:
         """Insert a window and return it with its new id."""
         check_window(service, start, end, announced_at)
         async with self._write() as db:
             cursor = await db.execute(
                 'INSERT INTO maintenance (service, "start", "end", reason, announced_at,'
-                " created_by, created_at, correction) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_by, created_at, correction, origin)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     service,
                     start,
@@ -445,6 +447,7 @@ class SqliteStore:
                     created_by,
                     self._clock.now(),
                     correction,
+                    origin,
                 ),
             )
             row_id = cursor.lastrowid
@@ -470,6 +473,7 @@ class SqliteStore:
                 removed_at,
                 removed_by,
                 correction,
+                origin,
             )
             for (
                 i,
@@ -483,6 +487,7 @@ class SqliteStore:
                 removed_at,
                 removed_by,
                 correction,
+                origin,
             ) in rows
         ]
 

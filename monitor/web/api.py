@@ -22,6 +22,7 @@ from monitor.web.openapi import (
     MaintenancePatch,
 )
 from monitor.web.views import (
+    TOKEN_KEY,
     Authorize,
     BadRequest,
     StatusSource,
@@ -88,7 +89,12 @@ class WriteApi:
         return web.json_response(
             {
                 "maintenance": [
-                    maintenance_dict(w, now, r.created_by if (r := records.get(w.id)) else None)
+                    maintenance_dict(
+                        w,
+                        now,
+                        r.created_by if (r := records.get(w.id)) else None,
+                        r.origin if r else None,
+                    )
                     for w in windows
                 ]
             }
@@ -115,12 +121,18 @@ class WriteApi:
 
         async def action() -> web.Response:
             body = await parse_body(request, MaintenanceIn)
+            origin = f"api token {request.get(TOKEN_KEY, '?')} from {request.remote}"
             window = await self._source.maintenance.add(
-                body.service, body.start.timestamp(), body.end.timestamp(), body.reason, body.by
+                body.service,
+                body.start.timestamp(),
+                body.end.timestamp(),
+                body.reason,
+                body.by,
+                origin=origin,
             )
             now = self._source.clock.now()
             return web.json_response(
-                {"maintenance": maintenance_dict(window, now, body.by)}, status=201
+                {"maintenance": maintenance_dict(window, now, body.by, origin)}, status=201
             )
 
         return await self._write(request, action)

@@ -151,7 +151,14 @@ _RESPONSE_SCHEMAS: dict[str, Any] = {
             },
             "status": {"enum": ["upcoming", "ongoing", "past"]},
             "source": {"enum": ["config", "store"]},
-            "created_by": _STRING_OR_NULL,
+            "created_by": {**_STRING_OR_NULL, "description": "The name the announcer gave."},
+            "origin": {
+                **_STRING_OR_NULL,
+                "description": (
+                    "Where it was announced from, as authenticated: `api token NAME from "
+                    "ADDRESS`, `cli USER@HOST`, `config file`; null before schema v4."
+                ),
+            },
         }
     ),
     "IncidentUpdate": _object(

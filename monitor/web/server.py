@@ -25,7 +25,7 @@ from monitor.sla.figures import ObjectiveFigures
 from monitor.sla.windows import describe as describe_windows
 from monitor.store.records import Alert
 from monitor.timeparse import iso_utc
-from monitor.web.views import Authorize
+from monitor.web.views import TOKEN_KEY, Authorize
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +201,7 @@ class Server:
             )
         if scope not in found.scopes and "admin" not in found.scopes:
             return _json_error(403, f"token {found.name!r} may not do {scope}")
+        request[TOKEN_KEY] = found.name  # who wrote, as authenticated (maintenance origin)
         return None
 
     async def list_alerts(self, request: web.Request) -> web.Response:

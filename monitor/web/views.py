@@ -26,6 +26,8 @@ from monitor.timeparse import iso_utc as iso
 
 #: Checks a request's bearer token for a scope: None when allowed, else the answer.
 Authorize = Callable[[web.Request, Scope], web.Response | None]
+#: The name of the token an allowed request carried (set by the Authorize check).
+TOKEN_KEY = web.RequestKey("token", str)
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
@@ -124,9 +126,13 @@ def _window_status(window: MaintenanceWindow, now: float) -> str:
 
 
 def maintenance_dict(
-    window: MaintenanceWindow, now: float, created_by: str | None = None
+    window: MaintenanceWindow,
+    now: float,
+    created_by: str | None = None,
+    origin: str | None = None,
 ) -> dict[str, Any]:
-    """A maintenance window as the API shows it."""
+    """A maintenance window as the API shows it (``origin``: where it was announced
+    from, as authenticated; a config window's is the config file)."""
     return {
         "id": window.id,
         "service": window.service,
@@ -137,4 +143,5 @@ def maintenance_dict(
         "status": _window_status(window, now),
         "source": window.source,
         "created_by": created_by,
+        "origin": "config file" if window.source == "config" else origin,
     }

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -144,6 +146,8 @@ def test_add_list_remove_and_list_all(config: Path, store_path: Path) -> None:
         "status": "upcoming",
         "source": "store",
         "created_by": "alice",
+        # Where it came from as the system knows it, whatever --by claims.
+        "origin": f"cli {getpass.getuser()}@{socket.gethostname()}",
         "removed_at": None,
         "removed_by": None,
     }
@@ -158,6 +162,7 @@ def test_add_list_remove_and_list_all(config: Path, store_path: Path) -> None:
         "status",
         "source",
         "created_by",
+        "origin",
         "created_at",
         "removed_at",
         "removed_by",

@@ -58,9 +58,10 @@ async def test_a_store_from_before_versions_migrates_without_losing_a_row(tmp_pa
 
     assert _user_version(path) == SCHEMA_VERSION
     after = _rows(path)
-    # Version 3 added maintenance.correction: empty for every window recorded before it.
-    assert all(row[-1] is None for row in after["maintenance"])
-    after["maintenance"] = [row[:-1] for row in after["maintenance"]]
+    # Versions 3 and 4 added maintenance.correction and .origin: empty for every window
+    # recorded before them.
+    assert all(row[-2:] == (None, None) for row in after["maintenance"])
+    after["maintenance"] = [row[:-2] for row in after["maintenance"]]
     assert after == before
     with sqlite3.connect(path) as db:
         history = db.execute("SELECT version, sla_monitor FROM schema_history").fetchall()
@@ -71,7 +72,7 @@ async def test_a_store_from_before_versions_migrates_without_losing_a_row(tmp_pa
     await store.open()
     await store.aclose()
     again = _rows(path)
-    again["maintenance"] = [row[:-1] for row in again["maintenance"]]
+    again["maintenance"] = [row[:-2] for row in again["maintenance"]]
     assert again == before
 
 
@@ -85,10 +86,14 @@ async def test_a_migrated_store_reports_what_the_old_code_reported(tmp_path: Pat
         await store.aclose()
     expected = json.loads(V0_REPORT.read_text())
     got = json.loads(report.model_dump_json())
-    # Added since the fixture was made (schema v3): empty for every window it holds.
+    # Added since the fixture was made (schema v3, v4): empty for every window it holds,
+    # but a config window's origin, which is the config file.
     entries = [m for service in got["services"] for m in service["maintenance"]]
     assert entries
     assert [m.pop("correction") for m in entries] == [None] * len(entries)
+    assert [m.pop("origin") for m in entries] == [
+        "config file" if m["source"] == "config" else None for m in entries
+    ]
     assert got == expected
 
 

@@ -23,6 +23,8 @@ from tests.support.stack import validate
 TOKEN = "t0ken-for-the-api-tests"
 T0 = 1_795_000_000.0  # 2026-11-18T11:06:40Z
 GOOD = {"Authorization": f"Bearer {TOKEN}"}
+#: How a window posted with it is recorded: the admin token's name and the peer.
+ORIGIN = "api token default from 127.0.0.1"
 
 
 def _config(**overrides: Any) -> Config:
@@ -112,6 +114,9 @@ async def test_maintenance_lifecycle_and_user_notices(api: Api) -> None:
     assert api.daemon.eligibility.maintenance_at("a", T0 + 86400 - 3600) is not None
     listed = (await api.client.get("/api/maintenance")).json()["maintenance"]
     assert [w["source"] for w in listed] == ["store", "config"]
+    # Where each came from, as authenticated: the token's name and the peer, not the body.
+    assert [w["origin"] for w in listed] == [ORIGIN, "config file"]
+    assert window["origin"] == ORIGIN
 
     patched = await api.client.patch(
         f"/api/maintenance/{window['id']}", json={"reason": "  bigger   upgrade "}, headers=GOOD
