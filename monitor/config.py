@@ -612,7 +612,8 @@ class ReportsConfig(_Strict):
 
     #: The daemon writes the previous month's report shortly after the month ends.
     enabled: bool = True
-    #: Archive of frozen monthly reports (relative paths: from the working directory).
+    #: Archive of frozen monthly reports (relative paths: from the config file's folder;
+    #: not set: ``reports`` beside the store).
     directory: str = "data/reports"
     #: Documents archived with each version (the JSON figures are always archived).
     formats: list[ReportFormat] = Field(default_factory=_all_report_formats, min_length=1)
@@ -956,8 +957,9 @@ def _format_errors(
     return "\n".join(messages)
 
 
-def parse_config(text: str, source: str = "<config>") -> Config:
-    """Validate a YAML document; raise ``ConfigError`` naming file, line and key."""
+def parse_config(text: str, source: str = "<config>", base_dir: Path | None = None) -> Config:
+    """Validate a YAML document; raise ``ConfigError`` naming file, line and key.
+    With ``base_dir``, relative paths in it point under that folder."""
     loader = _LineLoader(text)
     try:
         root = loader.get_single_node()
@@ -980,14 +982,24 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         raise ConfigError(f"{source}:{line}: not valid YAML: {exc.problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: the top level must be a mapping of sections")
+    if base_dir is not None:
+        from monitor.config_paths import anchor_files
+
+        anchor_files(data, base_dir)
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(source, exc, data, lines)) from None
+    if base_dir is None:
+        return config
+    from monitor.config_paths import anchor_config
+
+    return anchor_config(config, base_dir)
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a config file."""
+def load_config(path: str | Path, base_dir: Path | None = None) -> Config:
+    """Read and validate a config file; its relative paths point under its own folder
+    (or ``base_dir``), never under the current directory."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -997,7 +1009,7 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{file}: is a directory, not a config file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: cannot read: {exc}") from None
-    return parse_config(text, str(file))
+    return parse_config(text, str(file), base_dir or file.resolve().parent)
 
 
 __all__ = [

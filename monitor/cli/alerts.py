@@ -6,11 +6,11 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from monitor.cli.common import add_config_option
 from monitor.config import Config
 from monitor.errors import SlaMonitorError
 
@@ -25,7 +25,7 @@ def add_alerts_parser(commands: Any) -> None:
     )
     alerts.add_argument("action", choices=["list", "ack"])
     alerts.add_argument("alert_id", nargs="?", metavar="ID", help="ack: the alert's id")
-    alerts.add_argument("--config", required=True, type=Path, metavar="PATH")
+    add_config_option(alerts)
     alerts.add_argument("--all", action="store_true", help="list: the history, not only active")
     alerts.add_argument("--by", metavar="NAME", help="ack: who (default: $USER)")
     alerts.add_argument("--url", metavar="URL", help="the daemon's base URL (default: from config)")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from monitor.errors import SlaMonitorError
+import argparse
+import os
+from pathlib import Path
+
+from monitor.errors import ConfigError, SlaMonitorError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -11,3 +15,41 @@ EXIT_USAGE = 2  # a bad config or argument: the user must change something
 
 class UsageError(SlaMonitorError):
     """A bad argument that argparse could not catch (it needs the config)."""
+
+
+#: Where a command looks for its config when ``--config`` is not given, in order.
+CONFIG_ENV = "SLA_MONITOR_CONFIG"
+CONFIG_CANDIDATES = (Path("sla-monitor.yaml"), Path("/etc/sla-monitor/config.yaml"))
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    """``--config PATH``, optional: found as ``find_config`` says when not given."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help=f"config file (default: ${CONFIG_ENV}, then ./sla-monitor.yaml, then"
+        " /etc/sla-monitor/config.yaml)",
+    )
+
+
+def find_config(given: Path | None) -> tuple[Path, str]:
+    """The config file a command uses and why: ``--config``, then ``$SLA_MONITOR_CONFIG``,
+    then ``./sla-monitor.yaml``, then ``/etc/sla-monitor/config.yaml``.
+
+    Raises:
+        ConfigError: none of them names a config (never a silent fallback to the demo's).
+    """
+    if given is not None:
+        return given, "--config"
+    from_env = os.environ.get(CONFIG_ENV, "").strip()
+    if from_env:
+        return Path(from_env), CONFIG_ENV
+    for candidate in CONFIG_CANDIDATES:
+        if candidate.is_file():
+            return candidate, "found"
+    looked = ", ".join(str(c) for c in CONFIG_CANDIDATES)
+    raise ConfigError(
+        f"no config file: give --config PATH, or export {CONFIG_ENV}=PATH once (looked for"
+        f" {looked})"
+    )

@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitor import __version__
-from monitor.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
+from monitor.cli.common import (
+    CONFIG_ENV,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    add_config_option,
+    find_config,
+)
+from monitor.cli.demo import add_demo_options, demo_config
 from monitor.cli.maintenance import add_maintenance_parser, run_maintenance
 from monitor.config import Config, config_warnings, load_config, missing_secrets
 from monitor.errors import ConfigError, SlaMonitorError
@@ -31,6 +40,11 @@ def _demo_config() -> Path:
 
 
 DEMO_CONFIG = _demo_config()
+_WHY = {
+    "--config": "--config",
+    CONFIG_ENV: f"from ${CONFIG_ENV}",
+    "found": "found in the default places",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the daemon")
-    run.add_argument("--config", required=True, type=Path, help="config file (YAML)")
+    add_config_option(run)
     run.add_argument(
         "--allow-degraded-start",
         action="store_true",
@@ -55,10 +69,14 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="embedded broker + simulator + daemon on the demo config"
     )
-    demo.add_argument("--config", type=Path, default=DEMO_CONFIG, help=argparse.SUPPRESS)
+    demo.add_argument(
+        "--config", type=Path, default=DEMO_CONFIG, metavar="PATH", help="(default: the demo's)"
+    )
+    add_demo_options(demo)
 
     check = commands.add_parser("check-config", help="validate a config file and exit")
-    check.add_argument("path", type=Path)
+    check.add_argument("path", type=Path, nargs="?", help="the config file (or --config)")
+    add_config_option(check)
     check.add_argument(
         "--no-env",
         action="store_true",
@@ -66,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     simulate = commands.add_parser("simulate", help="run the simulated network alone")
-    simulate.add_argument("--config", required=True, type=Path)
+    add_config_option(simulate)
 
     add_maintenance_parser(commands)
 
@@ -80,9 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         "rules", help="write Prometheus recording and alerting rules generated from the config"
     )
     rules.add_argument("--out", required=True, type=Path, help="directory to write the rules to")
-    rules.add_argument(
-        "--config", type=Path, default=DEMO_CONFIG, help="config file (default: the demo config)"
-    )
+    add_config_option(rules)
     rules.add_argument(
         "--format",
         choices=["prometheus", "sloth", "openslo"],
@@ -106,9 +122,7 @@ def _parser() -> argparse.ArgumentParser:
         help="write Grafana dashboards generated from the config (or `preview` them as a PNG)",
     )
     boards.add_argument("action", nargs="?", choices=["write", "preview"], default="write")
-    boards.add_argument(
-        "--config", type=Path, default=DEMO_CONFIG, help="config file (default: the demo config)"
-    )
+    add_config_option(boards)
     boards.add_argument("--out", required=True, type=Path, help="directory (write) or PNG path")
     boards.add_argument("--prometheus", metavar="URL", help="Prometheus base URL (preview)")
     return parser
@@ -122,11 +136,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        if args.command == "check-config":
-            return _check_config(args.path, check_env=not args.no_env)
         if args.command == "import-openslo":
             return _import_openslo(args.path, args.out)
-        config = load_config(args.config)
+        if args.command == "demo":
+            path, config = args.config, demo_config(args.config, args)
+        else:
+            if args.command == "check-config" and args.path and args.config:
+                raise UsageError("give the config once: PATH or --config PATH")
+            given = args.path if args.command == "check-config" and args.path else args.config
+            path, why = find_config(given)
+            if why != "--config" or args.command == "run":
+                print(f"sla-monitor: config {path} ({_WHY[why]})", file=sys.stderr)
+            if args.command == "check-config":
+                return _check_config(path, check_env=not args.no_env)
+            config = load_config(path)
+        args.config = path
         if args.command in ("run", "demo") and (missing := missing_secrets(config)):
             raise ConfigError("\n".join(f"{args.config}: {m}" for m in missing))
         if args.command in ("run", "demo"):
@@ -284,6 +308,7 @@ async def _demo(config: Config, stop: asyncio.Event) -> None:
                 url = daemon.server.url
                 print(
                     "\nsla-monitor demo is running (Ctrl-C to stop):\n"
+                    f"  status page          {url}/\n"
                     f"  SLA figures (JSON)   {url}/api/sla\n"
                     f"  Prometheus metrics   {url}/metrics\n"
                     f"  health               {url}/healthz\n"

@@ -43,11 +43,14 @@ def add_maintenance_parser(commands: Any) -> None:
         "local to the config's time zone unless they carry an offset) or 'now'.",
     )
     actions = maintenance.add_subparsers(dest="action", required=True, metavar="ACTION")
-    config_help = "config file (YAML): the store path, the time zone and the services"
+    config_help = (
+        "config file: the store path, the time zone and the services (default:"
+        " $SLA_MONITOR_CONFIG, then ./sla-monitor.yaml, then /etc/sla-monitor/config.yaml)"
+    )
     by_help = "who does this (default: $USER, else 'cli')"
 
     add = actions.add_parser("add", help="announce a maintenance window")
-    add.add_argument("--config", required=True, type=Path, metavar="PATH", help=config_help)
+    add.add_argument("--config", type=Path, metavar="PATH", help=config_help)
     add.add_argument("--service", required=True, metavar="NAME", help="a service of the config")
     add.add_argument("--start", required=True, metavar="TIME", help="when it starts")
     until = add.add_mutually_exclusive_group(required=True)
@@ -68,14 +71,14 @@ def add_maintenance_parser(commands: Any) -> None:
     add.add_argument("--by", metavar="NAME", help=by_help)
 
     show = actions.add_parser("list", help="list maintenance windows")
-    show.add_argument("--config", required=True, type=Path, metavar="PATH", help=config_help)
+    show.add_argument("--config", type=Path, metavar="PATH", help=config_help)
     show.add_argument("--service", metavar="NAME", help="only this service")
     show.add_argument("--all", action="store_true", help="include removed windows")
     show.add_argument("--format", choices=["table", "json"], default="table")
 
     remove = actions.add_parser("remove", help="remove a window (kept for the audit trail)")
     remove.add_argument("id", help="the window's id, as `list` shows it")
-    remove.add_argument("--config", required=True, type=Path, metavar="PATH", help=config_help)
+    remove.add_argument("--config", type=Path, metavar="PATH", help=config_help)
     remove.add_argument("--by", metavar="NAME", help=by_help)
 
 

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from monitor.cli.common import add_config_option
 from monitor.config import Config
 from monitor.errors import SlaMonitorError
 from monitor.report.archive import Produced, ReportArchive, Version, correct, output, produce
@@ -67,7 +68,7 @@ def add_report_parser(commands: Any) -> None:
     report.add_argument(
         "action", nargs="?", choices=["correct"], help="correct: archive a corrected version"
     )
-    report.add_argument("--config", required=True, type=Path, metavar="PATH", help="config file")
+    add_config_option(report)
     when = report.add_mutually_exclusive_group(required=True)
     when.add_argument("--month", metavar="YYYY-MM", help="calendar month, config time zone")
     when.add_argument("--year", metavar="YYYY", help="yearly summary: each month side by side")

@@ -68,7 +68,7 @@ def _budget(figures: WindowFigures) -> Budget:
         allowed=allowed,
         consumed=consumed,
         consumed_ratio=consumed / allowed if allowed else None,
-        remaining=allowed - consumed,
+        remaining=figures.budget_remaining,
     )
 
 

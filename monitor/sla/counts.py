@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, TypeVar
 
 K = TypeVar("K", str, int)
@@ -234,12 +235,16 @@ def error_budget(valid: int, good: int, target_ratio: float) -> Budget:
     if not 0 < target_ratio < 1:
         raise ValueError(f"target ratio {target_ratio} is not in (0, 1)")
     bad = valid - good
-    allowed = (1 - target_ratio) * valid
     if valid == 0:
         return Budget(0, 0, 0.0, None, None)
-    remaining = 1 - bad / allowed
-    burn = (bad / valid) / (1 - target_ratio)
-    return Budget(valid, bad, allowed, remaining, burn)
+    # As the target was written (99.5 %, 99.9 %): in binary floating point 1 - 0.995 is
+    # 0.0050000000000000044, which would show as noise in every budget. Targets have at
+    # most six decimals as a ratio, so the nearest fraction of denominator <= 10**6 is it.
+    allowed_ratio = 1 - Fraction(target_ratio).limit_denominator(1_000_000)
+    allowed = Fraction(valid) * allowed_ratio
+    remaining = float(1 - bad / allowed)
+    burn = float(Fraction(bad, valid) / allowed_ratio)
+    return Budget(valid, bad, float(allowed), remaining, burn)
 
 
 def availability(up_minutes: int, down_minutes: int) -> float | None:

@@ -45,6 +45,12 @@ class WindowFigures:
         """Events (or minutes) that missed the objective."""
         return self.valid - self.good
 
+    @property
+    def budget_remaining(self) -> float:
+        """Bad events (or minutes) still allowed; negative once overspent. Rounded: the
+        allowed budget is a decimal (0.48), the difference must not show float noise."""
+        return round(self.budget_allowed - self.bad, 9)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         body: dict[str, Any] = {
@@ -56,7 +62,7 @@ class WindowFigures:
             "error_budget": {
                 "allowed": self.budget_allowed,
                 "consumed": self.bad,
-                "remaining": self.budget_allowed - self.bad,
+                "remaining": self.budget_remaining,
                 "remaining_ratio": self.budget_remaining_ratio,
             },
             "burn_rate": self.burn_rate,

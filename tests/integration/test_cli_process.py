@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -132,7 +133,12 @@ async def test_demo_shows_every_objective_and_one_breach(tmp_path: Path) -> None
     objective has a figure; integrated-4s is breached and the others are met."""
     _ports_free(9177, 11883, 8181)
     log = tmp_path / "demo.log"
-    process = _spawn(["demo"], tmp_path, log)
+    # The demo's config, copied so that its store (../data/demo.sqlite3, relative to the
+    # config's folder) lands in tmp_path/data rather than in the checkout.
+    (tmp_path / "config").mkdir()
+    config = tmp_path / "config" / "demo.yaml"
+    config.write_text((REPO / "config" / "demo.yaml").read_text())
+    process = _spawn(["demo", "--config", str(config)], tmp_path / "config", log)
 
     def ready(body: dict[str, Any]) -> bool:
         objectives = [o for s in body["services"] for o in s["objectives"]]
@@ -169,3 +175,43 @@ async def test_demo_shows_every_objective_and_one_breach(tmp_path: Path) -> None
     }
     assert 'sla_objective_compliance_ratio{objective="integrated-4s"' in metrics
     assert (tmp_path / "data" / "demo.sqlite3").exists()
+
+
+def _holding(port: int) -> socket.socket:
+    """A listening socket on 127.0.0.1:``port``, as another program's."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", port))
+    sock.listen()
+    return sock
+
+
+DEMO_FLAGS = ("--listen", "--broker-port", "--sim-port")
+
+
+@pytest.mark.parametrize("flag", ["default", *DEMO_FLAGS])
+def test_a_taken_demo_port_is_one_line_naming_the_flag(flag: str, tmp_path: Path) -> None:
+    """On a busy host: the port, what needs it and the flag to change it, exit 1."""
+    with contextlib.ExitStack() as held:
+        if flag == "default":  # `make demo` where 9177 is taken
+            with contextlib.suppress(OSError):  # already taken by something else: the same
+                held.enter_context(_holding(9177))
+            args, port, named = ["demo"], 9177, "--listen"
+        else:
+            port, named = free_port(), flag
+            held.enter_context(_holding(port))
+            args = ["demo"]
+            for option in DEMO_FLAGS:
+                value = port if option == flag else free_port()
+                args += [option, f"127.0.0.1:{value}" if option == "--listen" else str(value)]
+        done = subprocess.run(
+            [sys.executable, "-m", "monitor", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"port {port} " in lines[0]
+    assert f"run the demo with {named} " in lines[0]

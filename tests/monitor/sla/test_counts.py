@@ -343,3 +343,16 @@ def test_availability_examples() -> None:
     assert availability(0, 5) == 0.0
     assert availability(5, 0) == 1.0
     assert availability(0, 0) is None
+
+
+@pytest.mark.parametrize(
+    ("valid", "target_percent", "shown"),
+    [(48, 99, "0.48"), (1000, 99.5, "5.0"), (7, 99.9, "0.007"), (3, 99, "0.03")],
+)
+def test_the_allowed_budget_has_no_float_noise(
+    valid: int, target_percent: float, shown: str
+) -> None:
+    """(1 - 0.99) * 48 is 0.4800000000000004 in binary floating point; the budget is the
+    decimal the contract's target implies, as JSON shows it."""
+    budget = error_budget(valid=valid, good=valid, target_ratio=target_percent / 100)
+    assert json.dumps(budget.allowed) == shown

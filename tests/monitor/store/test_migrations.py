@@ -8,6 +8,7 @@ import json
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,7 +95,16 @@ async def test_a_migrated_store_reports_what_the_old_code_reported(tmp_path: Pat
     assert [m.pop("origin") for m in entries] == [
         "config file" if m["source"] == "config" else None for m in entries
     ]
+    # Budgets are now the decimals the targets imply (259.2, not 259.2000000000002): the
+    # same figures within float precision.
+    for mine, old in zip(_budgets(got), _budgets(expected), strict=True):
+        assert mine == pytest.approx(old, rel=1e-12, abs=1e-9)
     assert got == expected
+
+
+def _budgets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The budget of every objective, taken out of the report."""
+    return [o.pop("budget") for s in report["services"] for o in s["objectives"]]
 
 
 async def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
