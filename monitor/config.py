@@ -420,6 +420,9 @@ class BurnRateAlert(_Strict):
     factor: float = Field(gt=0)
     long_window: AlertWindow
     short_window: AlertWindow
+    #: A firing alert resolves only after staying clear this long (None: the short
+    #: window), so a burn hovering at the threshold pages once, not at every crossing.
+    resolve_after: NonNegativeDuration | None = None
 
 
 def _default_burn_rates() -> list[BurnRateAlert]:
@@ -543,6 +546,9 @@ class AlertingConfig(_Strict):
     pending_for: NonNegativeDuration = 0.0
     #: A firing alert is notified again this often while it lasts (not acknowledged).
     repeat_interval: Duration = 4 * 3600.0
+    #: How long the month and service-down alerts stay clear before they resolve (each
+    #: burn-rate alert has its own ``resolve_after``, by default its short window).
+    resolve_after: NonNegativeDuration = 0.0
     #: How often the conditions are evaluated.
     evaluation_interval: Duration = 15.0
     notifiers: dict[str, NotifierConfig] = Field(default_factory=_default_notifiers)

@@ -4,10 +4,14 @@ Each evaluation turns the figures into conditions (multi-window multi-burn-rate,
 forecast, month breach, service down). A condition that holds makes its alert pending,
 then firing once it has held ``pending_for``; firing notifies the first escalation step,
 later steps after their delay, again every ``repeat_interval``, until the alert resolves
-or is acknowledged. One alert per fingerprint (rule, service, objective) at a time, so the
-same firing alert is never notified twice for the same reason. During announced
-maintenance of its service an alert sends nothing. State lives in the store, so a restart
-neither forgets a firing alert nor notifies it again.
+or is acknowledged. A firing alert resolves only once its condition has stayed clear for
+its ``resolve_after`` (a burn-rate rule's short window by default), and its resolution
+says the values that cleared it; a condition that holds again before then continues the
+same alert, so a burn hovering at a threshold pages once. One alert per fingerprint
+(rule, service, objective) at a time, so the same firing alert is never notified twice
+for the same reason. During announced maintenance of its service an alert sends nothing.
+State lives in the store, so a restart neither forgets a firing alert nor notifies it
+again.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from monitor.alerting.labels import (
     MONTH_BREACH_RULE,
     MONTH_FORECAST_RULE,
     alert_labels,
+    resolve_after_s,
 )
 from monitor.alerting.notifiers import AlertEvent, EventKind
 from monitor.config import AlertingConfig, AvailabilityObjective, Config
@@ -46,6 +51,9 @@ class Condition:
     value: float | None
     summary: str
     description: str
+    #: Whether it holds; a rule that does not hold is kept for the message that tells
+    #: why its alert resolved.
+    holds: bool = True
 
     @property
     def fingerprint(self) -> str:
@@ -56,6 +64,14 @@ class Condition:
 
 def _pct(ratio: float | None) -> str:
     return "n/a" if ratio is None else f"{ratio * 100:.3f} %"
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
 
 
 class Alerter:
@@ -110,19 +126,50 @@ class Alerter:
 
     def conditions(self, figures: list[ObjectiveFigures], now: float) -> list[Condition]:
         """Every condition that holds at ``now``."""
-        held: list[Condition] = []
+        return [c for c in self._observe(figures, now) if c.holds]
+
+    def _observe(self, figures: list[ObjectiveFigures], now: float) -> list[Condition]:
+        """The conditions that hold, and the burn-rate rules that do not (for the values
+        that resolve an alert)."""
+        seen: list[Condition] = []
         for f in figures:
-            held.extend(self._burn_rate(f))
-            held.extend(self._month(f, now))
-        held.extend(self._service_down(now))
-        return held
+            seen.extend(self._burn_rate(f))
+            seen.extend(self._month(f, now))
+        seen.extend(self._service_down(now))
+        return seen
+
+    def resolve_after(self, rule: str) -> float:
+        """Seconds a firing alert of ``rule`` must stay clear before it resolves."""
+        return resolve_after_s(self.settings, rule)
 
     def _burn_rate(self, f: ObjectiveFigures) -> list[Condition]:
         held = []
         for rule in self.settings.burn_rate:
             long = f.windows[rule.long_window].burn_rate
             short = f.windows[rule.short_window].burn_rate
-            if long is None or short is None or long <= rule.factor or short <= rule.factor:
+            if long is None or short is None:
+                continue
+            if long <= rule.factor or short <= rule.factor:
+                held.append(
+                    Condition(
+                        rule=rule.name,
+                        severity=rule.severity,
+                        service=f.service,
+                        objective=f.objective,
+                        value=long,
+                        summary=(
+                            f"{f.service} {f.objective}: error budget burn back to "
+                            f"{long:.1f}x over {rule.long_window} and {short:.1f}x over "
+                            f"{rule.short_window} (threshold {rule.factor:g}x)"
+                        ),
+                        description=(
+                            f"Burn rate {long:.2f} over {rule.long_window} and {short:.2f} "
+                            f"over {rule.short_window}, at most {rule.factor:g} in at least "
+                            f"one of them; target {_pct(f.target_ratio)}."
+                        ),
+                        holds=False,
+                    )
+                )
                 continue
             held.append(
                 Condition(
@@ -241,7 +288,9 @@ class Alerter:
         if not self.settings.enabled:
             return []
         events: list[AlertEvent] = []
-        held = {c.fingerprint: c for c in self.conditions(figures, now)}
+        seen = self._observe(figures, now)
+        held = {c.fingerprint: c for c in seen if c.holds}
+        clear = {c.fingerprint: c for c in seen if not c.holds}
         for fingerprint, condition in held.items():
             alert = self._active.get(fingerprint)
             if alert is None:
@@ -263,9 +312,23 @@ class Alerter:
             else:
                 alert.summary, alert.description = condition.summary, condition.description
                 alert.value = condition.value
+                if alert.clear_since is not None:  # held again in time: the same alert
+                    alert.clear_since = None
+                    self._touch(alert)
             events.extend(self._progress(alert, now))
         for fingerprint in [f for f in self._active if f not in held]:
-            alert = self._active.pop(fingerprint)
+            alert = self._active[fingerprint]
+            if alert.status == "firing":
+                if alert.clear_since is None:
+                    alert.clear_since = now
+                    self._touch(alert)
+                wait = self.resolve_after(alert.rule)
+                if now - alert.clear_since < wait:
+                    continue  # clearing: no escalation, no repeat, not yet resolved
+                if (values := clear.get(fingerprint)) is not None:
+                    alert.summary = f"{values.summary}, clear for {_duration(wait)}"
+                    alert.description, alert.value = values.description, values.value
+            del self._active[fingerprint]
             events.extend(self._resolve(alert, now))
         return events
 

@@ -10,7 +10,7 @@ the recorded series they read carry only ``service`` and ``objective``.
 from __future__ import annotations
 
 from monitor.config import AlertingConfig
-from monitor.sla.windows import prometheus_window
+from monitor.sla.windows import ROLLING, prometheus_window
 
 BURN_ALERT = "SlaErrorBudgetBurn"
 DOWN_ALERT = "SlaServiceDown"
@@ -28,6 +28,17 @@ _ALERTNAMES = {
     MONTH_BREACH_RULE: MONTH_BREACH_ALERT,
     MONTH_FORECAST_RULE: MONTH_FORECAST_ALERT,
 }
+
+
+def resolve_after_s(settings: AlertingConfig, rule: str) -> float:
+    """Seconds a firing alert of ``rule`` stays clear before it resolves: a burn-rate
+    rule's ``resolve_after`` (default: its short window), else ``alerting.resolve_after``."""
+    for burn in settings.burn_rate:
+        if burn.name == rule:
+            if burn.resolve_after is not None:
+                return burn.resolve_after
+            return ROLLING[burn.short_window] * 60.0
+    return settings.resolve_after
 
 
 def alert_labels(

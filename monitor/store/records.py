@@ -146,6 +146,9 @@ class Alert:
     acknowledged_by: str | None = None
     #: Notifiers told about this alert, so the resolve reaches each of them.
     notified: list[str] = field(default_factory=list)
+    #: Since when a firing alert's condition has been clear (it resolves after
+    #: ``resolve_after``; holding again before that continues the same alert).
+    clear_since: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (also what the store keeps)."""

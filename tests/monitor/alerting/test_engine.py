@@ -122,9 +122,10 @@ async def test_burn_rate_alerts_fire_escalate_and_resolve_once() -> None:
     # The second step after 10 minutes of firing, once.
     assert h.events("burn-6x", "escalated") == [(slow + 10, "manager")]
     assert h.events("burn-14x", "escalated") == [(fast + 10, "manager")]
-    # Resolved when the short window cools down: 5 minutes of 30 % errors give a 5m burn
-    # of 30; it drops to or below 14.4 once 3 of the 5 minutes are clean.
-    resolved_fast = errors_until + 2
+    # Clear when the short window cools down: 5 minutes of 30 % errors give a 5m burn of
+    # 30; it drops to or below 14.4 once 3 of the 5 minutes are clean. Resolved after it
+    # stayed clear for its short window (5 minutes), the default resolve_after.
+    resolved_fast = errors_until + 2 + 5
     assert sorted(h.events("burn-14x", "resolved")) == [
         (resolved_fast, "manager"),
         (resolved_fast, "oncall"),
@@ -135,6 +136,50 @@ async def test_burn_rate_alerts_fire_escalate_and_resolve_once() -> None:
     stored = await h.store.load_alerts()
     assert {a.rule for a in stored} >= {"burn-14x", "burn-6x"}
     assert all(a.status == "resolved" for a in stored if a.rule == "burn-14x")
+
+
+def _burns(shares: list[float], minute: int, length: int) -> float:
+    """Burn rate over the ``length`` minutes ending at ``minute``, from the stream."""
+    window = shares[max(minute - length + 1, 0) : minute + 1]
+    return (sum(window) / len(window)) / 0.01
+
+
+async def test_a_burst_crossing_the_threshold_again_and_again_pages_once() -> None:
+    """A burst whose 5-minute burn hovers around 14.4: the raw condition flips
+    many times, but the alert fires once and resolves once, after the stream stays clear
+    for the short window; the resolution says the values that cleared it."""
+    h = Harness(_config())
+    # 35 minutes of 30 % errors, then 4 bad minutes in every 7: five minutes then hold
+    # 2 or 3 bad ones, a 5m burn of 12 or 18 around the 14.4 threshold.
+    pattern = (1, 1, 0, 1, 0, 0, 1)
+    burst = [ERROR_SHARE] * 35 + [ERROR_SHARE * pattern[i % 7] for i in range(42)]
+    shares = [0.0] * GOOD_MINUTES + burst + [0.0] * 30
+    for minute, share in enumerate(shares):
+        await h.minute(minute, share)
+
+    # Independently of the code: where the rule's condition holds, minute by minute.
+    holds = [
+        _burns(shares, m, 60) > 14.4 and _burns(shares, m, 5) > 14.4 for m in range(len(shares))
+    ]
+    first = holds.index(True)
+    last = len(holds) - 1 - holds[::-1].index(True)
+    flips = sum(
+        1 for a, b in zip(holds[first:last], holds[first + 1 : last + 1], strict=True) if a != b
+    )
+    assert flips >= 8  # it clears and holds again at least four times
+    clear_runs, run = [], 0
+    for value in holds[first : last + 1]:
+        run = 0 if value else run + 1
+        clear_runs.append(run)
+    assert max(clear_runs) < 5  # never clear for the whole short window before the end
+
+    assert h.events("burn-14x", "firing") == [(first, "oncall")]
+    resolved = h.events("burn-14x", "resolved")
+    assert sorted(resolved) == [(last + 1 + 5, "manager"), (last + 1 + 5, "oncall")]
+    summaries = {e.summary for _, _, e in h.sent if e.rule == "burn-14x" and e.kind == "resolved"}
+    [summary] = summaries  # the same message to both notifiers
+    assert "burn back to" in summary
+    assert "clear for 5 min" in summary
 
 
 async def test_acknowledged_alert_stops_escalating() -> None:
