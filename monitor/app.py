@@ -250,6 +250,7 @@ class Daemon:
                 "probes_in_flight": self.scheduler.in_flight if self.scheduler else 0,
                 "store": "failing" if failing else "ok",
                 "brokers_connected": brokers,
+                "report_pdf": self.reports.pdf_problem or "ok",
             },
         )
 

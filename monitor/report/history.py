@@ -142,7 +142,9 @@ class _Builder:
         pending = {s: self._pending(s, first, after, summaries) for s in self.services}
         span = await self.history.minutes(pending, first, after, decide_until=after)
         rollups = span.rollups
-        if rollups or span.stored or summaries:
+        # Data is a measured result: minute decisions alone (all unmonitored, as sealed for
+        # the month before the monitor was installed) do not make a report.
+        if rollups or any(s.rollups for s in summaries.values()):
             self.has_data = True
         minutes = self._classify(span.decisions, overlays)
         sums: dict[tuple[str, str], Rollup] = {}

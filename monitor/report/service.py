@@ -26,6 +26,7 @@ from aiohttp import web
 from monitor.clock import Clock
 from monitor.config import Config
 from monitor.report.model import BadMonthError, Month, NoDataError, ReportError
+from monitor.report.pdf import PdfError, chromium_binary
 from monitor.report.render import CONTENT_TYPE, FORMATS
 from monitor.sla.eligibility import CorrectedSpan
 from monitor.sla.windows import month_of, previous_month
@@ -119,6 +120,19 @@ class ReportsService:
         base_dir: Path | None = None,
         steady: Callable[[], bool] = lambda: True,
     ) -> None:
+        #: Why PDF reports cannot be made here (None: they can): said once at start and in
+        #: /healthz, and the months are archived in the other formats meanwhile.
+        self.pdf_problem: str | None = None
+        try:
+            chromium_binary()
+        except PdfError as exc:
+            self.pdf_problem = str(exc)
+            if "pdf" in config.reports.formats:
+                formats = [f for f in config.reports.formats if f != "pdf"] or ["json"]
+                reports = config.reports.model_copy(update={"formats": formats})
+                config = config.model_copy(update={"reports": reports})
+                if config.reports.enabled and store_path is not None:
+                    log.warning("monthly reports are archived without a PDF: %s", exc)
         self.config = config
         #: Archiving freezes a month: only while the wall clock keeps pace (ClockWatch).
         self._steady = steady
@@ -234,6 +248,8 @@ class ReportsService:
             return web.json_response(
                 {"error": f"format must be one of {', '.join(FORMATS)}"}, status=400
             )
+        if fmt == "pdf" and self.pdf_problem is not None:
+            return web.json_response({"error": self.pdf_problem}, status=503)
         service = request.query.get("service")
         names = [s.name for s in self.config.services]
         if service is not None and service not in names:

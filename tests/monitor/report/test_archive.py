@@ -411,3 +411,52 @@ async def test_the_daemon_wires_the_report(tmp_path: Path) -> None:
     assert daemon.reports.directory == (tmp_path / "archive").resolve()
     routes = {r.resource.canonical for r in daemon.server.app.router.routes() if r.resource}
     assert "/api/reports/{month}" in routes
+
+
+async def test_a_month_before_the_first_result_is_not_frozen(tmp_path: Path) -> None:
+    """A daemon installed on 15 November: its first start seals the minutes it keeps
+    (unmonitored ones of October too), but October had no result, so no report of it
+    is archived (no frozen "NO DATA" document), and asking for it says so."""
+    from monitor.app import Daemon
+
+    config = sc.config(
+        storage={"path": str(tmp_path / "fresh.sqlite3")},
+        reports={"directory": str(tmp_path / "reports")},
+    )
+    clock = FakeClock(start=sc.local("2026-11-15T10:00"))
+    daemon = Daemon(config, clock=clock)
+    await daemon.store.open()
+    try:
+        await daemon.load_history()
+        await daemon.ledger.advance(clock.now(), daemon.store)
+        await daemon.collector.write_decisions()
+        answer = await daemon.reports.check()
+    finally:
+        await daemon.store.aclose()
+    assert answer is not None
+    assert answer["status"] == "no-data", answer
+    assert ReportArchive(config.reports.directory).latest(OCTOBER) is None
+
+
+async def test_without_chromium_months_are_archived_without_a_pdf_said_once(
+    setup: tuple[Config, Path], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = setup[0].model_copy(
+        update={"reports": setup[0].reports.model_copy(update={"formats": ["json", "pdf", "md"]})}
+    )
+    monkeypatch.setenv("SLA_MONITOR_CHROMIUM", str(setup[1].parent / "no-such-chromium"))
+    clock = FakeClock(start=sc.local("2026-11-01T00:15"))
+    with caplog.at_level(logging.INFO, logger="monitor.report.service"):
+        service = ReportsService(config, Path(config.storage.path), clock)
+        answer = await service.check()
+        assert await service.check() is None
+    assert answer is not None
+    assert answer["status"] == "ok", answer
+    version = ReportArchive(config.reports.directory).latest(OCTOBER)
+    assert version is not None
+    assert sorted(version.documents) == ["json", "md"]  # all but the PDF
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    assert "archived without a PDF" in warnings[0].getMessage()
+    assert service.pdf_problem is not None
+    assert "SLA_MONITOR_CHROMIUM" in service.pdf_problem
