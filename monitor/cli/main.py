@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -158,7 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log.warning("%s: %s", args.config, warning)
         if args.command == "run":
             degraded = args.allow_degraded_start
-            return _run_until_signal(lambda stop: _run(config, stop, degraded))
+            arguments = list(sys.argv[1:] if argv is None else argv)
+            return _run_until_signal(
+                lambda stop: _run(config, stop, degraded),
+                reload=lambda: _reload_is_valid(path),
+                argv=arguments,
+            )
         if args.command == "demo":
             return _run_until_signal(lambda stop: _demo(config, stop))
         if args.command == "simulate":
@@ -254,8 +260,19 @@ def _dashboards(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run_until_signal(body: Callable[[asyncio.Event], Awaitable[int | None]]) -> int:
-    """Run ``body`` until SIGTERM or SIGINT sets its stop event; its exit code, or 0."""
+def _run_until_signal(
+    body: Callable[[asyncio.Event], Awaitable[int | None]],
+    reload: Callable[[], bool] | None = None,
+    argv: Sequence[str] = (),
+) -> int:
+    """Run ``body`` until SIGTERM or SIGINT sets its stop event; its exit code, or 0.
+
+    SIGHUP with ``reload``: when the config on disk validates, ``body`` is stopped the
+    same way (drained, flushed) and the process executes itself again with ``argv``:
+    the same process id, the new config, nothing measured lost. When it does not, the
+    error is logged and the running daemon goes on with the config it has.
+    """
+    reloading = False
 
     async def main() -> int | None:
         stop = asyncio.Event()
@@ -263,10 +280,40 @@ def _run_until_signal(body: Callable[[asyncio.Event], Awaitable[int | None]]) ->
         for sig in (signal.SIGTERM, signal.SIGINT):
             # The handler only sets the event; shutdown happens in order in `body`.
             loop.add_signal_handler(sig, stop.set)
+
+        def hangup() -> None:
+            nonlocal reloading
+            if reload is None:
+                log.warning("SIGHUP ignored: only `run` reloads its config")
+            elif not stop.is_set() and reload():
+                reloading = True
+                stop.set()
+
+        loop.add_signal_handler(signal.SIGHUP, hangup)
         return await body(stop)
 
     code = asyncio.run(main())
-    return EXIT_OK if code is None else code
+    code = EXIT_OK if code is None else code
+    if reloading and code == EXIT_OK:
+        log.info("restarting in place with the reloaded config")
+        logging.shutdown()
+        os.execv(sys.executable, [sys.executable, "-m", "monitor", *argv])
+    return code
+
+
+def _reload_is_valid(path: Path) -> bool:
+    """Whether the config at ``path`` may replace the running one (logged either way)."""
+    try:
+        config = load_config(path)
+        if missing := missing_secrets(config):
+            raise ConfigError("\n".join(f"{path}: {m}" for m in missing))
+    except ConfigError as exc:
+        log.error("SIGHUP: config reload refused, the running config stays:\n%s", exc)
+        return False
+    for warning in config_warnings(config):
+        log.warning("%s: %s", path, warning)
+    log.info("SIGHUP: %s is valid; draining and flushing, then restarting with it", path)
+    return True
 
 
 async def _run(config: Config, stop: asyncio.Event, allow_degraded_start: bool) -> int:
