@@ -348,6 +348,9 @@ class ServerConfig(_Strict):
     public_reads: bool = True
     #: HTTPS instead of HTTP (None: plain HTTP, fine on 127.0.0.1 or behind a proxy).
     tls: ServerTls | None = None
+    #: One log line per request (``sla-monitor.access``): "api" (all but /metrics),
+    #: "all", or "off".
+    access_log: Literal["api", "all", "off"] = "api"
 
     @field_validator("listen")
     @classmethod

@@ -26,6 +26,7 @@ from monitor.cli.demo import add_demo_options, demo_config
 from monitor.cli.maintenance import add_maintenance_parser, run_maintenance
 from monitor.config import Config, config_warnings, load_config, missing_secrets
 from monitor.errors import ConfigError, SlaMonitorError
+from monitor.logs import setup_logging
 
 if TYPE_CHECKING:
     pass
@@ -56,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sla-monitor {__version__}")
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text, or one JSON object per line (journald, Loki)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -132,10 +139,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(args.log_level, args.log_format)
     try:
         if args.command == "import-openslo":
             return _import_openslo(args.path, args.out)

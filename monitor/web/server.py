@@ -21,6 +21,7 @@ from monitor import __version__
 from monitor.clock import Clock, SystemClock
 from monitor.config import Config, Scope, ServerTls, token_problem
 from monitor.errors import ConfigError
+from monitor.logs import ACCESS_LOG, AccessLogger
 from monitor.sla.figures import ObjectiveFigures
 from monitor.sla.windows import describe as describe_windows
 from monitor.store.records import Alert
@@ -28,6 +29,12 @@ from monitor.timeparse import iso_utc
 from monitor.web.views import TOKEN_KEY, Authorize
 
 log = logging.getLogger(__name__)
+
+
+class MetricsToo(AccessLogger):
+    """The access log with Prometheus's scrapes of /metrics too."""
+
+    include_metrics = True
 
 
 _TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
@@ -148,7 +155,12 @@ class Server:
 
     async def start(self) -> None:
         """Bind and serve."""
-        self._runner = web.AppRunner(self.app, access_log=None)
+        access = self.config.server.access_log
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=ACCESS_LOG if access != "off" else None,
+            access_log_class=MetricsToo if access == "all" else AccessLogger,
+        )
         await self._runner.setup()
         tls = self.config.server.tls
         site = web.TCPSite(
