@@ -7,12 +7,14 @@ import json
 import os
 import sys
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
-from monitor.cli.common import add_config_option
+from monitor.cli.common import add_config_option, table
 from monitor.config import Config
 from monitor.errors import SlaMonitorError
+from monitor.timeparse import iso_local
 
 
 def add_alerts_parser(commands: Any) -> None:
@@ -29,6 +31,9 @@ def add_alerts_parser(commands: Any) -> None:
     alerts.add_argument("--all", action="store_true", help="list: the history, not only active")
     alerts.add_argument("--by", metavar="NAME", help="ack: who (default: $USER)")
     alerts.add_argument("--url", metavar="URL", help="the daemon's base URL (default: from config)")
+    alerts.add_argument(
+        "--format", choices=["table", "json"], default="table", help="list: json for scripts"
+    )
 
 
 class _Refused(SlaMonitorError):
@@ -58,7 +63,7 @@ def _run(config: Config, args: argparse.Namespace) -> int:
                 status = "all" if args.all else "active"
                 response = client.get("/api/alerts", params={"status": status})
                 _raise_for(response)
-                _print_alerts(response.json()["alerts"])
+                _print_alerts(response.json()["alerts"], args.format, config.zone)
                 return 0
             if not args.alert_id:
                 raise _Refused("alerts ack needs the alert's ID (see `alerts list`)")
@@ -95,16 +100,37 @@ def _raise_for(response: httpx.Response) -> None:
     raise SlaMonitorError(f"HTTP {response.status_code}: {message}")
 
 
-def _print_alerts(alerts: list[dict[str, Any]]) -> None:
+def _print_alerts(alerts: list[dict[str, Any]], fmt: str, zone: ZoneInfo) -> None:
+    """As ``maintenance list`` does: a table with local times, or JSON (times as RFC 3339
+    in the config's zone, not epoch floats)."""
+    times = ("pending_since", "started_at", "ended_at", "last_notified_at", "acknowledged_at")
+    for alert in alerts:
+        for key in times:
+            if isinstance(alert.get(key), int | float):
+                alert[key] = iso_local(alert[key], zone)
+    if fmt == "json":
+        print(json.dumps(alerts, indent=2))
+        return
     if not alerts:
         print("no alerts")
         return
-    if not sys.stdout.isatty():
-        print(json.dumps(alerts, indent=2))
-        return
-    for alert in alerts:
-        acked = f" acked by {alert['acknowledged_by']}" if alert.get("acknowledged_by") else ""
-        print(
-            f"{alert['alert_id']}  {alert['status']:<8} {alert['severity']:<7} "
-            f"{alert['rule']:<15} {alert['service']}/{alert.get('objective') or '-'}{acked}"
+    header = ("ID", "STATUS", "SEVERITY", "RULE", "SERVICE/OBJECTIVE", "SINCE", "SUMMARY")
+    rows = [
+        (
+            a["alert_id"],
+            a["status"]
+            + (f" (acked by {a['acknowledged_by']})" if a.get("acknowledged_by") else ""),
+            a["severity"],
+            a["rule"],
+            f"{a['service']}/{a.get('objective') or '-'}",
+            _local(a.get("started_at") or a.get("pending_since")),
+            a.get("summary", ""),
         )
+        for a in alerts
+    ]
+    print(table(header, rows))
+
+
+def _local(value: str | None) -> str:
+    """``2026-11-30 18:40`` from the RFC 3339 local time."""
+    return "-" if not value else value[:16].replace("T", " ")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from monitor.errors import ConfigError, SlaMonitorError
@@ -52,4 +53,14 @@ def find_config(given: Path | None) -> tuple[Path, str]:
     raise ConfigError(
         f"no config file: give --config PATH, or export {CONFIG_ENV}=PATH once (looked for"
         f" {looked})"
+    )
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, the last one left free (it may be long): the
+    one table format of the CLI's listings."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    return "\n".join(
+        "  ".join([*(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)), row[-1]])
+        for row in [header, *rows]
     )

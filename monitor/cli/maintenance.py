@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from monitor.cli.common import EXIT_OK, UsageError
+from monitor.cli.common import EXIT_OK, UsageError, table
 from monitor.config import Config
 from monitor.timeparse import (
     RANGE_TEXT,
@@ -260,11 +260,7 @@ def _table(records: list[MaintenanceRecord], zone: ZoneInfo, now: float) -> str:
         )
         for r in records
     ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
-    return "\n".join(
-        "  ".join([*(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)), row[-1]])
-        for row in [header, *rows]
-    )
+    return table(header, rows)
 
 
 def _listing(config: Config, args: argparse.Namespace, now: float) -> _Action:

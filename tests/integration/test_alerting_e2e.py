@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -122,6 +123,16 @@ async def test_failing_service_pages_and_is_acknowledged(
                 listed = await _cli(["alerts", "list", "--config", str(config_path)], env_cli)
                 assert listed.returncode == 0, listed.stderr
                 assert firing["alert_id"] in listed.stdout
+                assert listed.stdout.startswith("ID ")  # the table maintenance list uses
+                assert "HTTP Request" not in listed.stderr  # no library noise
+                as_json = await _cli(
+                    ["alerts", "list", "--format", "json", "--config", str(config_path)], env_cli
+                )
+                [shown] = [a for a in json.loads(as_json.stdout) if a["rule"] == "burn-14x"]
+                # Local RFC 3339 times with their offset, not epoch floats.
+                assert re.fullmatch(
+                    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", shown["started_at"]
+                )
                 acked = await _cli(
                     ["alerts", "ack", firing["alert_id"], "--config", str(config_path)], env_cli
                 )
