@@ -6,11 +6,13 @@ FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    SLA_MONITOR_CONFIG=/etc/sla-monitor/config.yaml \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# Chromium prints the monthly report's PDF (fonts-dejavu-core: the report's font).
+# Chromium prints the monthly report's PDF (fonts-dejavu-core: the report's font); tini is
+# PID 1, so the report workers and Chromium the daemon starts are reaped and signals reach it.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends chromium fonts-dejavu-core \
+    && apt-get install -y --no-install-recommends chromium fonts-dejavu-core tini \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/sla-monitor
@@ -29,7 +31,8 @@ USER sla
 WORKDIR /var/lib/sla-monitor
 VOLUME ["/var/lib/sla-monitor"]
 EXPOSE 9177
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:9177/healthz', timeout=4).status == 200 else 1)"]
-ENTRYPOINT ["sla-monitor"]
+# /healthz at the address and scheme the mounted config says (not a fixed port).
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s \
+    CMD ["sla-monitor", "health"]
+ENTRYPOINT ["tini", "--", "sla-monitor"]
 CMD ["run", "--config", "/etc/sla-monitor/config.yaml"]

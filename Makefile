@@ -24,7 +24,7 @@ install: $(BIN)/sla-monitor
 
 ## demo: install, then run the embedded broker + simulator + daemon (Ctrl-C stops it)
 demo: install
-	$(BIN)/sla-monitor demo
+	$(BIN)/sla-monitor demo $(DEMO_ARGS)
 
 system-packages:
 	@missing=""; \

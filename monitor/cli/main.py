@@ -23,6 +23,7 @@ from monitor.cli.common import (
     find_config,
 )
 from monitor.cli.demo import add_demo_options, demo_config
+from monitor.cli.health import add_health_parser, run_health
 from monitor.cli.maintenance import add_maintenance_parser, run_maintenance
 from monitor.config import Config, config_warnings, load_config, missing_secrets
 from monitor.errors import ConfigError, SlaMonitorError
@@ -101,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_report_parser(commands)
     add_alerts_parser(commands)
+    add_health_parser(commands)
 
     rules = commands.add_parser(
         "rules", help="write Prometheus recording and alerting rules generated from the config"
@@ -181,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from monitor.cli.alerts import run_alerts
 
             return run_alerts(config, args)
+        if args.command == "health":
+            return run_health(config, args)
         if args.command == "report":
             from monitor.cli.report import run_report
 

@@ -4,6 +4,8 @@ amtool, mosquitto), and that the files agree with each other and with the README
 
 from __future__ import annotations
 
+import configparser
+import os
 import re
 import shutil
 import subprocess
@@ -126,8 +128,14 @@ def test_dockerfile_slim_non_root_with_healthcheck(dockerfile: DockerfileParser)
     assert users, "no USER: the daemon would run as root"
     assert users[-1].split(":")[0] not in ("root", "0")
     (healthcheck,) = _instructions(dockerfile, "HEALTHCHECK")
-    assert "/healthz" in healthcheck
+    assert '["sla-monitor", "health"]' in healthcheck  # /healthz where the config listens
     assert "--interval" in healthcheck
+    # tini as PID 1 reaps the report workers and Chromium, and passes signals on.
+    (entrypoint,) = _instructions(dockerfile, "ENTRYPOINT")
+    assert entrypoint.startswith('["tini", "--"')
+    assert any("tini" in run for run in _instructions(dockerfile, "RUN"))
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".git", ".venv", "data", "tests"} <= set(ignored)
     assert any(DATA_DIR in v for v in _instructions(dockerfile, "VOLUME"))
     cmd = " ".join(_instructions(dockerfile, "CMD"))
     assert CONFIG_IN_CONTAINER in cmd
@@ -308,3 +316,32 @@ def test_mosquitto_config_starts_a_real_broker(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+# --- systemd ---------------------------------------------------------------------------------
+
+
+def test_the_systemd_unit_is_valid_and_hardened(tmp_path: Path) -> None:
+    """``systemd-analyze verify`` accepts it (its ExecStart pointed at a binary that exists
+    here); it runs ``run`` as a system user, reloads with SIGHUP, drains on SIGTERM."""
+    text = (ROOT / "deploy" / "systemd" / "sla-monitor.service").read_text()
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
+    unit.read_string(text)
+    service = unit["Service"]
+    assert service["ExecStart"].endswith("sla-monitor --log-format json run")
+    assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    assert service["KillSignal"] == "SIGTERM"
+    assert service["User"] != "root"
+    assert service["Environment"] == "SLA_MONITOR_CONFIG=/etc/sla-monitor/config.yaml"
+    for key in ("NoNewPrivileges", "ProtectSystem", "PrivateTmp", "ProtectHome"):
+        assert key in service
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        assert os.environ.get("CI") != "true", "systemd-analyze is missing in CI"
+        return
+    copy = tmp_path / "sla-monitor.service"
+    copy.write_text(text.replace(service["ExecStart"].split()[0], "/bin/true"))
+    done = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "sla-monitor.service" not in done.stderr, done.stderr  # no warning about it
