@@ -78,6 +78,7 @@ class Daemon:
         self.config = config
         #: Start even when the store takes no write (results wait in memory and the spool).
         self.allow_degraded_start = allow_degraded_start
+        self._marks_failing: set[RunMark] = set()  # run marks whose write failed (said once)
         self.clock = clock or SystemClock()
         path = Path(config.storage.path)
         if not path.is_absolute() and base_dir is not None:
@@ -336,7 +337,12 @@ class Daemon:
         try:
             await self.store.mark_run(mark, self.clock.now())
         except StoreError as exc:
-            log.error("could not record the run's %s mark: %s", mark, exc)
+            # Said once per outage: the store's failure is logged and counted elsewhere.
+            if mark not in self._marks_failing:
+                self._marks_failing.add(mark)
+                log.error("could not record the run's %s mark: %s", mark, exc)
+        else:
+            self._marks_failing.discard(mark)
 
     async def _count_killed_run(self, previous: RunMarks) -> None:
         """The previous run was killed: what it measured after its last write is lost.

@@ -143,53 +143,40 @@ class Alerter:
         return resolve_after_s(self.settings, rule)
 
     def _burn_rate(self, f: ObjectiveFigures) -> list[Condition]:
-        held = []
+        """Each burn-rate rule's state for the objective: held, or clear (kept for the
+        message that resolves its alert)."""
+        seen = []
         for rule in self.settings.burn_rate:
             long = f.windows[rule.long_window].burn_rate
             short = f.windows[rule.short_window].burn_rate
             if long is None or short is None:
                 continue
-            if long <= rule.factor or short <= rule.factor:
-                held.append(
-                    Condition(
-                        rule=rule.name,
-                        severity=rule.severity,
-                        service=f.service,
-                        objective=f.objective,
-                        value=long,
-                        summary=(
-                            f"{f.service} {f.objective}: error budget burn back to "
-                            f"{long:.1f}x over {rule.long_window} and {short:.1f}x over "
-                            f"{rule.short_window} (threshold {rule.factor:g}x)"
-                        ),
-                        description=(
-                            f"Burn rate {long:.2f} over {rule.long_window} and {short:.2f} "
-                            f"over {rule.short_window}, at most {rule.factor:g} in at least "
-                            f"one of them; target {_pct(f.target_ratio)}."
-                        ),
-                        holds=False,
-                    )
+            holds = long > rule.factor and short > rule.factor
+            windows = f"{long:.2f} over {rule.long_window} and {short:.2f} over {rule.short_window}"
+            if holds:
+                summary = f"error budget burning {long:.1f}x (threshold {rule.factor:g}x)"
+                tail = (
+                    f"At this rate the budget of a 30-day period is gone in {30 / long:.1f} days."
                 )
-                continue
-            held.append(
+            else:
+                summary = (
+                    f"error budget burn back to {long:.1f}x over {rule.long_window} and "
+                    f"{short:.1f}x over {rule.short_window} (threshold {rule.factor:g}x)"
+                )
+                tail = f"At most {rule.factor:g} in at least one of them."
+            seen.append(
                 Condition(
                     rule=rule.name,
                     severity=rule.severity,
                     service=f.service,
                     objective=f.objective,
                     value=long,
-                    summary=(
-                        f"{f.service} {f.objective}: error budget burning {long:.1f}x "
-                        f"(threshold {rule.factor:g}x)"
-                    ),
-                    description=(
-                        f"Burn rate {long:.2f} over {rule.long_window} and {short:.2f} over "
-                        f"{rule.short_window}; target {_pct(f.target_ratio)}. At this rate the "
-                        f"budget of a 30-day period is gone in {30 / long:.1f} days."
-                    ),
+                    summary=f"{f.service} {f.objective}: {summary}",
+                    description=(f"Burn rate {windows}; target {_pct(f.target_ratio)}. {tail}"),
+                    holds=holds,
                 )
             )
-        return held
+        return seen
 
     def _month(self, f: ObjectiveFigures, now: float) -> list[Condition]:
         held = []
