@@ -596,8 +596,21 @@ class StatusSubscriber(_Strict):
 class StatusConfig(_Strict):
     """The public status page, incident detection and user notifications."""
 
-    #: Title of the status page and its feed.
-    title: str = Field(default="Service status", min_length=1, max_length=200)
+    #: Title of the status page and its feed: one for every language, or one per
+    #: language ({en: ..., fr: ..., nl: ...}); not set: "Service status" in each language.
+    title: (
+        Annotated[str, Field(min_length=1, max_length=200)]
+        | dict[Literal["en", "fr", "nl"], Annotated[str, Field(min_length=1, max_length=200)]]
+        | None
+    ) = None
+
+    def title_in(self, lang: str) -> str | None:
+        """The title for ``lang`` (None: not configured; the page translates its own)."""
+        if self.title is None or isinstance(self.title, str):
+            return self.title
+        titles: dict[str, str] = {str(k): v for k, v in self.title.items()}
+        return titles.get(lang) or titles.get("en") or next(iter(titles.values()))
+
     #: A detected incident opens after this many consecutive down minutes...
     open_after_minutes: int = Field(default=1, ge=1, le=60)
     #: ...and resolves after this many consecutive up minutes.

@@ -211,7 +211,7 @@ class StatusSite:
         ]
         return {
             "generated_at": iso(now),
-            "title": config.status.title,
+            "title": config.status.title_in("en") or "Service status",
             "timezone": config.timezone,
             "overall": overall,
             "services": services,
@@ -343,6 +343,7 @@ class StatusSite:
 
         context: dict[str, Any] = {
             "lang": lang,
+            "title": self.config.status.title_in(lang) or t("page_title"),
             "languages": LANGUAGES,
             "incident_titles": incident_titles,
             "t": t,
@@ -440,7 +441,7 @@ class StatusSite:
             return element
 
         add(root, "id", f"{base}/feed.atom")
-        add(root, "title", self.config.status.title)
+        add(root, "title", self.config.status.title_in(lang) or t(lang, "page_title"))
         add(root, "link", href=f"{base}/status?lang={lang}", rel="alternate")
         add(root, "link", href=f"{base}/feed.atom", rel="self")
         add(root, "generator", "sla-monitor", version=__version__)
@@ -502,7 +503,8 @@ class StatusSite:
             entries.append((created, entry))
         entries.sort(key=lambda pair: -pair[0])
         add(root, "updated", iso(max([e[0] for e in entries], default=now)))
-        add(root, "author").append(_named(ns, self.config.status.title))
+        title = self.config.status.title_in(lang) or t(lang, "page_title")
+        add(root, "author").append(_named(ns, title))
         for _, entry in entries[:200]:
             root.append(entry)
         body = ET.tostring(root, encoding="utf-8", xml_declaration=True)

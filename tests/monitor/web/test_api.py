@@ -390,6 +390,36 @@ async def test_language_choice(
         assert response.cookies.get("lang") == "nl"
 
 
+@pytest.mark.parametrize(
+    ("configured", "expected"),
+    [
+        (None, {"en": "Service status", "fr": "État des services", "nl": "Status van de diensten"}),
+        ("Crossroads", {"en": "Crossroads", "fr": "Crossroads", "nl": "Crossroads"}),
+        (
+            {"en": "Crossroads status", "fr": "État de la Banque-Carrefour"},
+            {
+                "en": "Crossroads status",
+                "fr": "État de la Banque-Carrefour",
+                "nl": "Crossroads status",
+            },
+        ),
+    ],
+)
+async def test_the_title_is_in_the_page_s_language(
+    configured: Any, expected: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not configured: each language's own; one string: the same everywhere; per language:
+    each its own, English where one is missing. The page and its feed alike."""
+    status = {} if configured is None else {"title": configured}
+    async for served in _serve(_config(status=status), monkeypatch):
+        for lang, title in expected.items():
+            html = (await served.client.get(f"/status?lang={lang}")).text
+            assert f"<title>{title}</title>" in html
+            assert f"<h1>{title}</h1>" in html
+            feed = ET.fromstring((await served.client.get(f"/feed.atom?lang={lang}")).content)
+            assert feed.findtext("{http://www.w3.org/2005/Atom}title") == title
+
+
 async def test_page_works_without_javascript(api: Api) -> None:
     await _seed(api)
     html = (await api.client.get("/")).text
