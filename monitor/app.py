@@ -351,11 +351,14 @@ class Daemon:
         then are lost; logged and exported once."""
         assert previous.started is not None
         died_by = (previous.alive or previous.started) + 2 * HEARTBEAT_S
-        last = await self.store.last_results(previous.started)
+        # Its last hour is enough (older results were flushed long before, or spooled and
+        # replayed above), and reads a bounded slice of the time index, not its whole run.
+        recent = max(previous.started, died_by - 3600.0)
+        last = await self.store.last_results(recent)
         bound = 0
         for service in self.config.services:
             for probe in service.probes:
-                since = last.get((service.name, probe.name), previous.started)
+                since = last.get((service.name, probe.name), recent)
                 bound += math.ceil(max(0.0, died_by - since) / probe.interval)
         self.metrics.previous_run_killed.set(1)
         self.metrics.previous_run_lost_max.set(bound)
