@@ -5,6 +5,7 @@ the store, spool and archive, defaults included, on the validated config."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,9 @@ def anchor_config(config: Config, base: Path) -> Config:
 
 def _under(base: Path, value: str) -> str:
     path = Path(value).expanduser()
-    return str(path if path.is_absolute() else base / path)
+    # normpath: "config/../data/x" reads as "data/x" in logs and banners (no symlinks
+    # are resolved, so a linked folder stays as configured).
+    return os.path.normpath(path if path.is_absolute() else base / path)
 
 
 __all__ = ["anchor_config", "anchor_files"]
