@@ -358,8 +358,9 @@ async def build_report(
     if not builder.has_data:
         scope = f" of service {service}" if service else ""
         raise NoDataError(
-            f"no data for {month}{scope}: the store holds no rollups and no minute decisions "
-            "for it (rollups are kept 400 days; was the monitor running?)"
+            f"no data for {month}{scope}: the store holds no measured result for it (minutes"
+            " sealed as unmonitored are not data; rollups are kept 400 days; was the monitor"
+            " running?)"
         )
     records = await store.maintenance_records(include_removed=True)
     alerts = await store.load_alerts(limit=1_000_000)
