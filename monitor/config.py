@@ -59,6 +59,9 @@ NonNegativeDuration = Annotated[float, BeforeValidator(parse_duration), Field(ge
 #: A target in percent: at least 50 (a fraction such as 0.99 is a mistake), below 100
 #: (a 100 % target leaves no error budget to compute burn rates against).
 Percent = Annotated[float, BeforeValidator(_parse_percent), Field(ge=50, lt=100)]
+#: A coverage floor in percent: the share of an objective's window the monitor must have
+#: seen before it gives a verdict (0 turns the check off).
+CoverageFloor = Annotated[float, BeforeValidator(_parse_percent), Field(ge=0, le=100)]
 
 
 class _Strict(BaseModel):
@@ -74,6 +77,8 @@ class LatencyObjective(_Strict):
     target: Percent
     #: Probes counted by this objective; default all probes of the service.
     probes: list[str] | None = None
+    #: Overrides the config's ``coverage_floor`` for this objective.
+    coverage_floor: CoverageFloor | None = None
 
     @property
     def target_ratio(self) -> float:
@@ -90,6 +95,8 @@ class AvailabilityObjective(_Strict):
     probes: list[str] | None = None
     #: A minute is down when more than this share of its results failed (and at least one).
     down_ratio: float = Field(default=0.5, gt=0, lt=1)
+    #: Overrides the config's ``coverage_floor`` for this objective.
+    coverage_floor: CoverageFloor | None = None
 
     @property
     def target_ratio(self) -> float:
@@ -464,6 +471,14 @@ class MonthBreachAlert(_Strict):
     min_events: int = Field(default=100, ge=1)
 
 
+class CoverageAlert(_Strict):
+    """The month's coverage of an objective is below its floor: the monitor saw too little
+    of the month to give it a verdict (the monitor is failing the contract's method)."""
+
+    enabled: bool = True
+    severity: Severity = "ticket"
+
+
 class ServiceDownAlert(_Strict):
     """N consecutive down minutes of an availability objective."""
 
@@ -545,6 +560,7 @@ class AlertingConfig(_Strict):
     month_forecast: MonthForecastAlert = Field(default_factory=MonthForecastAlert)
     month_breach: MonthBreachAlert = Field(default_factory=MonthBreachAlert)
     service_down: ServiceDownAlert = Field(default_factory=ServiceDownAlert)
+    coverage: CoverageAlert = Field(default_factory=CoverageAlert)
     #: A condition must hold this long before its alert fires (pending until then).
     pending_for: NonNegativeDuration = 0.0
     #: A firing alert is notified again this often while it lasts (not acknowledged).
@@ -564,6 +580,7 @@ class AlertingConfig(_Strict):
             self.month_forecast.severity,
             self.month_breach.severity,
             self.service_down.severity,
+            self.coverage.severity,
         }
         for severity in sorted(severities):
             if severity not in self.escalation:
@@ -662,6 +679,9 @@ class Config(_Strict):
     simulator: SimulatorSettings | None = None
     #: A maintenance window excludes minutes only from its announcement plus this much.
     maintenance_lead_time: NonNegativeDuration = 0.0
+    #: Below this coverage (percent of a window the monitor saw) a verdict is
+    #: "insufficient data", never met; objectives may set their own.
+    coverage_floor: CoverageFloor = 90.0
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     status: StatusConfig = Field(default_factory=StatusConfig)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)

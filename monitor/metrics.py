@@ -298,6 +298,7 @@ _SLA_GAUGES = (
     "sla_latency_quantile_seconds",
     "sla_availability_window_seconds",
     "sla_monitoring_coverage_ratio",
+    "sla_objective_coverage_floor_ratio",
     "sla_maintenance_active",
 )
 
@@ -358,13 +359,22 @@ class SlaCollector(Collector):
         )
         coverage = GaugeMetricFamily(
             "sla_monitoring_coverage_ratio",
-            "Monitored minutes over eligible minutes (the rest the monitor did not see).",
+            "Share of the window the monitor saw: monitored over eligible minutes "
+            "(availability), results over expected probe runs (latency).",
             labels=["service", "objective", "window"],
+        )
+        floor = GaugeMetricFamily(
+            "sla_objective_coverage_floor_ratio",
+            "Below this coverage the objective's verdict is insufficient data.",
+            labels=["service", "objective"],
         )
         services_seen: set[str] = set()
         quantiles_done: set[tuple[str, str, str]] = set()
         for figures in self._figures():
             target.add_metric([figures.service, figures.objective], figures.target_ratio)
+            month = figures.windows.get("month")
+            if month is not None:
+                floor.add_metric([figures.service, figures.objective], month.coverage_floor)
             if figures.service not in services_seen:
                 services_seen.add(figures.service)
                 active = self._maintenance_active and self._maintenance_active(figures.service)
@@ -391,7 +401,17 @@ class SlaCollector(Collector):
                     if value is not None and key not in quantiles_done:
                         quantiles_done.add(key)
                         quantile.add_metric([figures.service, percentile(name), window], value)
-        yield from (compliance, target, budget, burn, quantile, seconds, coverage, maintenance)
+        yield from (
+            compliance,
+            target,
+            budget,
+            burn,
+            quantile,
+            seconds,
+            coverage,
+            floor,
+            maintenance,
+        )
 
 
 def percentile(name: str) -> str:

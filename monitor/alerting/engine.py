@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from monitor.alerting.labels import (
+    COVERAGE_RULE,
     DOWN_RULE,
     MONTH_BREACH_RULE,
     MONTH_FORECAST_RULE,
@@ -223,6 +224,24 @@ class Alerter:
                     f"over {forecast.burn_window} "
                     f"{f.windows[forecast.burn_window].burn_rate or 0:.2f}; projected "
                     f"month-end compliance {_pct(projected)} against {_pct(f.target_ratio)}.",
+                )
+            )
+        low = self.settings.coverage
+        if low.enabled and month.coverage is not None and month.coverage < month.coverage_floor:
+            what = "minutes" if f.kind == "availability" else "expected probe runs"
+            held.append(
+                Condition(
+                    COVERAGE_RULE,
+                    low.severity,
+                    f.service,
+                    f.objective,
+                    month.coverage,
+                    f"{f.service} {f.objective}: monitored only {_pct(month.coverage)} of "
+                    f"this month (floor {_pct(month.coverage_floor)}): insufficient data",
+                    f"The monitor produced results for {_pct(month.coverage)} of the "
+                    f"month's {what} so far; below {_pct(month.coverage_floor)} the month "
+                    "gets no verdict. Check that the daemon runs and its probes keep "
+                    "their intervals (a late install lowers it for the whole month).",
                 )
             )
         return held

@@ -16,6 +16,7 @@ BURN_ALERT = "SlaErrorBudgetBurn"
 DOWN_ALERT = "SlaServiceDown"
 MONTH_BREACH_ALERT = "SlaMonthBreached"
 MONTH_FORECAST_ALERT = "SlaMonthForecastBreach"
+COVERAGE_ALERT = "SlaCoverageLow"
 #: Prometheus only: the daemon stopped reporting an objective, or stopped sealing minutes.
 DATA_MISSING_ALERT = "SlaDataMissing"
 
@@ -23,8 +24,10 @@ DATA_MISSING_ALERT = "SlaDataMissing"
 DOWN_RULE = "service-down"
 MONTH_BREACH_RULE = "month-breach"
 MONTH_FORECAST_RULE = "month-forecast"
+COVERAGE_RULE = "coverage-low"
 _ALERTNAMES = {
     DOWN_RULE: DOWN_ALERT,
+    COVERAGE_RULE: COVERAGE_ALERT,
     MONTH_BREACH_RULE: MONTH_BREACH_ALERT,
     MONTH_FORECAST_RULE: MONTH_FORECAST_ALERT,
 }
@@ -61,6 +64,8 @@ def alert_labels(
 
 __all__ = [
     "BURN_ALERT",
+    "COVERAGE_ALERT",
+    "COVERAGE_RULE",
     "DATA_MISSING_ALERT",
     "DOWN_ALERT",
     "DOWN_RULE",

@@ -38,6 +38,8 @@ import yaml
 
 from monitor.alerting.labels import (
     BURN_ALERT,
+    COVERAGE_ALERT,
+    COVERAGE_RULE,
     DATA_MISSING_ALERT,
     DOWN_ALERT,
     DOWN_RULE,
@@ -71,6 +73,8 @@ EVENTS_METRIC = "sla_objective_events_total"
 SECONDS_METRIC = "sla_availability_seconds_total"
 SEALED_METRIC = "sla_objective_sealed_timestamp_seconds"
 MAINTENANCE_METRIC = "sla_maintenance_active"
+COVERAGE_METRIC = "sla_monitoring_coverage_ratio"
+COVERAGE_FLOOR_METRIC = "sla_objective_coverage_floor_ratio"
 
 #: Days a burn rate is measured against in the alert text, as in the built-in path.
 _BUDGET_PERIOD_DAYS = 30
@@ -238,6 +242,43 @@ def _data_missing_alert(
     }
 
 
+def _coverage_alert(config: Config, service: ServiceConfig, objective: Objective) -> dict[str, Any]:
+    """The month's coverage of the objective is below its floor: the daemon's own gauges
+    (coverage needs the probes' intervals and the minute decisions, which only the daemon
+    has), so Prometheus and the built-in path fire on the same figure."""
+    own = _own(service, objective)
+    coverage = _selector(COVERAGE_METRIC, *own, ("window", "=", "month"))
+    floor = _selector(COVERAGE_FLOOR_METRIC, *own)
+    low = config.alerting.coverage
+    labels = alert_labels(
+        config.alerting, COVERAGE_RULE, low.severity, service.name, objective.name
+    )
+    del labels["alertname"]
+    rule: dict[str, Any] = {
+        "alert": COVERAGE_ALERT,
+        "expr": (
+            f"max by (service, objective) ({coverage})"
+            f" < on (service, objective) max by (service, objective) ({floor})"
+        ),
+        "labels": labels,
+        "annotations": {
+            "summary": (
+                f"{service.name} {objective.name}: monitored only "
+                "{{ $value | humanizePercentage }} of this month: insufficient data"
+            ),
+            "description": (
+                "The monitor saw less of this month than the objective's coverage floor, "
+                "so the month gets no verdict. Check that the daemon runs and its probes "
+                "keep their intervals."
+            ),
+        },
+    }
+    pending = prometheus_duration(config.alerting.pending_for)
+    if pending != "0s":
+        rule["for"] = pending  # as the built-in path waits
+    return rule
+
+
 def _burn_alert(
     config: Config, service: ServiceConfig, objective: Objective, burn: BurnRateAlert
 ) -> dict[str, Any]:
@@ -345,6 +386,9 @@ def build_rules(config: Config, interval: str = DEFAULT_INTERVAL) -> dict[str, A
                     rules.append(_down_alert(config, service, objective))
         for objective in service.objectives:
             rules.append(_data_missing_alert(config, service, objective))
+        if config.alerting.coverage.enabled:
+            for objective in service.objectives:
+                rules.append(_coverage_alert(config, service, objective))
         groups.append({"name": f"sla-monitor:{service.name}", "interval": interval, "rules": rules})
     return {"groups": groups}
 

@@ -26,6 +26,7 @@ from monitor.ledger.history import History
 from monitor.results import DaySummary, HourSummary, Result, ServiceMinute
 from monitor.sla.counts import Counted, Rollup, count_result
 from monitor.sla.eligibility import Eligibility
+from monitor.sla.figures import CoverageBasis
 from monitor.sla.minutes import (
     EXCLUSION_CODE,
     Exclusion,
@@ -709,6 +710,24 @@ class Ledger:
         if month == next_month(*self._month) and window == "previous_month":
             return "month"
         return None
+
+    def coverage_basis(
+        self, service: str, probes: Iterable[str], window: str, now: float
+    ) -> CoverageBasis:
+        """The results of ``probes`` in the eligible sealed minutes of ``window`` and the
+        number of those minutes (counted ones, and ones a correction declared unmonitored):
+        what a latency objective's coverage is computed from."""
+        first, last = self.window_range(window, now)
+        names = tuple(probes)
+        which = self._sums_name(window, now)
+        group = self._groups.get((service, names))
+        if group is None:
+            raise KeyError(f"no objective of {service} counts exactly the probes {names}")
+        sealed_end = min(self._sealed_through if self._sealed_through is not None else -1, last)
+        codes = self._exclusions[service].count(first, sealed_end) if sealed_end >= first else {}
+        eligible = codes.get(MinuteCode.UP, 0) + codes.get(MinuteCode.UNMONITORED, 0)
+        attempts = 0 if which is None else group[which].attempts
+        return CoverageBasis(attempts, eligible)
 
     def minute_counts(self, key: ObjectiveKey, window: str, now: float) -> dict[MinuteCode, int]:
         """Counts of each minute code of an availability objective over ``window``.

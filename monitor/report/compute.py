@@ -29,6 +29,7 @@ from monitor.config import AvailabilityObjective, Config, LatencyObjective
 from monitor.report.history import _Builder, _ObjectiveAcc
 from monitor.report.model import (
     CAUSES,
+    REPORT_VERDICT,
     AlertEntry,
     Budget,
     Correction,
@@ -45,16 +46,17 @@ from monitor.report.model import (
     ServiceReport,
     overall_verdict,
     verdict_counts,
-    verdict_of,
 )
 from monitor.sla.eligibility import Eligibility
 from monitor.sla.figures import (
+    CoverageBasis,
     WindowFigures,
     availability_window,
     counts_by_label,
+    latency_coverage,
     latency_window,
 )
-from monitor.sla.objectives import grace_minutes
+from monitor.sla.objectives import coverage_floor, grace_minutes, runs_per_minute
 from monitor.sla.windows import day_bounds
 from monitor.store import MaintenanceRecord, Store
 from monitor.store.records import Alert
@@ -73,20 +75,24 @@ def _budget(figures: WindowFigures) -> Budget:
 
 
 def _objective_report(
+    config: Config,
     service: str,
     objective: LatencyObjective | AvailabilityObjective,
     probes: list[str],
     acc: _ObjectiveAcc,
 ) -> ObjectiveReport:
     target = objective.target_ratio
+    floor = coverage_floor(config, objective)
     extra: dict[str, Any]
     if isinstance(objective, LatencyObjective):
-        figures = latency_window("month", acc.total, objective.threshold, target)
+        runs = runs_per_minute(config, service, probes)
+        share = latency_coverage(CoverageBasis(acc.total.attempts, acc.eligible_minutes), runs)
+        figures = latency_window("month", acc.total, objective.threshold, target, share, floor)
         extra = {"quantiles_s": figures.quantiles}
         threshold: float | None = objective.threshold
     else:
-        figures = availability_window("month", counts_by_label(acc.states), target)
-        extra = {"minute_states": figures.minutes, "coverage": figures.coverage}
+        figures = availability_window("month", counts_by_label(acc.states), target, floor)
+        extra = {"minute_states": figures.minutes}
         threshold = None
     achieved = figures.compliance
     return ObjectiveReport(
@@ -101,7 +107,9 @@ def _objective_report(
         bad=figures.bad,
         achieved=achieved,
         margin=None if achieved is None else achieved - target,
-        verdict=verdict_of(achieved, target),
+        verdict=REPORT_VERDICT[figures.verdict],
+        coverage=figures.coverage,
+        coverage_floor=floor,
         budget=_budget(figures),
         days=acc.days,
         **extra,
@@ -276,7 +284,11 @@ def method(config: Config) -> list[MethodItem]:
             "faulty) is unmonitored: it is never counted as available or unavailable, and "
             "lowers the coverage = monitored / (monitored + unmonitored) minutes. Minutes "
             "the monitor never decided are decided for the report the way the daemon "
-            "decides them on a restart.",
+            "decides them on a restart. A latency objective's coverage is the share of the "
+            "probe runs its probes' intervals call for in the counted minutes that produced "
+            "a result. Below an objective's coverage floor "
+            f"(default {config.coverage_floor:g} %) its verdict is INSUFFICIENT DATA, "
+            "whatever its figure: too little of the period was measured to judge it.",
         ),
         (
             "Error budget",
@@ -368,7 +380,9 @@ async def build_report(
     for name in names:
         service_config = config.service(name)
         objectives = [
-            _objective_report(name, o, service_config.probes_of(o), builder.acc[(name, o.name)])
+            _objective_report(
+                config, name, o, service_config.probes_of(o), builder.acc[(name, o.name)]
+            )
             for o in service_config.objectives
         ]
         incidents = [

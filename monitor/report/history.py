@@ -23,11 +23,14 @@ from monitor.results import HourSummary, ServiceMinute
 from monitor.sla.counts import Rollup
 from monitor.sla.eligibility import Eligibility
 from monitor.sla.figures import (
+    CoverageBasis,
     availability_window,
     counts_by_label,
+    latency_coverage,
     latency_window,
 )
 from monitor.sla.minutes import MinuteClassifier, MinuteCode
+from monitor.sla.objectives import coverage_floor, runs_per_minute
 from monitor.store import Store
 
 # --- reading ------------------------------------------------------------------------------
@@ -54,6 +57,8 @@ class _ObjectiveAcc:
 
     days: list[DayFigures] = field(default_factory=list)
     total: Rollup = field(default_factory=Rollup)
+    #: Latency only: eligible minutes (counted, or declared unmonitored by a correction).
+    eligible_minutes: int = 0
     states: Counter[str] = field(default_factory=Counter)
     down_minutes: list[int] = field(default_factory=list)
     failures: dict[int, dict[str, int]] = field(default_factory=dict)
@@ -89,6 +94,10 @@ _DOWN_DIGIT = str(int(MinuteCode.DOWN))
 _UNKNOWN_DIGIT = str(int(MinuteCode.UNKNOWN))
 _ELIGIBLE_DIGIT = str(int(MinuteCode.UP))
 _MAINTENANCE_DIGIT = str(int(MinuteCode.MAINTENANCE))
+_UNMONITORED_DIGIT = str(int(MinuteCode.UNMONITORED))
+#: Exclusions of a minute that still belongs to a latency objective's coverage: none, or a
+#: correction (the monitor was faulty: the minute was due results it did not produce).
+_ELIGIBLE = ("", "corrected")
 _LABEL_OF_DIGIT = {str(int(code)): code.label for code in MinuteCode}
 
 
@@ -162,7 +171,13 @@ class _Builder:
             if "down" in info.states.values():  # kept for the incidents' causes
                 down.setdefault((service, minute), {})[probe] = rollup
         counts: dict[tuple[str, str], Counter[str]] = {}
+        eligible = {
+            name: sum(1 for m in pending[name] if minutes[(name, m)].exclusion in _ELIGIBLE)
+            for name in self.services
+        }
         for (service, hour), summary in summaries.items():
+            eligible[service] += summary.exclusions.count(_ELIGIBLE_DIGIT)
+            eligible[service] += summary.exclusions.count(_UNMONITORED_DIGIT)
             for probe, body in summary.rollups.items():
                 rollup = Rollup.from_dict(body)
                 day_sum = sums.get((service, probe))
@@ -187,7 +202,9 @@ class _Builder:
                 probes = settings.probes_of(objective)
                 if isinstance(objective, LatencyObjective):
                     acc.days.append(
-                        self._latency_day(date, after - first, objective, name, probes, sums, acc)
+                        self._latency_day(
+                            date, after - first, objective, name, probes, sums, eligible[name], acc
+                        )
                     )
                 else:
                     tally = counts.get((name, objective.name), Counter())
@@ -286,6 +303,7 @@ class _Builder:
         service: str,
         probes: list[str],
         sums: dict[tuple[str, str], Rollup],
+        eligible_minutes: int,
         acc: _ObjectiveAcc,
     ) -> DayFigures:
         day = Rollup()
@@ -294,7 +312,16 @@ class _Builder:
             if probe_sum is not None:
                 day.merge(probe_sum)
         acc.total.merge(day)
-        figures = latency_window(date.isoformat(), day, objective.threshold, objective.target_ratio)
+        acc.eligible_minutes += eligible_minutes
+        runs = runs_per_minute(self.config, service, probes)
+        figures = latency_window(
+            date.isoformat(),
+            day,
+            objective.threshold,
+            objective.target_ratio,
+            latency_coverage(CoverageBasis(day.attempts, eligible_minutes), runs),
+            coverage_floor(self.config, objective),
+        )
         return DayFigures(
             date=date.isoformat(),
             minutes=length,
@@ -303,7 +330,9 @@ class _Builder:
             bad=figures.bad,
             compliance=figures.compliance,
             met=figures.met,
+            verdict=figures.verdict.value,
             quantiles_s=figures.quantiles,
+            coverage=figures.coverage,
         )
 
     def _availability_day(
@@ -330,21 +359,21 @@ class _Builder:
                         failures.update(rollup.failures)
                 acc.failures[minute] = dict(failures)
         acc.states.update(counts)
-        return _availability_figures_day(date.isoformat(), length, counts, objective)
-
-
-def _availability_figures_day(
-    date: str, length: int, counts: Counter[str], objective: AvailabilityObjective
-) -> DayFigures:
-    figures = availability_window(date, counts_by_label(counts), objective.target_ratio)
-    return DayFigures(
-        date=date,
-        minutes=length,
-        valid=figures.valid,
-        good=figures.good,
-        bad=figures.bad,
-        compliance=figures.compliance,
-        met=figures.met,
-        minute_states=figures.minutes,
-        coverage=figures.coverage,
-    )
+        figures = availability_window(
+            date.isoformat(),
+            counts_by_label(counts),
+            objective.target_ratio,
+            coverage_floor(self.config, objective),
+        )
+        return DayFigures(
+            date=date.isoformat(),
+            minutes=length,
+            valid=figures.valid,
+            good=figures.good,
+            bad=figures.bad,
+            compliance=figures.compliance,
+            met=figures.met,
+            verdict=figures.verdict.value,
+            minute_states=figures.minutes,
+            coverage=figures.coverage,
+        )

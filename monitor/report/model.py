@@ -15,11 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from monitor import __version__
 from monitor.errors import SlaMonitorError
+from monitor.sla.figures import Verdict as CoreVerdict
 from monitor.sla.minutes import STATE_LABELS
 from monitor.sla.windows import month_bounds
 
 #: Version of the JSON schema; bumped whenever a key changes meaning or disappears.
-SCHEMA_VERSION = 1
+#: 2: the "INSUFFICIENT DATA" verdict, coverage for latency objectives and every day.
+#: Archived version-1 documents still read: every key added since has a default.
+SCHEMA_VERSION = 2
 #: Minute states of an availability objective, in report order (the SLA core's labels).
 MINUTE_STATES = STATE_LABELS
 #: Plain words for the failure classes probes report (``probes.base.Outcome``).
@@ -32,7 +35,16 @@ CAUSES = {
     "error": "other error",
 }
 
-Verdict = Literal["PASS", "FAIL", "NO DATA"]
+Verdict = Literal["PASS", "FAIL", "INSUFFICIENT DATA", "NO DATA"]
+#: Every verdict, in the order the report counts them.
+VERDICTS: tuple[Verdict, ...] = ("PASS", "FAIL", "INSUFFICIENT DATA", "NO DATA")
+#: The SLA core's verdict as the report spells it.
+REPORT_VERDICT: dict[CoreVerdict, Verdict] = {
+    CoreVerdict.MET: "PASS",
+    CoreVerdict.MISSED: "FAIL",
+    CoreVerdict.INSUFFICIENT: "INSUFFICIENT DATA",
+    CoreVerdict.NO_DATA: "NO DATA",
+}
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
@@ -117,7 +129,11 @@ class DayFigures(_Model):
     good: int
     bad: int
     compliance: float | None = Field(description="good / valid; null with no data")
-    met: bool | None
+    met: bool | None = Field(description="null: no data, or coverage below the floor")
+    verdict: str | None = Field(
+        default=None,
+        description="met, missed, insufficient_data or no_data (null in schema 1 documents)",
+    )
     quantiles_s: dict[str, float | None] | None = Field(
         default=None, description="latency only: p50, p99, p99_5 estimates in seconds"
     )
@@ -125,7 +141,9 @@ class DayFigures(_Model):
         default=None, description="availability only: minutes by state"
     )
     coverage: float | None = Field(
-        default=None, description="availability only: monitored / (monitored + unmonitored)"
+        default=None,
+        description="availability: monitored / (monitored + unmonitored) minutes; latency: "
+        "results / expected probe runs in the eligible minutes",
     )
 
 
@@ -151,7 +169,15 @@ class ObjectiveReport(_Model):
     minute_states: dict[str, int] | None = Field(
         default=None, description="availability only: minutes by state"
     )
-    coverage: float | None = Field(default=None, description="availability only")
+    coverage: float | None = Field(
+        default=None,
+        description="availability: monitored / (monitored + unmonitored) minutes; latency: "
+        "results / expected probe runs in the eligible minutes (schema 1: availability only)",
+    )
+    coverage_floor: float | None = Field(
+        default=None,
+        description="below this coverage the verdict is INSUFFICIENT DATA (null in schema 1)",
+    )
     days: list[DayFigures]
 
 
@@ -296,24 +322,20 @@ class Report(_Model):
 
 
 def overall_verdict(verdicts: Iterable[Verdict]) -> Verdict:
-    """FAIL if any objective failed, else PASS if any passed, else NO DATA."""
+    """FAIL if any objective failed; else INSUFFICIENT DATA if any was measured too little
+    (no PASS for a document whose figures rest on too few results); else PASS if any
+    passed; else NO DATA."""
     seen = set(verdicts)
-    if "FAIL" in seen:
-        return "FAIL"
-    return "PASS" if "PASS" in seen else "NO DATA"
+    for verdict in ("FAIL", "INSUFFICIENT DATA", "PASS"):
+        if verdict in seen:
+            return verdict
+    return "NO DATA"
 
 
 def verdict_counts(verdicts: Iterable[Verdict]) -> dict[str, int]:
     """Objectives by verdict, every verdict present as a key."""
     counts = Counter(verdicts)
-    return {v: counts.get(v, 0) for v in ("PASS", "FAIL", "NO DATA")}
-
-
-def verdict_of(achieved: float | None, target: float) -> Verdict:
-    """PASS when the achieved ratio reaches the target (counts, not rounded figures)."""
-    if achieved is None:
-        return "NO DATA"
-    return "PASS" if achieved >= target else "FAIL"
+    return {v: counts.get(v, 0) for v in VERDICTS}
 
 
 class YearCell(_Model):
@@ -365,6 +387,7 @@ Progress = Callable[[str, int, int], None]
 __all__ = [
     "MINUTE_STATES",
     "SCHEMA_VERSION",
+    "VERDICTS",
     "BadMonthError",
     "Correction",
     "Month",

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from monitor.sla.counts import Rollup, availability, compliance, error_budget, estimate_quantile
 from monitor.sla.minutes import MinuteCode, ObjectiveKey
+from monitor.sla.objectives import coverage_floor, runs_per_minute
 from monitor.sla.windows import WINDOWS
 
 if TYPE_CHECKING:
@@ -20,6 +22,50 @@ if TYPE_CHECKING:
 
 #: Quantiles shown beside the contract's thresholds, with their one key spelling.
 QUANTILES: tuple[tuple[str, float], ...] = (("p50", 0.5), ("p99", 0.99), ("p99_5", 0.995))
+
+#: The coverage below which no verdict is given, unless the config sets another.
+DEFAULT_COVERAGE_FLOOR = 0.9
+
+
+class Verdict(StrEnum):
+    """What an objective's figure over a window says (DESIGN decision 11: below the
+    coverage floor it is "insufficient data", never "met")."""
+
+    MET = "met"
+    MISSED = "missed"
+    INSUFFICIENT = "insufficient_data"  # measured, but too little of the window
+    NO_DATA = "no_data"  # nothing counted at all
+
+
+def verdict_of(
+    compliance: float | None, target_ratio: float, coverage: float | None, floor: float
+) -> Verdict:
+    """The verdict of a figure: none without data; "insufficient data" when the monitor
+    saw less than ``floor`` of the window (or it is not known how much it saw)."""
+    if compliance is None:
+        return Verdict.NO_DATA
+    if coverage is None or coverage < floor:
+        return Verdict.INSUFFICIENT
+    return Verdict.MET if compliance >= target_ratio else Verdict.MISSED
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageBasis:
+    """What a latency objective's coverage is computed from, over the sealed minutes of a
+    window: the results its probes produced in the eligible minutes, and how many minutes
+    were eligible (counted ones, and those a correction declared unmonitored)."""
+
+    attempts: int
+    eligible_minutes: int
+
+
+def latency_coverage(basis: CoverageBasis, runs_per_minute: float) -> float | None:
+    """The share of expected probe runs that produced a result: ``runs_per_minute`` is
+    the sum over the objective's probes of 60 / interval. None with no eligible minute."""
+    expected = basis.eligible_minutes * runs_per_minute
+    if expected <= 0:
+        return None
+    return min(1.0, basis.attempts / expected)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,12 +79,16 @@ class WindowFigures:
     budget_allowed: float
     budget_remaining_ratio: float | None
     burn_rate: float | None
+    #: True/False only when the verdict is met/missed (None below the coverage floor).
     met: bool | None
     quantiles: dict[str, float | None] = field(default_factory=dict)
     #: Availability only: minutes by state label.
     minutes: dict[str, int] = field(default_factory=dict)
-    #: Availability only: monitored minutes / (monitored + unmonitored) minutes.
+    #: Availability: monitored / (monitored + unmonitored) minutes; latency: results /
+    #: expected probe runs in the eligible sealed minutes.
     coverage: float | None = None
+    coverage_floor: float = DEFAULT_COVERAGE_FLOOR
+    verdict: Verdict = Verdict.NO_DATA
 
     @property
     def bad(self) -> int:
@@ -59,6 +109,9 @@ class WindowFigures:
             "good": self.good,
             "bad": self.bad,
             "met": self.met,
+            "verdict": self.verdict.value,
+            "coverage": self.coverage,
+            "coverage_floor": self.coverage_floor,
             "error_budget": {
                 "allowed": self.budget_allowed,
                 "consumed": self.bad,
@@ -71,7 +124,6 @@ class WindowFigures:
             body["latency_quantiles_s"] = self.quantiles
         if self.minutes:
             body["minutes"] = self.minutes
-            body["coverage"] = self.coverage
         return body
 
 
@@ -106,12 +158,19 @@ def quantiles(rollup: Rollup) -> dict[str, float | None]:
 
 
 def latency_window(
-    window: str, rollup: Rollup, threshold_s: float, target_ratio: float
+    window: str,
+    rollup: Rollup,
+    threshold_s: float,
+    target_ratio: float,
+    coverage: float | None = None,
+    floor: float = DEFAULT_COVERAGE_FLOOR,
 ) -> WindowFigures:
-    """A latency objective over ``rollup``: exact threshold compliance of every attempt."""
+    """A latency objective over ``rollup``: exact threshold compliance of every attempt,
+    with the verdict its ``coverage`` allows."""
     good = rollup.good_within(threshold_s)
     ratio = compliance(rollup, threshold_s)
     budget = error_budget(rollup.attempts, good, target_ratio)
+    verdict = verdict_of(ratio, target_ratio, coverage, floor)
     return WindowFigures(
         window=window,
         compliance=ratio,
@@ -120,9 +179,16 @@ def latency_window(
         budget_allowed=budget.allowed,
         budget_remaining_ratio=budget.remaining_ratio,
         burn_rate=budget.burn_rate,
-        met=None if ratio is None else ratio >= target_ratio,
+        met=_met(verdict),
         quantiles=quantiles(rollup),
+        coverage=coverage,
+        coverage_floor=floor,
+        verdict=verdict,
     )
+
+
+def _met(verdict: Verdict) -> bool | None:
+    return {Verdict.MET: True, Verdict.MISSED: False}.get(verdict)
 
 
 def coverage(monitored: int, unmonitored: int) -> float | None:
@@ -132,12 +198,17 @@ def coverage(monitored: int, unmonitored: int) -> float | None:
 
 
 def availability_window(
-    window: str, counts: Mapping[MinuteCode, int], target_ratio: float
+    window: str,
+    counts: Mapping[MinuteCode, int],
+    target_ratio: float,
+    floor: float = DEFAULT_COVERAGE_FLOOR,
 ) -> WindowFigures:
     """An availability objective over minute counts: up / (up + down)."""
     up, down = counts.get(MinuteCode.UP, 0), counts.get(MinuteCode.DOWN, 0)
     ratio = availability(up, down)
     budget = error_budget(up + down, up, target_ratio)
+    share = coverage(up + down, counts.get(MinuteCode.UNMONITORED, 0))
+    verdict = verdict_of(ratio, target_ratio, share, floor)
     return WindowFigures(
         window=window,
         compliance=ratio,
@@ -146,9 +217,11 @@ def availability_window(
         budget_allowed=budget.allowed,
         budget_remaining_ratio=budget.remaining_ratio,
         burn_rate=budget.burn_rate,
-        met=None if ratio is None else ratio >= target_ratio,
+        met=_met(verdict),
         minutes={code.label: counts.get(code, 0) for code in MinuteCode if code.value},
-        coverage=coverage(up + down, counts.get(MinuteCode.UNMONITORED, 0)),
+        coverage=share,
+        coverage_floor=floor,
+        verdict=verdict,
     )
 
 
@@ -183,6 +256,12 @@ class WindowSource(Protocol):
         """The eligible rollup of ``probes`` over ``window`` at ``now``."""
         ...
 
+    def coverage_basis(
+        self, service: str, probes: tuple[str, ...], window: str, now: float
+    ) -> CoverageBasis:
+        """Results of ``probes`` and eligible minutes over the sealed part of ``window``."""
+        ...
+
     def minute_counts(self, key: ObjectiveKey, window: str, now: float) -> dict[MinuteCode, int]:
         """Minute counts of an availability objective over ``window`` at ``now``."""
         ...
@@ -194,14 +273,19 @@ def latency_figures(
     objective: LatencyObjective,
     probes: tuple[str, ...],
     now: float,
+    *,
+    runs_per_minute: float,
+    floor: float = DEFAULT_COVERAGE_FLOOR,
 ) -> ObjectiveFigures:
-    """Threshold compliance (exact counts) and percentile estimates per window."""
+    """Threshold compliance (exact counts), coverage and percentile estimates per window."""
     windows = {
         window: latency_window(
             window,
             source.window_rollup(service, probes, window, now),
             objective.threshold,
             objective.target_ratio,
+            latency_coverage(source.coverage_basis(service, probes, window, now), runs_per_minute),
+            floor,
         )
         for window in WINDOWS
     }
@@ -222,12 +306,14 @@ def availability_figures(
     objective: AvailabilityObjective,
     probes: tuple[str, ...],
     now: float,
+    *,
+    floor: float = DEFAULT_COVERAGE_FLOOR,
 ) -> ObjectiveFigures:
     """Minute-based availability per window: up / (up + down)."""
     key = ObjectiveKey(service, objective.name)
     windows = {
         window: availability_window(
-            window, source.minute_counts(key, window, now), objective.target_ratio
+            window, source.minute_counts(key, window, now), objective.target_ratio, floor
         )
         for window in WINDOWS
     }
@@ -242,8 +328,22 @@ def all_figures(config: Config, source: WindowSource, now: float) -> list[Object
     for service in config.services:
         for objective in service.objectives:
             probes = tuple(service.probes_of(objective))
+            floor = coverage_floor(config, objective)
             if objective.kind == "latency":
-                figures.append(latency_figures(source, service.name, objective, probes, now))
+                runs = runs_per_minute(config, service.name, probes)
+                figures.append(
+                    latency_figures(
+                        source,
+                        service.name,
+                        objective,
+                        probes,
+                        now,
+                        runs_per_minute=runs,
+                        floor=floor,
+                    )
+                )
             else:
-                figures.append(availability_figures(source, service.name, objective, probes, now))
+                figures.append(
+                    availability_figures(source, service.name, objective, probes, now, floor=floor)
+                )
     return figures

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from monitor.sla.minutes import ProbeId
 
 if TYPE_CHECKING:
-    from monitor.config import Config
+    from monitor.config import AvailabilityObjective, Config, LatencyObjective
 
 #: Seconds added to the longest timeout and two flushes before a minute is sealed: the
 #: time a result needs from the end of its exchange to the collector.
@@ -34,3 +34,16 @@ def probe_thresholds(config: Config) -> dict[ProbeId, tuple[float, ...]]:
                 for name in service.probes_of(objective):
                     thresholds[(service.name, name)].add(objective.threshold)
     return {key: tuple(sorted(values)) for key, values in thresholds.items()}
+
+
+def coverage_floor(config: Config, objective: LatencyObjective | AvailabilityObjective) -> float:
+    """The objective's coverage floor as a ratio (its own, else the config's)."""
+    floor = objective.coverage_floor
+    return (config.coverage_floor if floor is None else floor) / 100.0
+
+
+def runs_per_minute(config: Config, service: str, probes: tuple[str, ...] | list[str]) -> float:
+    """Probe runs expected per eligible minute from ``probes`` of ``service`` (60 / interval
+    each): the denominator of a latency objective's coverage, at today's intervals."""
+    settings = config.service(service)
+    return sum(60.0 / p.interval for p in settings.probes if p.name in probes)

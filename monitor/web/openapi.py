@@ -122,6 +122,10 @@ _TIME = {"type": "string", "format": "date-time"}
 _TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 _STRING_OR_NULL = {"type": ["string", "null"]}
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
+_VERDICT = {
+    "enum": ["met", "missed", "insufficient_data", "no_data"],
+    "description": "insufficient_data: coverage below the objective's floor (no verdict).",
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -201,7 +205,15 @@ _RESPONSE_SCHEMAS: dict[str, Any] = {
                             **_NUMBER_OR_NULL,
                             "description": "Compliance this calendar month to date.",
                         },
-                        "met": {"type": ["boolean", "null"]},
+                        "met": {
+                            "type": ["boolean", "null"],
+                            "description": "null: no data, or coverage below the floor.",
+                        },
+                        "verdict": _VERDICT,
+                        "coverage": {
+                            **_NUMBER_OR_NULL,
+                            "description": "Share of this month to date the monitor saw.",
+                        },
                         "burn_rate_1h": _NUMBER_OR_NULL,
                         "burn_rate_24h": _NUMBER_OR_NULL,
                     }
@@ -248,11 +260,43 @@ _RESPONSE_SCHEMAS: dict[str, Any] = {
                     {
                         "name": {"type": "string"},
                         "description": {"type": "string"},
-                        "objectives": {"type": "array", "items": {"type": "object"}},
+                        "objectives": {"type": "array", "items": _ref("ObjectiveFigures")},
                     }
                 ),
             },
         }
+    ),
+    "ObjectiveFigures": _object(
+        {
+            "service": {"type": "string"},
+            "objective": {"type": "string"},
+            "kind": {"enum": ["latency", "availability"]},
+            "target": {"type": "number"},
+            "threshold_s": _NUMBER_OR_NULL,
+            "probes": {"type": "array", "items": {"type": "string"}},
+            "windows": {"type": "object", "additionalProperties": _ref("WindowFigures")},
+        },
+    ),
+    "WindowFigures": _object(
+        {
+            "compliance": _NUMBER_OR_NULL,
+            "valid": {"type": "integer"},
+            "good": {"type": "integer"},
+            "bad": {"type": "integer"},
+            "met": {
+                "type": ["boolean", "null"],
+                "description": "null: no data, or coverage below the floor.",
+            },
+            "verdict": _VERDICT,
+            "coverage": {
+                **_NUMBER_OR_NULL,
+                "description": "Availability: monitored / (monitored + unmonitored) minutes; "
+                "latency: results / expected probe runs in the eligible sealed minutes.",
+            },
+            "coverage_floor": {"type": "number"},
+            "error_budget": {"type": "object"},
+            "burn_rate": _NUMBER_OR_NULL,
+        },
     ),
     "Alert": {"type": "object", "required": ["alert_id"]},
 }

@@ -193,6 +193,8 @@ class StatusSite:
                         "threshold_s": f.threshold_s,
                         "month": f.windows["month"].compliance,
                         "met": f.windows["month"].met,
+                        "verdict": f.windows["month"].verdict.value,
+                        "coverage": f.windows["month"].coverage,
                         "burn_rate_1h": f.windows["1h"].burn_rate,
                         "burn_rate_24h": f.windows["24h"].burn_rate,
                     }

@@ -46,6 +46,9 @@ OUTAGE = minutes("2026-10-28T10:00", "2026-10-28T10:30")  # core fails: down
 LATE_WINDOW = ("2026-10-28T14:00", "2026-10-28T15:00")  # maintenance registered on Nov 1
 FAILS_IN_WINDOW = minutes("2026-10-28T14:10", "2026-10-28T14:40")  # failures it covers
 CORRECTED = ("2026-10-27T09:00", "2026-10-27T09:30")  # the monitor was faulty then
+#: The core probe's second run of each minute never happened (a stalled scheduler): a
+#: latency coverage gap that leaves every minute up.
+SKIPPED = minutes("2026-10-29T03:00", "2026-10-29T04:00")
 CLOSED_AT = at("2026-11-01T00:20")  # October is over and sealed
 
 
@@ -84,7 +87,8 @@ def fed(minute: int) -> list[Result]:
     for k in range(2):
         ts = minute * 60 + 10 + 30 * k
         outcome = Outcome.TIMEOUT if core_fails else Outcome.OK
-        results.append(Result("core", "p", "http", ts, 5.0 if core_fails else 0.2, outcome))
+        if not (k == 1 and minute in SKIPPED):
+            results.append(Result("core", "p", "http", ts, 5.0 if core_fails else 0.2, outcome))
         results.append(Result("portal", "q", "http", ts, 0.5, Outcome.OK))
     return results
 
@@ -193,6 +197,9 @@ async def test_bars_api_report_and_restart_agree_day_by_day(tmp_path: Path) -> N
             for f in daemon.figures_at(now)
             if f.kind == "availability"
         }
+        api_latency = next(
+            f.windows["previous_month"] for f in daemon.figures_at(now) if f.kind == "latency"
+        )
     finally:
         await daemon.store.aclose()
 
@@ -206,6 +213,9 @@ async def test_bars_api_report_and_restart_agree_day_by_day(tmp_path: Path) -> N
             for f in restarted.figures_at(now)
             if f.kind == "availability"
         }
+        again_latency = next(
+            f.windows["previous_month"] for f in restarted.figures_at(now) if f.kind == "latency"
+        )
     finally:
         await restarted.store.aclose()
 
@@ -234,10 +244,38 @@ async def test_bars_api_report_and_restart_agree_day_by_day(tmp_path: Path) -> N
             assert (bar_days[day].up, bar_days[day].down) == (up, down), context
             assert bar_days[day].ratio == report_days[day].compliance, context
             days_checked += 1
+        monitored = month_states["up"] + month_states["down"]
+        coverage = monitored / (monitored + month_states["unmonitored"])
         for window in (api_month[service], again_month[service]):
             assert window.minutes == _states(month_states), service
             assert window.compliance == objective.achieved, service
+            assert window.coverage == objective.coverage == coverage, service
+            # Three days of 31 measured: no verdict, whatever the figure.
+            assert (window.verdict, window.met) == ("insufficient_data", None), service
+        assert objective.verdict == "INSUFFICIENT DATA"
     assert days_checked == 62
+    # Latency coverage: the core probe's results in the minutes that counted, over the
+    # runs its 30 s interval calls for in every minute that was due results.
+    first, after = OCTOBER.bounds(ZONE)
+    due = [m for m in range(first, after) if truth("core", m) in ("up", "down", "unmonitored")]
+    results = sum(
+        1 for m in due if truth("core", m) in ("up", "down") for r in fed(m) if r.service == "core"
+    )
+    assert len(due) * 2 - results > len(SKIPPED)  # the skipped runs and the dark days
+    [latency] = [o for s in report.services for o in s.objectives if o.kind == "latency"]
+    for window in (api_latency, again_latency):
+        assert window.coverage == latency.coverage == results / (len(due) * 2)
+        assert window.verdict == "insufficient_data"
+    assert latency.verdict == "INSUFFICIENT DATA"
+    assert report.verdict == "INSUFFICIENT DATA"
+    # Day by day the report's latency coverage is the same count; the 29th lacks a run an
+    # hour long.
+    by_date = {d.date: d for d in latency.days}
+    oct_29 = [m for m in minutes("2026-10-29T00:00", "2026-10-30T00:00")]
+    assert by_date["2026-10-29"].coverage == sum(
+        len([r for r in fed(m) if r.service == "core"]) for m in oct_29
+    ) / (2 * len(oct_29))
+    assert by_date["2026-10-29"].verdict == "met"
     # The scenario really exercises each case.
     core_28 = live["core"][dt.date(2026, 10, 28)]
     assert (core_28["down"], core_28["maintenance"]) == (30, 60)

@@ -167,7 +167,9 @@ _COLOURS_JS = """
 
 async def _assert_contrast(page: Any) -> None:
     """WCAG AA: every badge, banner, table cell and note has >= 4.5:1 text contrast."""
-    selectors = ".badge, .overall, .desc, .verdict, .kind, td, th, .reason, .generated, a"
+    selectors = (
+        ".badge, .overall, .desc, .verdict, .coverage, .kind, td, th, .reason, .generated, a"
+    )
     checked = await page.evaluate(_COLOURS_JS, selectors)
     assert checked
     for item in checked:
@@ -200,6 +202,13 @@ async def _walk_through(browser: Any, stack: Stack) -> None:
         assert (await service.locator(".badge").inner_text()) == "Operational"
         assert await service.locator("tr[data-objective]").count() == 2
         assert await service.locator("ol.bars li.day").count() == 90
+        # Started on the 21st of the month: whatever its figure, the month has no verdict,
+        # and the page says how much of it was seen.
+        verdicts = await service.locator("tr[data-objective] .verdict").all_inner_texts()
+        assert verdicts == ["insufficient data"] * 2
+        seen = await service.locator("tr[data-objective] .coverage").all_inner_texts()
+        assert len(seen) == 2
+        assert all(t.startswith("monitored ") and t.endswith("% of the time") for t in seen)
     assert "All services are operating normally." in await page.locator(".overall").inner_text()
     await _assert_contrast(page)
 
@@ -279,6 +288,7 @@ async def _walk_through(browser: Any, stack: Stack) -> None:
     await page.goto(f"{stack.url}/status")
     assert await page.locator("html").get_attribute("lang") == "nl"
     assert await page.locator("article.service").count() == 2
+    assert "onvoldoende gegevens" in await page.locator(".verdict").first.inner_text()
     assert await page.locator(f"#maintenance-{window_id}").count() == 1
     assert await page.locator('article.incident[data-status="resolved"]').count() == 1
     width = await page.evaluate("document.documentElement.scrollWidth")

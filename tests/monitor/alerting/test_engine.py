@@ -266,3 +266,56 @@ async def test_service_down_after_consecutive_down_minutes() -> None:
     # the end of minute 21.
     assert h.events("service-down", "firing") == [(13, "log")]
     assert h.events("service-down", "resolved") == [(21, "log")]
+
+
+async def test_coverage_below_the_floor_raises_one_ticket_and_resolves() -> None:
+    """The probe runs every second; from minute 30 the scheduler keeps only half its runs
+    for 90 minutes. The month's coverage (results over the runs due in the sealed
+    minutes, computed here from the stream) drops below 90 %: one ticket, which resolves
+    once full runs bring it back. (The ledger, never loaded here, also seals the minute
+    before the first result, empty: the first minutes are below the floor too.)"""
+    document = builders.service("svc", latency={"fast": 1})
+    document["probes"][0]["interval"] = "1s"
+    config = builders.config(
+        document,
+        alerting={
+            "burn_rate": [],
+            "month_forecast": {"enabled": False},
+            "month_breach": {"enabled": False},
+        },
+    )
+    h = Harness(config)
+    kept = [PER_MINUTE] * 30 + [PER_MINUTE // 2] * 90 + [PER_MINUTE] * 900
+    for minute, runs in enumerate(kept):
+        start = T0 + minute * 60
+        for i in range(runs):
+            at = start + i * 60 / runs  # spread over the minute
+            h.collector.accept(Result("svc", "p", "http", at, 0.2, Outcome.OK))
+        await h.collector.flush()
+        h.now = start + 59.5
+        await h.ledger.advance(h.now, h.store)
+        h.alerter.evaluate(all_figures(h.config, h.ledger, h.now), h.now)
+        await h.alerter.save()
+
+    # Independently: at the end of minute m the minutes -1 .. m - 2 are sealed (grace 1),
+    # minute -1 with no result.
+    def coverage(m: int) -> float:
+        sealed = [0, *kept[: m - 1]]
+        return sum(sealed) / (len(sealed) * 60)
+
+    below = [m for m in range(1, len(kept)) if coverage(m) < 0.9]
+    runs: list[list[int]] = []
+    for m in below:
+        if runs and runs[-1][-1] == m - 1:
+            runs[-1].append(m)
+        else:
+            runs.append([m])
+    assert len(runs) == 2, "the start, then the thinned runs, cross the floor"
+    assert runs[1][0] > 30
+    assert h.events("coverage-low", "firing") == [(run[0], "log") for run in runs]
+    assert h.events("coverage-low", "resolved") == [(run[-1] + 1, "log") for run in runs]
+    alerts = [a for a in await h.store.load_alerts() if a.rule == "coverage-low"]
+    assert len(alerts) == 2
+    assert all("insufficient data" in a.summary for a in alerts)
+    labels = next(e for _, _, e in h.sent if e.rule == "coverage-low").labels
+    assert labels["alertname"] == "SlaCoverageLow"

@@ -261,7 +261,7 @@ def test_incidents_maintenance_and_alerts(report: Report) -> None:
         30.0,
     )
     assert report.verdict == "PASS"
-    assert report.counts == {"PASS": 5, "FAIL": 0, "NO DATA": 0}
+    assert report.counts == {"PASS": 5, "FAIL": 0, "INSUFFICIENT DATA": 0, "NO DATA": 0}
     assert [m.topic for m in report.method][:3] == [
         "Period",
         "Latency objectives",
