@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.contract import ContractConfig
 from monitor.errors import ConfigError
 from monitor.sla.windows import ALERT_WINDOWS
 from probes.base import Duration, parse_duration
@@ -685,6 +686,8 @@ class Config(_Strict):
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     status: StatusConfig = Field(default_factory=StatusConfig)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
+    #: The contract the monthly report is signed against (its first page names it).
+    contract: ContractConfig | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -715,6 +718,31 @@ class Config(_Strict):
                         f"{responder.broker!r}, which is not defined under brokers",
                         ("simulator", "mqtt", k, "broker"),
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _contract_resolves(self) -> Config:
+        if self.contract is None:
+            return self
+        objectives = {s.name: {o.name for o in s.objectives} for s in self.services}
+        seen: set[tuple[str, str]] = set()
+        for i, item in enumerate(self.contract.objectives):
+            where: tuple[str | int, ...] = ("contract", "objectives", i)
+            if item.service not in objectives:
+                raise _LocatedValueError(
+                    f"the contract words an objective of unknown service {item.service!r}",
+                    (*where, "service"),
+                )
+            if item.objective not in objectives[item.service]:
+                raise _LocatedValueError(
+                    f"service {item.service!r} has no objective {item.objective!r}",
+                    (*where, "objective"),
+                )
+            if (item.service, item.objective) in seen:
+                raise _LocatedValueError(
+                    f"the contract words {item.service}/{item.objective} twice", where
+                )
+            seen.add((item.service, item.objective))
         return self
 
     @model_validator(mode="after")

@@ -20,6 +20,7 @@ from typing import Any
 
 from monitor.cli.common import add_config_option
 from monitor.config import Config
+from monitor.contract import LANGUAGES
 from monitor.errors import SlaMonitorError
 from monitor.report.archive import Produced, ReportArchive, Version, correct, output, produce
 from monitor.report.model import (
@@ -77,6 +78,12 @@ def add_report_parser(commands: Any) -> None:
         "--format", choices=FORMATS, help="default: from --out's suffix, else md on stdout"
     )
     report.add_argument("--out", type=Path, metavar="PATH", help="file to write (default stdout)")
+    report.add_argument(
+        "--lang",
+        choices=LANGUAGES,
+        help="html and pdf in this language, rendered from the archived figures (default: "
+        "the archived document, in the contract's first language)",
+    )
     report.add_argument(
         "--versions", action="store_true", help="list the month's archived versions"
     )
@@ -181,7 +188,7 @@ async def _run(
                 progress=progress,
             )
             _describe(produced.report, produced.version, produced.created)
-            return output(produced, archive, fmt, args.service, progress)
+            return output(produced, archive, fmt, args.service, progress, args.lang)
     finally:
         await store.aclose()
 
@@ -223,7 +230,7 @@ async def _correct(
         f" (correction {report.corrections[-1].number}: {report.corrections[-1].reason})",
         file=sys.stderr,
     )
-    return output(Produced(report, version, True), archive, fmt, args.service, progress)
+    return output(Produced(report, version, True), archive, fmt, args.service, progress, args.lang)
 
 
 async def _year(

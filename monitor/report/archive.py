@@ -266,7 +266,8 @@ def _freeze(
         formats = config.reports.formats
     figures = render(report, "json")
     digest = sha256(figures)
-    documents = render_many(report, [fmt for fmt in formats if fmt != "json"], digest)
+    lang = config.contract.languages[0] if config.contract else "en"
+    documents = render_many(report, [fmt for fmt in formats if fmt != "json"], digest, lang=lang)
     if "json" in formats:
         documents["json"] = figures
     return archive.write(
@@ -343,15 +344,18 @@ def output(
     fmt: str,
     service: str | None = None,
     progress: Progress | None = None,
+    lang: str | None = None,
 ) -> bytes:
     """The bytes to hand out: the archived document itself when the version has one
-    (so its hash can be checked), else rendered from the (frozen) figures."""
+    (so its hash can be checked), else rendered from the (frozen) figures. ``lang``
+    renders HTML or PDF in that language from the archived figures (still showing their
+    SHA-256) instead of handing out the archived document."""
     if fmt not in FORMATS:
         raise ReportError(f"unknown format {fmt!r} (use one of {', '.join(FORMATS)})")
     report = produced.report
     digest = None
     if produced.version is not None:
-        if service is None:
+        if service is None and (lang is None or fmt not in ("html", "pdf")):
             archived = archive.document(produced.version, fmt)
             if archived is not None:
                 return archived
@@ -359,7 +363,9 @@ def output(
     if service is not None:
         report = report.only(service)
         digest = None  # a one-service extract is not the archived document
-    return render(report, fmt, digest, progress)
+    if lang is None:
+        lang = report.contract.languages[0] if report.contract else "en"
+    return render(report, fmt, digest, progress, lang)
 
 
 __all__ = [

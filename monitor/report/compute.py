@@ -110,6 +110,7 @@ def _objective_report(
         verdict=REPORT_VERDICT[figures.verdict],
         coverage=figures.coverage,
         coverage_floor=floor,
+        wording=config.contract.wording_of(service, objective.name) if config.contract else None,
         budget=_budget(figures),
         days=acc.days,
         **extra,
@@ -376,6 +377,11 @@ async def build_report(
         )
     records = await store.maintenance_records(include_removed=True)
     alerts = await store.load_alerts(limit=1_000_000)
+
+    def measured_from(minute: int | None) -> str | None:
+        """When measuring began, if after the period's start."""
+        return iso_local(minute * 60, zone) if minute is not None and minute > first else None
+
     services = []
     for name in names:
         service_config = config.service(name)
@@ -397,6 +403,7 @@ async def build_report(
                 name=name,
                 description=service_config.description,
                 verdict=overall_verdict(o.verdict for o in objectives),
+                measured_from=measured_from(builder.first_data_minute.get(name)),
                 objectives=objectives,
                 incidents=incidents,
                 maintenance=_maintenance_entries(
@@ -425,12 +432,14 @@ async def build_report(
             provisional=provisional,
             days=len(days),
             minutes=end - first,
+            measured_from=measured_from(min(builder.first_data_minute.values(), default=None)),
         ),
         verdict=overall_verdict(verdicts),
         counts=verdict_counts(verdicts),
         services=services,
         corrections=list(corrections),
         method=method(config),
+        contract=config.contract,
     )
 
 

@@ -95,6 +95,7 @@ _UNKNOWN_DIGIT = str(int(MinuteCode.UNKNOWN))
 _ELIGIBLE_DIGIT = str(int(MinuteCode.UP))
 _MAINTENANCE_DIGIT = str(int(MinuteCode.MAINTENANCE))
 _UNMONITORED_DIGIT = str(int(MinuteCode.UNMONITORED))
+_MEASURED_DIGITS = {str(int(c)) for c in (MinuteCode.UP, MinuteCode.DOWN, MinuteCode.PROVIDER)}
 #: Exclusions of a minute that still belongs to a latency objective's coverage: none, or a
 #: correction (the monitor was faulty: the minute was due results it did not produce).
 _ELIGIBLE = ("", "corrected")
@@ -139,6 +140,8 @@ class _Builder:
         self.acc: dict[tuple[str, str], _ObjectiveAcc] = {}
         self.maintenance_minutes: dict[str, set[int]] = {s: set() for s in services}
         self.has_data = False
+        #: Per service, the first minute with a measured result.
+        self.first_data_minute: dict[str, int] = {}
         for name in services:
             for objective in config.service(name).objectives:
                 self.acc[(name, objective.name)] = _ObjectiveAcc()
@@ -153,9 +156,10 @@ class _Builder:
         rollups = span.rollups
         # Data is a measured result: minute decisions alone (all unmonitored, as sealed for
         # the month before the monitor was installed) do not make a report.
+        minutes = self._classify(span.decisions, overlays)
         if rollups or any(s.rollups for s in summaries.values()):
             self.has_data = True
-        minutes = self._classify(span.decisions, overlays)
+            self._note_first(rollups, summaries, minutes)
         sums: dict[tuple[str, str], Rollup] = {}
         down: dict[tuple[str, int], dict[str, Rollup]] = {}
         for (service, probe, minute), rollup in rollups:
@@ -225,6 +229,25 @@ class _Builder:
             self.maintenance_minutes[name].update(
                 m for m in pending[name] if minutes[(name, m)].exclusion == "maintenance"
             )
+
+    def _note_first(
+        self,
+        rollups: Sequence[tuple[tuple[str, str, int], Rollup]],
+        summaries: dict[tuple[str, int], HourSummary],
+        minutes: dict[tuple[str, int], _Minute],
+    ) -> None:
+        """Keep each service's first minute that counted a measured result (results
+        outside its hours are stored but do not start the measured period)."""
+        firsts = self.first_data_minute
+        for (service, _, minute), _ in rollups:
+            info = minutes.get((service, minute))
+            if info is not None and info.counted and minute < firsts.get(service, minute + 1):
+                firsts[service] = minute
+        for (service, _), summary in summaries.items():
+            if summary.rollups:
+                minute = _first_measured(summary)
+                if minute < firsts.get(service, minute + 1):
+                    firsts[service] = minute
 
     @staticmethod
     def _pending(
@@ -377,3 +400,18 @@ class _Builder:
             minute_states=figures.minutes,
             coverage=figures.coverage,
         )
+
+
+def _first_measured(summary: HourSummary) -> int:
+    """The first minute of a compacted hour its availability states say was measured (up,
+    down or provider unavailable); without such an objective, its first counted minute
+    (to the hour at worst: the summary keeps the hour's results as one sum)."""
+    measured = [
+        i
+        for digits in summary.states.values()
+        for i, digit in enumerate(digits)
+        if digit in _MEASURED_DIGITS
+    ]
+    if not summary.states:
+        measured = [i for i, d in enumerate(summary.exclusions) if d == _ELIGIBLE_DIGIT][:1]
+    return summary.hour * 60 + min(measured, default=0)

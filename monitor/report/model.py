@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor import __version__
+from monitor.contract import ContractConfig, Wording
 from monitor.errors import SlaMonitorError
 from monitor.sla.figures import Verdict as CoreVerdict
 from monitor.sla.minutes import STATE_LABELS
@@ -178,6 +179,10 @@ class ObjectiveReport(_Model):
         default=None,
         description="below this coverage the verdict is INSUFFICIENT DATA (null in schema 1)",
     )
+    wording: Wording | None = Field(
+        default=None,
+        description="the contract's wording of the objective (one text, or per language)",
+    )
     days: list[DayFigures]
 
 
@@ -242,6 +247,11 @@ class ServiceReport(_Model):
     name: str
     description: str
     verdict: Verdict
+    measured_from: str | None = Field(
+        default=None,
+        description="local ISO time of the service's first measured result, when the "
+        "period began before it; null otherwise",
+    )
     objectives: list[ObjectiveReport]
     incidents: list[Incident]
     maintenance: list[MaintenanceEntry]
@@ -278,6 +288,12 @@ class Period(_Model):
     provisional: bool = Field(description="the month is not over: figures to date")
     days: int
     minutes: int = Field(description="minutes in the period (DST days have 1380/1500)")
+    measured_from: str | None = Field(
+        default=None,
+        description="local ISO time of the first measured result of the services reported, "
+        "when the period began before it (the monitor was installed during the month); "
+        "null otherwise",
+    )
 
 
 class MethodItem(_Model):
@@ -301,6 +317,9 @@ class Report(_Model):
     services: list[ServiceReport]
     corrections: list[Correction]
     method: list[MethodItem]
+    contract: ContractConfig | None = Field(
+        default=None, description="the config's contract section: what the report is signed against"
+    )
 
     def only(self, service: str) -> Report:
         """A copy holding one service, with the verdict recomputed for it."""
@@ -308,8 +327,10 @@ class Report(_Model):
         if not chosen:
             raise ReportError(f"the report has no service {service!r}")
         verdicts = [o.verdict for s in chosen for o in s.objectives]
+        period = self.period.model_copy(update={"measured_from": chosen[0].measured_from})
         return self.model_copy(
             update={
+                "period": period,
                 "services": chosen,
                 "verdict": overall_verdict(verdicts),
                 "counts": verdict_counts(verdicts),

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable, Collection
+from functools import cache
+from importlib import resources
 from typing import Any, Literal, get_args
 
 import jinja2
 
+from monitor.contract import LANGUAGES, Wording, text_in
 from monitor.report.charts import draw_charts, latency_groups
 from monitor.report.model import MINUTE_STATES, ObjectiveReport, Report, YearReport
 from monitor.report.pdf import html_to_pdf
@@ -71,11 +75,55 @@ def markdown_cell(text: object) -> str:
 
 def threshold(objective: ObjectiveReport) -> str:
     """What the objective promises, in words."""
-    if objective.threshold_s is None:
-        return "available"
-    seconds = objective.threshold_s
-    value = f"{seconds:g} s" if seconds >= 1 else f"{seconds * 1000:g} ms"
-    return f"within {value}"
+    return _Words("en").promise(objective)
+
+
+@cache
+def messages() -> dict[str, dict[str, str]]:
+    """The report's fixed texts per language (``templates/report_messages.json``)."""
+    text = resources.files("monitor").joinpath("templates/report_messages.json").read_text()
+    loaded: dict[str, dict[str, str]] = json.loads(text)
+    return loaded
+
+
+class _Words:
+    """The texts of one language for the templates: ``t(key, **values)``, the contract's
+    wording in that language, and what an objective promises."""
+
+    def __init__(self, lang: str) -> None:
+        if lang not in LANGUAGES:
+            raise ValueError(f"unknown language {lang!r} (use one of {', '.join(LANGUAGES)})")
+        self.lang = lang
+        self._texts = messages()[lang]
+
+    def t(self, key: str, **values: object) -> str:
+        """The text of ``key``, its ``{placeholders}`` filled."""
+        return self._texts[key].format(**values) if values else self._texts[key]
+
+    def text(self, wording: Wording | None) -> str | None:
+        """A configured text (one, or per language) in this language."""
+        return text_in(wording, self.lang)
+
+    def promise(self, objective: ObjectiveReport) -> str:
+        """What the objective promises, in words: ``within 1 s`` or ``available``."""
+        if objective.threshold_s is None:
+            return self.t("available")
+        seconds = objective.threshold_s
+        value = f"{seconds:g} s" if seconds >= 1 else f"{seconds * 1000:g} ms"
+        return self.t("within", value=value)
+
+    def context(self) -> dict[str, Any]:
+        """What the templates call."""
+        return {"lang": self.lang, "t": self.t, "text": self.text, "promise": self.promise}
+
+
+def floors(report: Report) -> str:
+    """The coverage floors of the report's objectives, in words (``90 %``, or a range)."""
+    values = sorted({o.coverage_floor for o in report.objectives() if o.coverage_floor is not None})
+    if not values:
+        return "n/a"
+    shown = [pct(v, 0) for v in values]
+    return shown[0] if len(shown) == 1 else f"{shown[0]} to {shown[-1]}"
 
 
 def _environment() -> jinja2.Environment:
@@ -97,7 +145,7 @@ def _environment() -> jinja2.Environment:
         threshold=threshold,
         cell=markdown_cell,
     )
-    env.globals.update(MINUTE_STATES=MINUTE_STATES, QUANTILES=QUANTILES)
+    env.globals.update(MINUTE_STATES=MINUTE_STATES, QUANTILES=QUANTILES, floors=floors)
     return env
 
 
@@ -179,9 +227,11 @@ def render_year_csv(report: YearReport) -> bytes:
 
 
 def render_markdown(report: Report, figures_sha256: str | None = None) -> bytes:
-    """The report as Markdown (no charts; every figure of the HTML)."""
+    """The report as Markdown (no charts; every figure of the HTML; in English)."""
     template = environment().get_template("report.md.j2")
-    return template.render(r=report, sha256=figures_sha256, groups=latency_groups).encode()
+    return template.render(
+        r=report, sha256=figures_sha256, groups=latency_groups, **_Words("en").context()
+    ).encode()
 
 
 #: Above this many services the PDF leaves the daily tables out (they stay in the HTML,
@@ -200,10 +250,11 @@ def render_html(
     charts: Charts | None = None,
     *,
     for_print: bool = False,
+    lang: str = "en",
 ) -> bytes:
     """The report as one self-contained HTML page with its charts embedded (drawn here
-    unless given). ``for_print``: the page Chromium prints, without the daily tables when
-    there are more than PRINT_DAILY_MAX_SERVICES services."""
+    unless given), in ``lang`` (en, fr, nl). ``for_print``: the page Chromium prints,
+    without the daily tables when there are more than PRINT_DAILY_MAX_SERVICES services."""
     if charts is None:
         charts = draw_charts(report, progress)
     print_daily = len(report.services) <= PRINT_DAILY_MAX_SERVICES
@@ -217,6 +268,7 @@ def render_html(
         # page leaves them out altogether (Chromium would lay them out only to hide them).
         print_daily=print_daily,
         daily_tables=print_daily or not for_print,
+        **_Words(lang).context(),
     ).encode()
 
 
@@ -227,7 +279,9 @@ def render_year_markdown(report: YearReport) -> bytes:
 
 def render_year_html(report: YearReport) -> bytes:
     """The yearly summary as HTML."""
-    return environment().get_template("year.html.j2").render(y=report).encode()
+    return (
+        environment().get_template("year.html.j2").render(y=report, **_Words("en").context())
+    ).encode()
 
 
 def render_many(
@@ -235,8 +289,10 @@ def render_many(
     formats: Collection[str],
     figures_sha256: str | None = None,
     progress: Progress | None = None,
+    lang: str = "en",
 ) -> dict[str, bytes]:
-    """The report in each of ``formats``; the charts are drawn once for HTML and PDF."""
+    """The report in each of ``formats``; the charts are drawn once for HTML and PDF, which
+    are in ``lang`` (JSON, CSV and Markdown do not depend on it)."""
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise ValueError(f"unknown format {unknown[0]!r} (use one of {', '.join(FORMATS)})")
@@ -250,9 +306,9 @@ def render_many(
     if "html" in formats or "pdf" in formats:
         charts = draw_charts(report, progress)
         if "html" in formats:
-            documents["html"] = render_html(report, figures_sha256, charts=charts)
+            documents["html"] = render_html(report, figures_sha256, charts=charts, lang=lang)
         if "pdf" in formats:
-            page = render_html(report, figures_sha256, charts=charts, for_print=True)
+            page = render_html(report, figures_sha256, charts=charts, for_print=True, lang=lang)
             if progress is not None:
                 progress("pdf", 0, 1)
             documents["pdf"] = html_to_pdf(page)
@@ -266,9 +322,10 @@ def render(
     fmt: str,
     figures_sha256: str | None = None,
     progress: Progress | None = None,
+    lang: str = "en",
 ) -> bytes:
-    """The report in ``fmt`` (one of FORMATS)."""
-    return render_many(report, [fmt], figures_sha256, progress)[fmt]
+    """The report in ``fmt`` (one of FORMATS); HTML and PDF in ``lang``."""
+    return render_many(report, [fmt], figures_sha256, progress, lang)[fmt]
 
 
 def render_year(report: YearReport, fmt: str) -> bytes:

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from monitor.clock import Clock
 from monitor.config import Config
+from monitor.contract import LANGUAGES
 from monitor.report.model import BadMonthError, Month, NoDataError, ReportError
 from monitor.report.pdf import PdfError, chromium_binary
 from monitor.report.render import CONTENT_TYPE, FORMATS
@@ -248,6 +249,11 @@ class ReportsService:
             return web.json_response(
                 {"error": f"format must be one of {', '.join(FORMATS)}"}, status=400
             )
+        lang = request.query.get("lang")
+        if lang is not None and lang not in LANGUAGES:
+            return web.json_response(
+                {"error": f"lang must be one of {', '.join(LANGUAGES)}"}, status=400
+            )
         if fmt == "pdf" and self.pdf_problem is not None:
             return web.json_response({"error": self.pdf_problem}, status=503)
         service = request.query.get("service")
@@ -264,11 +270,13 @@ class ReportsService:
             )
         self._waiting += 1
         try:
-            return await self._render(month, fmt, service)
+            return await self._render(month, fmt, service, lang)
         finally:
             self._waiting -= 1
 
-    async def _render(self, month: Month, fmt: str, service: str | None) -> web.Response:
+    async def _render(
+        self, month: Month, fmt: str, service: str | None, lang: str | None
+    ) -> web.Response:
         assert self.store_path is not None  # checked by the caller
         handle, out = tempfile.mkstemp(prefix="sla-report-", suffix=f".{fmt}")
         os.close(handle)
@@ -283,6 +291,7 @@ class ReportsService:
                 created_by="api",
                 format=fmt,
                 service=service,
+                lang=lang,
                 out=out,
             )
             async with self._one_at_a_time:
@@ -328,7 +337,7 @@ async def _child(job: dict[str, Any], store_path: Path) -> tuple[dict[str, Any],
         await store.aclose()
     data = None
     if job["action"] == "render":
-        data = output(produced, archive, job["format"], job.get("service"))
+        data = output(produced, archive, job["format"], job.get("service"), lang=job.get("lang"))
     version = produced.version
     answer = {
         "status": "ok",

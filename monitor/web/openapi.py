@@ -523,7 +523,14 @@ def openapi_document(config: Config, routes: Iterable[str] = ()) -> dict[str, An
             400,
             404,
             429,
-            parameters=[_query("service", {"type": "string"}, "Only this service.")],
+            parameters=[
+                _query("service", {"type": "string"}, "Only this service."),
+                _query(
+                    "lang",
+                    {"enum": ["en", "fr", "nl"]},
+                    "HTML and PDF in this language, rendered from the archived figures.",
+                ),
+            ],
         )
         if not config.reports.public:  # its own switch: each request may start a renderer
             report["security"] = [{"bearer": []}]

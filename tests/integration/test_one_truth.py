@@ -21,6 +21,7 @@ from monitor.config import Config
 from monitor.maintenance import MaintenanceService
 from monitor.report.archive import ReportArchive, correct
 from monitor.report.model import Month, UnmonitoredSpan
+from monitor.report.render import render
 from monitor.results import Result
 from monitor.sla.minutes import MinuteCode, ObjectiveKey
 from monitor.sla.windows import day_bounds
@@ -268,6 +269,16 @@ async def test_bars_api_report_and_restart_agree_day_by_day(tmp_path: Path) -> N
         assert window.verdict == "insufficient_data"
     assert latency.verdict == "INSUFFICIENT DATA"
     assert report.verdict == "INSUFFICIENT DATA"
+    # Measured from the first result: core at the run's start, portal (open 08:00-18:00
+    # on weekdays) when its hours first began inside the run.
+    measured = {s.name: s.measured_from for s in report.services}
+    assert measured == {"core": "2026-10-27T00:00:00+01:00", "portal": "2026-10-27T08:00:00+01:00"}
+    assert report.period.measured_from == "2026-10-27T00:00:00+01:00"
+    # The document's daily tables start there too (the JSON keeps every day).
+    page = render(report, "html").decode()
+    assert '<td class="l">2026-10-27</td>' in page
+    assert '<td class="l">2026-10-26</td>' not in page
+    assert "MEASURED FROM 2026-10-27 00:00 +01:00" in page
     # Day by day the report's latency coverage is the same count; the 29th lacks a run an
     # hour long.
     by_date = {d.date: d for d in latency.days}

@@ -124,6 +124,17 @@ BAD_CONFIGS: list[tuple[str, list[str]]] = [
         ["9: services[0].maintenance[0].end: end must be after start"],
     ),
     (
+        "bad-contract-unknown-objective.yaml",
+        ["14: contract.objectives[0].objective: service 'online' has no objective 'online-2s'"],
+    ),
+    (
+        "bad-coverage-floor.yaml",
+        [
+            "9: services[0].objectives[0].coverage_floor: Input should be less than or equal "
+            "to 100 (got 120)"
+        ],
+    ),
+    (
         "bad-depends-on-unknown.yaml",
         [
             "3: services[0].depends_on[1]: service 'integrated' depends on unknown "

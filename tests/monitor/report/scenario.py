@@ -291,8 +291,9 @@ def seed_file(path: Path) -> Path:
     return path
 
 
-def report_of(path: Path, now: float = NOW, **extra: Any) -> Any:
-    """October's report from a seeded file (``extra``: keyword arguments of build_report)."""
+def report_of(path: Path, now: float = NOW, cfg: Config | None = None, **extra: Any) -> Any:
+    """October's report from a seeded file (``cfg``: another config than the scenario's;
+    ``extra``: keyword arguments of build_report)."""
     import asyncio
 
     from monitor.report.compute import build_report
@@ -303,7 +304,8 @@ def report_of(path: Path, now: float = NOW, **extra: Any) -> Any:
         store = SqliteStore(path)
         await store.open()
         try:
-            return await build_report(config(), store, Month(2026, 10), now=now, **extra)
+            chosen = config() if cfg is None else cfg
+            return await build_report(chosen, store, Month(2026, 10), now=now, **extra)
         finally:
             await store.aclose()
 

@@ -282,6 +282,13 @@ def test_cli_end_to_end(setup: tuple[Config, Path], tmp_path: Path) -> None:
     out = tmp_path / "october.html"
     assert main(["report", "--config", str(path), "--month", "2026-10", "--out", str(out)]) == 0
     assert "SLA report — 2026-10" in out.read_text()
+    dutch = tmp_path / "oktober.html"
+    argv = ["report", "--config", str(path), "--month", "2026-10", "--out", str(dutch)]
+    assert main([*argv, "--lang", "nl"]) == 0
+    page = dutch.read_text()
+    assert '<html lang="nl">' in page
+    assert "SLA-rapport — 2026-10" in page
+    assert "Goedkeuring" in page
 
 
 # --- the API route and the daemon's monthly writer ------------------------------------------
@@ -336,6 +343,10 @@ async def test_api_route(setup: tuple[Config, Path]) -> None:
     assert "01 to 12" in bad.json()["error"]
     assert (await _get(app, "/api/reports/last")).status_code == 400
     assert (await _get(app, "/api/reports/2026-10?format=doc")).status_code == 400
+    assert (await _get(app, "/api/reports/2026-10?lang=de")).status_code == 400
+    french = await _get(app, "/api/reports/2026-10?format=html&lang=fr")
+    assert french.status_code == 200
+    assert "Rapport SLA — 2026-10" in french.text
     assert (await _get(app, "/api/reports/2026-10?service=nope")).status_code == 404
     missing = await _get(app, "/api/reports/2026-08")
     assert missing.status_code == 404

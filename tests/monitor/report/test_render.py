@@ -45,7 +45,7 @@ def test_json_is_the_model_with_a_documented_schema(report: Report) -> None:
     assert document == report.model_dump(mode="json")
     assert list(document) == [
         "schema_version", "kind", "generator", "generated_at", "version", "period", "verdict",
-        "counts", "services", "corrections", "method",
+        "counts", "services", "corrections", "method", "contract",
     ]  # fmt: skip
     assert (document["schema_version"], document["kind"]) == (2, "sla-monthly-report")
     # docs/report.schema.json documents the keys; a change to the model must update it.
