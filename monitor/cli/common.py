@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,6 +55,24 @@ def find_config(given: Path | None) -> tuple[Path, str]:
         f"no config file: give --config PATH, or export {CONFIG_ENV}=PATH once (looked for"
         f" {looked})"
     )
+
+
+#: The optional parts of the install: extra -> (module it provides, what needs it).
+EXTRAS = {
+    "demo": ("amqtt", "sla-monitor demo (its embedded MQTT broker)"),
+    "dashboards": ("grafana_foundation_sdk", "sla-monitor dashboards (the Grafana SDK)"),
+}
+
+
+def need_extra(extra: str) -> None:
+    """Stop with a usage error naming the install command when an optional part of the
+    install (``pip install 'sla-monitor[EXTRA]'``) is missing."""
+    module, what = EXTRAS[extra]
+    if importlib.util.find_spec(module) is None:
+        raise UsageError(
+            f"{what} needs an optional package: pip install 'sla-monitor[{extra}]'"
+            " (from a checkout, `make install` installs every extra)"
+        )
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

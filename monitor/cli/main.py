@@ -21,6 +21,7 @@ from monitor.cli.common import (
     UsageError,
     add_config_option,
     find_config,
+    need_extra,
 )
 from monitor.cli.demo import add_demo_options, demo_config
 from monitor.cli.health import add_health_parser, run_health
@@ -172,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 argv=arguments,
             )
         if args.command == "demo":
+            need_extra("demo")
             return _run_until_signal(lambda stop: _demo(config, stop))
         if args.command == "simulate":
             return _run_until_signal(lambda stop: _simulate(config, stop))
@@ -254,6 +256,7 @@ def _import_openslo(path: Path, out: Path | None) -> int:
 
 
 def _dashboards(config: Config, args: argparse.Namespace) -> int:
+    need_extra("dashboards")
     from monitor.generate import dashboards
 
     if args.action == "preview":

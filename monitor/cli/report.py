@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import sys
@@ -316,8 +317,9 @@ def _user() -> str:
 
 @contextmanager
 def _progress_bar() -> Iterator[Progress | None]:
-    """A progress bar on stderr when it is a terminal; None otherwise."""
-    if not sys.stderr.isatty():
+    """A progress bar on stderr when it is a terminal and the ``progress`` extra (rich) is
+    installed; None otherwise."""
+    if not sys.stderr.isatty() or importlib.util.find_spec("rich") is None:
         yield None
         return
     from rich.console import Console
