@@ -22,6 +22,7 @@ from monitor.clock import Clock, SystemClock
 from monitor.clockwatch import ClockWatch
 from monitor.collector import Collector
 from monitor.config import Config
+from monitor.config_paths import store_identity
 from monitor.errors import StoreError
 from monitor.incidents import IncidentBook, IncidentDetector, StatusEvent, UserNotices
 from monitor.ledger.compaction import compact_days, recompact_days
@@ -252,6 +253,9 @@ class Daemon:
                 "store": "failing" if failing else "ok",
                 "brokers_connected": brokers,
                 "report_pdf": self.reports.pdf_problem or "ok",
+                # Which store it writes: the CLI goes through this daemon only if it is
+                # the one whose store its config names.
+                "store_id": store_identity(self.config.storage.path),
             },
         )
 

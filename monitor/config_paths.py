@@ -5,6 +5,7 @@ the store, spool and archive, defaults included, on the validated config."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -58,3 +59,13 @@ def _under(base: Path, value: str) -> str:
 
 
 __all__ = ["anchor_config", "anchor_files"]
+
+
+def store_identity(path: str) -> str:
+    """A short, stable name of a store file (a hash of its real path, not the path itself):
+    ``/healthz`` shows it, so the CLI can tell the daemon that writes its store from
+    another one answering on the same address."""
+    if path == ":memory:":
+        return "memory"
+    real = os.path.realpath(path)
+    return hashlib.sha256(real.encode()).hexdigest()[:16]

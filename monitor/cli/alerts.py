@@ -9,9 +9,8 @@ import sys
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
-
-from monitor.cli.common import add_config_option, table
+from monitor.cli.common import UsageError, add_config_option, table
+from monitor.cli.daemon import DaemonApi
 from monitor.config import Config
 from monitor.errors import SlaMonitorError
 from monitor.timeparse import iso_local
@@ -36,15 +35,11 @@ def add_alerts_parser(commands: Any) -> None:
     )
 
 
-class _Refused(SlaMonitorError):
-    """The user must change something (exit 2)."""
-
-
 def run_alerts(config: Config, args: argparse.Namespace) -> int:
     """Run the ``alerts`` command; returns the exit code (2: bad request, 1: failure)."""
     try:
         return _run(config, args)
-    except _Refused as exc:
+    except UsageError as exc:
         print(f"sla-monitor: {exc}", file=sys.stderr)
         return 2
     except SlaMonitorError as exc:
@@ -53,51 +48,25 @@ def run_alerts(config: Config, args: argparse.Namespace) -> int:
 
 
 def _run(config: Config, args: argparse.Namespace) -> int:
-    host, port = config.server.host, config.server.port
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"  # listening on every address: reach it on loopback
-    base = args.url or f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-    try:
-        with httpx.Client(base_url=base, timeout=10) as client:
-            if args.action == "list":
-                status = "all" if args.all else "active"
-                response = client.get("/api/alerts", params={"status": status})
-                _raise_for(response)
-                _print_alerts(response.json()["alerts"], args.format, config.zone)
-                return 0
-            if not args.alert_id:
-                raise _Refused("alerts ack needs the alert's ID (see `alerts list`)")
-            variable = config.server.api_token_env
-            token = os.environ.get(variable) if variable else None
-            if not token:
-                raise _Refused(
-                    "acknowledging needs the API token: set server.api_token_env in the config "
-                    "and that environment variable"
-                )
-            by = args.by or os.environ.get("USER") or "cli"
-            response = client.post(
-                f"/api/alerts/{args.alert_id}/ack",
-                json={"by": by},
-                headers={"Authorization": f"Bearer {token}"},
-            )
-            _raise_for(response)
-            alert = response.json()["alert"]
-            print(f"acknowledged {alert['alert_id']} ({alert['rule']} {alert['service']}) by {by}")
-            return 0
-    except httpx.TransportError as exc:
-        raise SlaMonitorError(f"cannot reach the daemon at {base}: {exc}") from None
-
-
-def _raise_for(response: httpx.Response) -> None:
-    if response.is_success:
-        return
-    try:
-        message = response.json().get("error", response.text)
-    except ValueError:
-        message = response.text
-    if response.status_code in (400, 401, 403, 404):
-        raise _Refused(f"HTTP {response.status_code}: {message}")
-    raise SlaMonitorError(f"HTTP {response.status_code}: {message}")
+    api = DaemonApi(config, args.url)
+    if args.action == "list":
+        status = "all" if args.all else "active"
+        answer = api.call("GET", "/api/alerts", params={"status": status}, token=api.token("read"))
+        _print_alerts(answer["alerts"], args.format, config.zone)
+        return 0
+    if not args.alert_id:
+        raise UsageError("alerts ack needs the alert's ID (see `alerts list`)")
+    token = api.token("alerts")
+    if not token:
+        raise UsageError(
+            "acknowledging needs an API token with the alerts scope: set server.api_token_env"
+            " (or a token under server.tokens) in the config and that environment variable"
+        )
+    by = args.by or os.environ.get("USER") or "cli"
+    answer = api.call("POST", f"/api/alerts/{args.alert_id}/ack", json={"by": by}, token=token)
+    alert = answer["alert"]
+    print(f"acknowledged {alert['alert_id']} ({alert['rule']} {alert['service']}) by {by}")
+    return 0
 
 
 def _print_alerts(alerts: list[dict[str, Any]], fmt: str, zone: ZoneInfo) -> None:

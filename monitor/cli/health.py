@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from monitor.cli.common import EXIT_FAILURE, EXIT_OK, add_config_option
+from monitor.cli.daemon import base_url
 from monitor.config import Config
 
 
@@ -22,9 +23,7 @@ def add_health_parser(commands: Any) -> None:
 def run_health(config: Config, args: argparse.Namespace) -> int:
     """GET /healthz on the configured listen address; the exit code says healthy or not."""
     server = config.server
-    host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
-    scheme = "https" if server.tls is not None else "http"
-    url = f"{scheme}://{'[' + host + ']' if ':' in host else host}:{server.port}/healthz"
+    url = f"{base_url(config)}/healthz"
     # Its own loopback listener: the certificate is the daemon's, checked by its clients;
     # a liveness check verifies that it answers, not who it is.
     try:

@@ -1,11 +1,18 @@
-"""``sla-monitor maintenance add|list|remove``: announce planned maintenance. Writes go
-through the daemon's own maintenance service (``monitor.maintenance``); the running
-daemon reloads the store within a second and announces the change."""
+"""``sla-monitor maintenance add|list|remove``: announce planned maintenance.
+
+When the daemon runs (it answers at ``server.listen``) and the environment holds an API
+token for the maintenance scope, the command goes through its API: the daemon validates,
+stores and announces once. Otherwise it writes the store with the daemon's own maintenance
+service (``monitor.maintenance``), says so, and a running daemon reloads the store within
+seconds. A window registered after the fact (back-dated, or already over) is a correction
+for the report: it always goes to the store, where the CLI may record it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import getpass
 import json
 import math
@@ -14,12 +21,14 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from monitor.cli.common import EXIT_OK, UsageError, table
-from monitor.config import Config
+from monitor.cli.daemon import DaemonApi
+from monitor.config import Config, Scope
 from monitor.timeparse import (
     RANGE_TEXT,
     format_local,
@@ -86,18 +95,143 @@ def add_maintenance_parser(commands: Any) -> None:
 
 
 def run_maintenance(config: Config, args: argparse.Namespace) -> int:
-    """Run one ``maintenance`` action; every argument is checked before the store is opened."""
+    """Run one ``maintenance`` action, through the running daemon's API when it can, else
+    on the store; every argument is checked first."""
     now = time.time()
     service: str | None = getattr(args, "service", None)
     if service is not None:
         _known_service(config, service)
+    api = DaemonApi(config)
+    action: _Action
     if args.action == "add":
-        action = _planned_add(config, args, now)
+        planned = action = _planned_add(config, args, now)
+        after_the_fact = args.announced_at != "now" or args.correction or planned.end <= now
+        why_not = "a window registered after the fact is a correction" if after_the_fact else None
+        via = _via(api, "maintenance", why_not)
+        if via is not None:
+            return _add_through(api, via, config, args, planned)
     elif args.action == "list":
         action = _listing(config, args, now)
+        via = _via(api, "read", "removed windows are kept in the store only" if args.all else None)
+        if via is not None:
+            return _list_through(api, via, config, args, now)
     else:
         action = _removal(config, args)
+        via = _via(api, "maintenance", None)
+        if via is not None:
+            return _remove_through(api, via, config, args)
     return asyncio.run(_with_store(config, action))
+
+
+def _via(api: DaemonApi, scope: Scope, why_not: str | None) -> str | None:
+    """The token to go through the daemon's API with ("" for a read without one), or None
+    to use the store, saying why on stderr."""
+    if not api.running():
+        answering = api.answering()
+        what = "no daemon answers" if answering is None else "the daemon there writes another store"
+        _note(f"{what} at {api.base}: using the store {api.config.storage.path}")
+        return None
+    if why_not is not None:
+        _note(f"{why_not}: using the store; the daemon reloads it within seconds")
+        return None
+    token = api.token(scope)
+    if token is None and (scope != "read" or not api.config.server.public_reads):
+        _note(
+            f"the daemon at {api.base} runs, but no API token with the {scope} scope is in the"
+            " environment: using the store; the daemon reloads it within seconds"
+        )
+        return None
+    return token or ""
+
+
+def _note(text: str) -> None:
+    print(f"sla-monitor: {text}", file=sys.stderr)
+
+
+def _utc(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
+
+
+def _epoch(text: str) -> float:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _add_through(
+    api: DaemonApi, token: str, config: Config, args: argparse.Namespace, add: _Add
+) -> int:
+    zone = config.zone
+    answer = api.call(
+        "POST",
+        "/api/maintenance",
+        token=token,
+        json={
+            "service": args.service,
+            "start": _utc(add.start),
+            "end": _utc(add.end),
+            "reason": add.reason,
+            "by": add.created_by,
+        },
+    )
+    window = answer["maintenance"]
+    print(
+        f"added maintenance {window['id']} through the daemon at {api.base}: {window['service']}"
+        f" {format_local(_epoch(window['start']), zone)} to"
+        f" {format_local(_epoch(window['end']), zone)} ({window['reason']})"
+    )
+    return EXIT_OK
+
+
+def _list_through(
+    api: DaemonApi, token: str, config: Config, args: argparse.Namespace, now: float
+) -> int:
+    params = {"scope": "all"}
+    if args.service is not None:
+        params["service"] = args.service
+    windows = api.call("GET", "/api/maintenance", token=token or None, params=params)
+    found = windows["maintenance"]
+    _note(f"from the daemon at {api.base} (windows of the config file included)")
+    zone = config.zone
+    if args.format == "json":
+        for window in found:
+            for key in ("start", "end", "announced_at"):
+                window[key] = iso_local(_epoch(window[key]), zone)
+        print(json.dumps(found, indent=2))
+    elif found:
+        header = ("ID", "SERVICE", "START", "END", "ANNOUNCED", "STATUS", "REASON")
+        rows = [
+            (
+                w["id"],
+                w["service"],
+                format_local(_epoch(w["start"]), zone),
+                format_local(_epoch(w["end"]), zone),
+                format_local(_epoch(w["announced_at"]), zone)
+                + (" (late)" if _epoch(w["announced_at"]) > _epoch(w["start"]) else ""),
+                w["status"],
+                w["reason"],
+            )
+            for w in found
+        ]
+        print(table(header, rows))
+    else:
+        print("no maintenance windows (--all shows removed ones)")
+    return EXIT_OK
+
+
+def _remove_through(api: DaemonApi, token: str, config: Config, args: argparse.Namespace) -> int:
+    answer = api.call(
+        "DELETE",
+        f"/api/maintenance/{args.id}",
+        token=token,
+        params={"by": _who(args.by)},
+    )
+    window = answer["removed"]
+    zone = config.zone
+    print(
+        f"removed maintenance {window['id']} through the daemon at {api.base}:"
+        f" {window['service']} {format_local(_epoch(window['start']), zone)} to"
+        f" {format_local(_epoch(window['end']), zone)} ({window['reason']})"
+    )
+    return EXIT_OK
 
 
 _Action = Callable[["SqliteStore"], Awaitable[int]]
@@ -141,7 +275,21 @@ def _origin() -> str:
     return f"cli {user}@{socket.gethostname()}"
 
 
-def _planned_add(config: Config, args: argparse.Namespace, now: float) -> _Action:
+@dataclass(frozen=True)
+class _Add:
+    """A checked ``maintenance add``: its times and words, and how to write it to the store."""
+
+    start: float
+    end: float
+    reason: str
+    created_by: str
+    store: _Action
+
+    async def __call__(self, store: SqliteStore) -> int:
+        return await self.store(store)
+
+
+def _planned_add(config: Config, args: argparse.Namespace, now: float) -> _Add:
     zone = config.zone
     start = _instant("--start", args.start, zone, now)
     if args.end is not None:
@@ -196,7 +344,7 @@ def _planned_add(config: Config, args: argparse.Namespace, now: float) -> _Actio
             print(f"sla-monitor: note: {late}", file=sys.stderr)
         return EXIT_OK
 
-    return add
+    return _Add(start, end, reason, created_by, add)
 
 
 def _late_note(start: float, end: float, announced_at: float, zone: ZoneInfo) -> str | None:

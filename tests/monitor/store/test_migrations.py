@@ -99,7 +99,52 @@ async def test_a_migrated_store_reports_what_the_old_code_reported(tmp_path: Pat
     # same figures within float precision.
     for mine, old in zip(_budgets(got), _budgets(expected), strict=True):
         assert mine == pytest.approx(old, rel=1e-12, abs=1e-9)
+    _coverage_beside_verdicts(got, expected)
     assert got == expected
+
+
+def _coverage_beside_verdicts(got: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Report schema 2: the same figures, with coverage beside every verdict. The fixture's
+    month was monitored for 10-13 % of its time, so where the old code said PASS or FAIL
+    the verdict is now INSUFFICIENT DATA; a day monitored enough keeps its old verdict."""
+    assert (got.pop("schema_version"), expected.pop("schema_version")) == (2, 1)
+    assert got.pop("contract") is None
+    assert got.pop("verdict") == "INSUFFICIENT DATA"
+    expected.pop("verdict")
+    assert got.pop("counts") == {"PASS": 0, "FAIL": 0, "INSUFFICIENT DATA": 5, "NO DATA": 0}
+    expected.pop("counts")
+    assert got["period"].pop("measured_from") is not None  # the fixture starts mid-month
+    # The method gained a paragraph on the coverage floor; the others are unchanged.
+    old_method = {m["topic"]: m["text"] for m in expected.pop("method")}
+    new_method = {m["topic"]: m["text"] for m in got.pop("method")}
+    assert "INSUFFICIENT DATA" in new_method.pop("Monitoring coverage")
+    old_method.pop("Monitoring coverage")
+    assert new_method == old_method
+    for mine_service, old_service in zip(got["services"], expected["services"], strict=True):
+        mine_service.pop("measured_from")
+        mine_service.pop("verdict")
+        old_service.pop("verdict")
+        for mine, old in zip(mine_service["objectives"], old_service["objectives"], strict=True):
+            floor = mine.pop("coverage_floor")
+            assert mine.pop("wording") is None
+            assert (mine.pop("verdict"), floor) == ("INSUFFICIENT DATA", 0.9)
+            old.pop("verdict")
+            if mine["kind"] == "latency":
+                assert old.pop("coverage") is None  # schema 1: availability only
+                assert mine.pop("coverage") < floor
+            else:
+                assert mine["coverage"] == old["coverage"] < floor
+            for mine_day, old_day in zip(mine["days"], old["days"], strict=True):
+                verdict = mine_day.pop("verdict")
+                if mine["kind"] == "latency":
+                    old_day.pop("coverage")
+                    mine_day.pop("coverage")
+                if verdict in ("met", "missed"):
+                    assert mine_day["met"] == old_day["met"] == (verdict == "met")
+                else:
+                    assert mine_day["met"] is None
+                mine_day.pop("met")
+                old_day.pop("met")
 
 
 def _budgets(report: dict[str, Any]) -> list[dict[str, Any]]:
