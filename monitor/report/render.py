@@ -43,6 +43,11 @@ def pct(ratio: float | None, digits: int = 3) -> str:
     return "n/a" if ratio is None else f"{ratio * 100:.{digits}f} %"
 
 
+def share(ratio: float | None) -> str:
+    """A coverage: one decimal, three below 1 % (so 0.002 % does not read as 0.0 %)."""
+    return pct(ratio, 1 if ratio is None or ratio >= 0.01 else 3)
+
+
 def points(margin: float | None) -> str:
     """A margin in percentage points, signed: ``+0.512 pp``."""
     return "n/a" if margin is None else f"{margin * 100:+.3f} pp"
@@ -138,6 +143,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters.update(
         pct=pct,
+        share=share,
         points=points,
         ms=millis,
         number=number,
