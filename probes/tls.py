@@ -37,14 +37,15 @@ class TlsSettings(BaseModel):
         return self
 
 
-_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+#: The ``min_version`` settings (probe clients and the daemon's own server share them).
+TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
 
 @cache
 def ssl_context(settings: TlsSettings) -> ssl.SSLContext:
     """The client context of ``settings`` (cached: one per distinct settings)."""
     context = ssl.create_default_context(cafile=settings.ca_file)
-    context.minimum_version = _VERSIONS[settings.min_version]
+    context.minimum_version = TLS_VERSIONS[settings.min_version]
     if settings.cert_file is not None:
         context.load_cert_chain(settings.cert_file, settings.key_file)
     if settings.insecure_skip_verify:
@@ -53,4 +54,4 @@ def ssl_context(settings: TlsSettings) -> ssl.SSLContext:
     return context
 
 
-__all__ = ["TlsSettings", "ssl_context"]
+__all__ = ["TLS_VERSIONS", "TlsSettings", "ssl_context"]

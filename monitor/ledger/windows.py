@@ -687,15 +687,20 @@ class Ledger:
         first, last = self.window_range(window, now)
         names = tuple(probes)
         which = self._sums_name(window, now)
-        group = self._groups.get((service, names))
-        if group is None:
-            raise KeyError(f"no objective of {service} counts exactly the probes {names}")
+        group = self._group_of(service, names)
         total = Rollup() if which is None else group[which].copy()
         for name in names:
             for minute, rollup in self._probes[(service, name)].open.items():
                 if first <= minute <= last and self._open_eligible(service, minute):
                     total.merge(rollup)
         return total
+
+    def _group_of(self, service: str, probes: tuple[str, ...]) -> dict[str, Rollup]:
+        """The sealed sums per window of an objective's group of probes."""
+        group = self._groups.get((service, probes))
+        if group is None:
+            raise KeyError(f"no objective of {service} counts exactly the probes {probes}")
+        return group
 
     def _sums_name(self, window: str, now: float) -> str | None:
         """Which sealed sums hold ``window`` at ``now``. Calendar sums follow the month of
@@ -718,11 +723,8 @@ class Ledger:
         number of those minutes (counted ones, and ones a correction declared unmonitored):
         what a latency objective's coverage is computed from."""
         first, last = self.window_range(window, now)
-        names = tuple(probes)
         which = self._sums_name(window, now)
-        group = self._groups.get((service, names))
-        if group is None:
-            raise KeyError(f"no objective of {service} counts exactly the probes {names}")
+        group = self._group_of(service, tuple(probes))
         sealed_end = min(self._sealed_through if self._sealed_through is not None else -1, last)
         codes = self._exclusions[service].count(first, sealed_end) if sealed_end >= first else {}
         eligible = codes.get(MinuteCode.UP, 0) + codes.get(MinuteCode.UNMONITORED, 0)

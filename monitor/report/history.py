@@ -15,6 +15,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from monitor.config import AvailabilityObjective, Config, LatencyObjective
 from monitor.ledger.history import History
@@ -24,6 +25,7 @@ from monitor.sla.counts import Rollup
 from monitor.sla.eligibility import Eligibility
 from monitor.sla.figures import (
     CoverageBasis,
+    WindowFigures,
     availability_window,
     counts_by_label,
     latency_coverage,
@@ -345,18 +347,7 @@ class _Builder:
             latency_coverage(CoverageBasis(day.attempts, eligible_minutes), runs),
             coverage_floor(self.config, objective),
         )
-        return DayFigures(
-            date=date.isoformat(),
-            minutes=length,
-            valid=figures.valid,
-            good=figures.good,
-            bad=figures.bad,
-            compliance=figures.compliance,
-            met=figures.met,
-            verdict=figures.verdict.value,
-            quantiles_s=figures.quantiles,
-            coverage=figures.coverage,
-        )
+        return _day_figures(date, length, figures, quantiles_s=figures.quantiles)
 
     def _availability_day(
         self,
@@ -388,18 +379,26 @@ class _Builder:
             objective.target_ratio,
             coverage_floor(self.config, objective),
         )
-        return DayFigures(
-            date=date.isoformat(),
-            minutes=length,
-            valid=figures.valid,
-            good=figures.good,
-            bad=figures.bad,
-            compliance=figures.compliance,
-            met=figures.met,
-            verdict=figures.verdict.value,
-            minute_states=figures.minutes,
-            coverage=figures.coverage,
-        )
+        return _day_figures(date, length, figures, minute_states=figures.minutes)
+
+
+def _day_figures(
+    date: dt.date, length: int, figures: WindowFigures, **kind_only: Any
+) -> DayFigures:
+    """A day's figures as the report model holds them (``kind_only``: the quantiles of a
+    latency objective, or the minute states of an availability one)."""
+    return DayFigures(
+        date=date.isoformat(),
+        minutes=length,
+        valid=figures.valid,
+        good=figures.good,
+        bad=figures.bad,
+        compliance=figures.compliance,
+        met=figures.met,
+        verdict=figures.verdict.value,
+        coverage=figures.coverage,
+        **kind_only,
+    )
 
 
 def _first_measured(summary: HourSummary) -> int:

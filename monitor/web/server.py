@@ -27,6 +27,7 @@ from monitor.sla.windows import describe as describe_windows
 from monitor.store.records import Alert
 from monitor.timeparse import iso_utc
 from monitor.web.views import TOKEN_KEY, Authorize
+from probes.tls import TLS_VERSIONS
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +38,10 @@ class MetricsToo(AccessLogger):
     include_metrics = True
 
 
-_TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
-
-
 def server_ssl_context(tls: ServerTls) -> ssl.SSLContext:
     """The server's TLS context: its certificate, and the client CA when mutual TLS."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=tls.client_ca_file)
-    context.minimum_version = _TLS_VERSIONS[tls.min_version]
+    context.minimum_version = TLS_VERSIONS[tls.min_version]
     try:
         context.load_cert_chain(tls.cert_file, tls.key_file)
     except ssl.SSLError as exc:  # a key that does not match, a file that is not PEM
