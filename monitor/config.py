@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import re
 from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -798,11 +799,12 @@ class Config(_Strict):
         return ZoneInfo(self.timezone)
 
     def service(self, name: str) -> ServiceConfig:
-        """The service called ``name``."""
-        for service in self.services:
-            if service.name == name:
-                return service
-        raise KeyError(name)
+        """The service called ``name`` (a dict lookup: a late result asks per result)."""
+        return self._by_name[name]
+
+    @cached_property
+    def _by_name(self) -> dict[str, ServiceConfig]:
+        return {service.name: service for service in self.services}
 
 
 def config_warnings(config: Config) -> list[str]:

@@ -236,11 +236,14 @@ class Ledger:
             elif (self._sealed_through + 1) % 60 and hour == self._sealed_through // 60:
                 self._hour_acc.setdefault(key, Rollup()).merge(late)  # the hour being sealed
         recent = self._recent.get(minute)
+        # Only the services whose decision this result can change: its own and those that
+        # depend on it (a provider's late failure may excuse its dependants' minute).
+        affected = self.classifier.affected[result.service]
         if recent is not None:
             recent.setdefault(key, Rollup()).merge(late)
-            self._decide(minute, recent, sealed=True)
+            self._decide(minute, recent, sealed=True, only=affected)
         if minute // 60 in self._recent_hours:
-            self._emit_hour(minute // 60)  # the compacted hour changed
+            self._emit_hour(minute // 60, services=affected)  # the compacted hour changed
         if recent is None:
             if self.listener is not None:
                 self.listener.result_too_late(key)
@@ -375,7 +378,7 @@ class Ledger:
         rollups: Mapping[ProbeId, Rollup],
         *,
         sealed: bool,
-        only: str | None = None,
+        only: str | Iterable[str] | None = None,
     ) -> tuple[dict[str, Exclusion | None], dict[ObjectiveKey, MinuteCode]]:
         """Classify one minute with the SLA core's classifier, for every service or only
         ``only`` and its providers. When ``sealed``, the decisions are recorded in the
@@ -398,13 +401,18 @@ class Ledger:
                 )
         return exclusions, codes
 
-    def _emit_hour(self, hour: int, sums: Mapping[ProbeId, Rollup] | None = None) -> None:
-        """Queue the compacted summary of a complete hour of every service (its eligible
-        sums: the kept recent ones unless given)."""
+    def _emit_hour(
+        self,
+        hour: int,
+        sums: Mapping[ProbeId, Rollup] | None = None,
+        services: Iterable[str] | None = None,
+    ) -> None:
+        """Queue the compacted summary of a complete hour of every service, or of
+        ``services`` (its eligible sums: the kept recent ones unless given)."""
         if sums is None:
             sums = self._recent_hours.get(hour, {})
         minutes = range(hour * 60, hour * 60 + 60)
-        for service in self._order:
+        for service in self._order if services is None else services:
             self._hours_out[(service, hour)] = HourSummary(
                 service=service,
                 hour=hour,

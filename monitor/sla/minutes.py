@@ -161,6 +161,11 @@ class MinuteClassifier:
         self.order = _provider_order(self._depends_on)
         #: Per service: itself and its providers (transitively), providers first.
         self._chains = {name: self._chain(name) for name in self.order}
+        #: Per service: itself and the services that depend on it (transitively): whose
+        #: decisions a change of its minute can change.
+        self.affected = {
+            name: frozenset(s for s in self.order if name in self._chains[s]) for name in self.order
+        }
         self._availability: dict[str, list[_Availability]] = {s.name: [] for s in config.services}
         for service in config.services:
             for objective in service.objectives:
@@ -182,9 +187,13 @@ class MinuteClassifier:
         return self._chains[service]
 
     def decide(
-        self, minute: int, rollups: Mapping[ProbeId, Rollup], only: str | None = None
+        self,
+        minute: int,
+        rollups: Mapping[ProbeId, Rollup],
+        only: str | Iterable[str] | None = None,
     ) -> MinuteDecision:
-        """Classify ``minute`` for every service, or only for ``only`` and its providers.
+        """Classify ``minute`` for every service, or only for ``only`` (a service, or
+        several) and their providers.
 
         A provider is "out" in a minute it was down (any of its availability objectives,
         or all its probes together) or in maintenance; the dependant's eligible minutes
@@ -193,7 +202,7 @@ class MinuteClassifier:
         exclusions: dict[str, Exclusion | None] = {}
         out: dict[str, bool] = {}
         codes: dict[ObjectiveKey, MinuteCode] = {}
-        for service in self.order if only is None else self._chains[only]:
+        for service in self._services(only):
             exclusion = self._exclusion(service, minute)
             exclusions[service] = exclusion
             whole = _sum(rollups.get((service, p)) for p in self._probes[service])
@@ -208,6 +217,15 @@ class MinuteClassifier:
                 if code is MinuteCode.DOWN:
                     out[service] = True
         return MinuteDecision(exclusions, codes)
+
+    def _services(self, only: str | Iterable[str] | None) -> list[str]:
+        """The services a decision covers, providers first."""
+        if only is None:
+            return self.order
+        if isinstance(only, str):
+            return self._chains[only]
+        needed = {s for name in only for s in self._chains[name]}
+        return [name for name in self.order if name in needed]
 
     def without_results(self, service: str, minute: int) -> MinuteDecision:
         """A minute of ``service`` no probe reported (the monitor was down): excluded by

@@ -99,6 +99,33 @@ async def test_minute_codes(
     ), case
 
 
+async def test_a_late_provider_failure_re_decides_its_dependant_and_nobody_else() -> None:
+    """A late result re-decides only what it can change: its own service and those that
+    depend on it (here: b's late failures make b down, which excuses a's minute), not an
+    unrelated service, whose decision is neither re-made nor written again."""
+    config = builders.config(
+        *_config().model_dump(mode="json")["services"],
+        builders.service("c", probes=("pc",), availability=["avail"]),
+    )
+    feed = Feed(config)
+    await feed.seal(MONDAY - 600)
+    await feed.minute("a", MONDAY, 10, 0)
+    await feed.minute("b", MONDAY, 10, 0)
+    feed.collector.accept(Result("c", "pc", "http", MONDAY, 0.1, Outcome.OK))
+    await feed.collector.flush()
+    await feed.seal(MONDAY + 150)  # the minute is sealed, within the re-decision horizon
+    minute = int(MONDAY // 60)
+    codes = {s: feed.ledger._states[ObjectiveKey(s, "avail")][minute] for s in "abc"}
+    assert codes == dict.fromkeys("abc", MinuteCode.UP)
+    # b's late failures: 12 failed of 22 results, more than half.
+    for i in range(12):
+        feed.collector.accept(Result("b", "pb", "http", MONDAY + 30 + i, 0.1, Outcome.STATUS))
+    decisions = feed.ledger.take_decisions()
+    codes = {s: feed.ledger._states[ObjectiveKey(s, "avail")][minute] for s in "abc"}
+    assert codes == {"a": MinuteCode.PROVIDER, "b": MinuteCode.DOWN, "c": MinuteCode.UP}
+    assert {d.service for d in decisions} == {"a", "b"}
+
+
 async def test_provider_in_maintenance_excludes_the_dependent_minute() -> None:
     config = _config(
         maintenance=[
