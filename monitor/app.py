@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 import time
@@ -117,7 +118,8 @@ class Daemon:
             spool=self.spool,
             max_staged=config.storage.max_staged,
         )
-        self.metrics.registry.register(SlaCollector(self.figures, self.maintenance_active))
+        self.sla_gauges = SlaCollector(self.figures, self.maintenance_active)
+        self.metrics.registry.register(self.sla_gauges)
         self.dispatcher = Dispatcher(
             build_notifiers(config.alerting.notifiers), self.metrics.registry
         )
@@ -153,6 +155,7 @@ class Daemon:
             routes=self.status_site,
             reports=self.reports,
             clock=self.clock,
+            before_scrape=self.sla_gauges.refresh,
         )
         self.resources = ProbeResources(config.brokers)
         self.scheduler: Scheduler | None = None
@@ -301,6 +304,10 @@ class Daemon:
                     self.metrics,
                 )
                 log.info("sla-monitor: %d probes, serving %s", len(jobs), self.server.url)
+                # What start-up built (config, history, probes) lives as long as the daemon:
+                # out of the collector's sight, so full collections scan only what changes.
+                gc.collect()
+                gc.freeze()
                 self.ready.set()
                 await self._supervise(stop, self.scheduler)
             finally:
