@@ -110,7 +110,7 @@ def run_once(args: argparse.Namespace, scraped: bool, workdir: Path) -> Run:
         document(args.probes, args.services, args.interval, sim_port, server_port, store, truth),
         workdir / "disturbance.yaml",
     )
-    sim = c.spawn("simulate", config, "uvloop", workdir / "simulator.log")
+    sim = c.spawn("simulate", config, "asyncio", workdir / "simulator.log")
     daemon = None
     scrapes: list[tuple[float, int]] = []
     stop = threading.Event()

@@ -118,8 +118,7 @@ class Daemon:
             spool=self.spool,
             max_staged=config.storage.max_staged,
         )
-        self.sla_gauges = SlaCollector(self.figures, self.maintenance_active)
-        self.metrics.registry.register(self.sla_gauges)
+        self.metrics.registry.register(SlaCollector(self.figures, self.maintenance_active))
         self.dispatcher = Dispatcher(
             build_notifiers(config.alerting.notifiers), self.metrics.registry
         )
@@ -155,7 +154,6 @@ class Daemon:
             routes=self.status_site,
             reports=self.reports,
             clock=self.clock,
-            before_scrape=self.sla_gauges.refresh,
         )
         self.resources = ProbeResources(config.brokers)
         self.scheduler: Scheduler | None = None

@@ -304,13 +304,7 @@ _SLA_GAUGES = (
 
 
 class SlaCollector(Collector):
-    """Yields the SLA gauges from the ledger at scrape time.
-
-    The daemon's server calls ``refresh`` on the event loop (the ledger is the loop's) and
-    then builds the exposition in a thread from that snapshot, so a scrape of thousands of
-    series never blocks the probes' loop; without a refresh, ``collect`` reads the ledger
-    itself (tests, and registries scraped on the loop).
-    """
+    """Yields the SLA gauges from the ledger at scrape time."""
 
     def __init__(
         self,
@@ -319,16 +313,6 @@ class SlaCollector(Collector):
     ) -> None:
         self._figures = figures
         self._maintenance_active = maintenance_active
-        self._snapshot: tuple[list[ObjectiveFigures], dict[str, bool]] | None = None
-
-    def refresh(self) -> None:
-        """Take the figures and maintenance states the next ``collect`` yields (once)."""
-        figures = self._figures()
-        active = {
-            f.service: bool(self._maintenance_active and self._maintenance_active(f.service))
-            for f in figures
-        }
-        self._snapshot = (figures, active)
 
     def describe(self) -> Iterable[Metric]:
         """The names this collector yields (so registering it does not compute figures)."""
@@ -386,20 +370,14 @@ class SlaCollector(Collector):
         )
         services_seen: set[str] = set()
         quantiles_done: set[tuple[str, str, str]] = set()
-        snapshot, self._snapshot = self._snapshot, None
-        if snapshot is None:
-            self.refresh()
-            snapshot, self._snapshot = self._snapshot, None
-        assert snapshot is not None
-        all_figures, active_by_service = snapshot
-        for figures in all_figures:
+        for figures in self._figures():
             target.add_metric([figures.service, figures.objective], figures.target_ratio)
             month = figures.windows.get("month")
             if month is not None:
                 floor.add_metric([figures.service, figures.objective], month.coverage_floor)
             if figures.service not in services_seen:
                 services_seen.add(figures.service)
-                active = active_by_service.get(figures.service, False)
+                active = self._maintenance_active and self._maintenance_active(figures.service)
                 maintenance.add_metric([figures.service], 1.0 if active else 0.0)
             for window, values in figures.windows.items():
                 if values.compliance is not None:

@@ -5,7 +5,6 @@ Listens on 127.0.0.1 unless configured otherwise. Every route here only reads.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
@@ -118,7 +117,6 @@ class Server:
         registry: the Prometheus registry to expose.
         figures: returns the current SLA figures.
         health: returns the daemon's health.
-        before_scrape: called on the loop before each scrape is built in a thread.
     """
 
     def __init__(
@@ -131,17 +129,13 @@ class Server:
         routes: ExtraRoutes | None = None,
         reports: ExtraRoutes | None = None,
         clock: Clock | None = None,
-        before_scrape: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
-        #: Called on the loop before each scrape (the SLA gauges' snapshot).
-        self._before_scrape = before_scrape
         self.clock = clock or SystemClock()
         self._alerts = alerts
         # Read once at start; the config names the variables, never the secrets.
         self._tokens = _tokens(config)
         self.registry = registry
-        self._scraping = asyncio.Lock()
         self._figures = figures
         self._health = health
         self._runner: web.AppRunner | None = None
@@ -193,13 +187,8 @@ class Server:
         return f"{scheme}://{host}:{self.port}"
 
     async def metrics(self, request: web.Request) -> web.Response:
-        """Prometheus exposition, built in a thread: at thousands of series it takes
-        hundreds of milliseconds, which on the loop would be added to every probe in
-        flight. What reads the loop's state is taken first, on the loop."""
-        async with self._scraping:  # one at a time: each takes the snapshot it made
-            if self._before_scrape is not None:
-                self._before_scrape()
-            body = await asyncio.to_thread(generate_latest, self.registry)
+        """Prometheus exposition."""
+        body = generate_latest(self.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     def _authorized(self, request: web.Request, scope: Scope) -> web.Response | None:
