@@ -47,15 +47,13 @@ class DaemonApi:
         # The daemon's own listener on this host: its certificate is for its clients
         # elsewhere; the CLI checks that it answers, as `health` does.
         self._verify = config.server.tls is None or url is not None
-
-    def running(self) -> bool:
-        """Whether the daemon of this config answers at the base URL: one that writes the
-        store the config names (another daemon on the same address is not it)."""
-        return self.answering() == store_identity(self.config.storage.path)
+        #: The identity of the store this config names (``/healthz`` shows the daemon's).
+        self.store_id = store_identity(config.storage.path)
 
     def answering(self) -> str | None:
         """The store identity of the daemon answering at the base URL ("" when it does
-        not say), or None when none answers."""
+        not say), or None when none answers: this config's daemon when it equals
+        ``store_id`` (another daemon on the same address is not it)."""
         try:
             response = httpx.get(
                 f"{self.base}/healthz", timeout=PROBE_TIMEOUT_S, verify=self._verify

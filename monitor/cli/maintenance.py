@@ -114,7 +114,7 @@ def run_maintenance(config: Config, args: argparse.Namespace) -> int:
         action = _listing(config, args, now)
         via = _via(api, "read", "removed windows are kept in the store only" if args.all else None)
         if via is not None:
-            return _list_through(api, via, config, args, now)
+            return _list_through(api, via, config, args)
     else:
         action = _removal(config, args)
         via = _via(api, "maintenance", None)
@@ -126,8 +126,8 @@ def run_maintenance(config: Config, args: argparse.Namespace) -> int:
 def _via(api: DaemonApi, scope: Scope, why_not: str | None) -> str | None:
     """The token to go through the daemon's API with ("" for a read without one), or None
     to use the store, saying why on stderr."""
-    if not api.running():
-        answering = api.answering()
+    answering = api.answering()
+    if answering != api.store_id:
         what = "no daemon answers" if answering is None else "the daemon there writes another store"
         _note(f"{what} at {api.base}: using the store {api.config.storage.path}")
         return None
@@ -181,9 +181,7 @@ def _add_through(
     return EXIT_OK
 
 
-def _list_through(
-    api: DaemonApi, token: str, config: Config, args: argparse.Namespace, now: float
-) -> int:
+def _list_through(api: DaemonApi, token: str, config: Config, args: argparse.Namespace) -> int:
     params = {"scope": "all"}
     if args.service is not None:
         params["service"] = args.service
@@ -197,7 +195,6 @@ def _list_through(
                 window[key] = iso_local(_epoch(window[key]), zone)
         print(json.dumps(found, indent=2))
     elif found:
-        header = ("ID", "SERVICE", "START", "END", "ANNOUNCED", "STATUS", "REASON")
         rows = [
             (
                 w["id"],
@@ -211,7 +208,7 @@ def _list_through(
             )
             for w in found
         ]
-        print(table(header, rows))
+        print(table(_HEADER, rows))
     else:
         print("no maintenance windows (--all shows removed ones)")
     return EXIT_OK
@@ -393,8 +390,11 @@ def _as_json(record: MaintenanceRecord, zone: ZoneInfo, now: float) -> dict[str,
     }
 
 
+#: The columns of ``maintenance list``, read from the store or from the daemon.
+_HEADER = ("ID", "SERVICE", "START", "END", "ANNOUNCED", "STATUS", "REASON")
+
+
 def _table(records: list[MaintenanceRecord], zone: ZoneInfo, now: float) -> str:
-    header = ("ID", "SERVICE", "START", "END", "ANNOUNCED", "STATUS", "REASON")
     rows = [
         (
             r.window.id,
@@ -408,7 +408,7 @@ def _table(records: list[MaintenanceRecord], zone: ZoneInfo, now: float) -> str:
         )
         for r in records
     ]
-    return table(header, rows)
+    return table(_HEADER, rows)
 
 
 def _listing(config: Config, args: argparse.Namespace, now: float) -> _Action:
