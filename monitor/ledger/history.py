@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from monitor.results import ServiceMinute
 from monitor.sla.counts import Rollup
-from monitor.sla.minutes import MinuteClassifier, MinuteDecision, ProbeId
+from monitor.sla.minutes import Exclusion, MinuteClassifier, MinuteDecision, ProbeId
 from monitor.store import HistoryReader, RollupKey
 
 
@@ -148,6 +148,10 @@ class History:
         by_minute_undecided: dict[int, list[str]] = {}
         for service, minute in undecided:
             by_minute_undecided.setdefault(minute, []).append(service)
+        # A minute without results is decided by its exclusion alone: the states of each
+        # (service, exclusion) are made once and shared (a first start decides two months
+        # of such minutes for every service).
+        blank: dict[tuple[str, Exclusion | None], dict[str, str]] = {}
         for minute, services in by_minute_undecided.items():
             rollups = by_minute.get(minute, {})
             # One decision for the whole minute when several services need one (a restart
@@ -161,7 +165,17 @@ class History:
                 elif has_results:
                     decision = self.classifier.decide(minute, rollups, only=service)
                 else:
-                    decision = self.classifier.without_results(service, minute)
+                    exclusion = self.classifier.exclusion(service, minute)
+                    states = blank.get((service, exclusion))
+                    if states is None:
+                        decision = self.classifier.without_results(service, minute)
+                        states = as_record(service, minute, decision).states
+                        blank[(service, exclusion)] = states
+                    reason = None if exclusion is None else exclusion.value
+                    span.decisions[(service, minute)] = ServiceMinute(
+                        service, minute, reason, states
+                    )
+                    continue
                 record = as_record(service, minute, decision)
                 if has_results:
                     span.decided_from_results.append(record)

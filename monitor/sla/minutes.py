@@ -227,6 +227,10 @@ class MinuteClassifier:
         needed = {s for name in only for s in self._chains[name]}
         return [name for name in self.order if name in needed]
 
+    def exclusion(self, service: str, minute: int) -> Exclusion | None:
+        """Why ``minute`` does not count for ``service`` (its hours, maintenance), or None."""
+        return self._exclusion(service, minute)
+
     def without_results(self, service: str, minute: int) -> MinuteDecision:
         """A minute of ``service`` no probe reported (the monitor was down): excluded by
         its hours or maintenance, else unmonitored."""
