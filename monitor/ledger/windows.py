@@ -95,8 +95,9 @@ class _Ring:
         at = first_minute % _RING
         self.codes[at : at + len(digits)] = digits.encode().translate(_DIGITS)
 
-    def count(self, first: int, last: int) -> dict[int, int]:
-        """Counts of each code over minutes [first, last] (at most ``_RING`` minutes)."""
+    def count(self, first: int, last: int, codes: Iterable[int] = MinuteCode) -> dict[int, int]:
+        """Counts of each code (of ``codes``) over minutes [first, last] (at most ``_RING``
+        minutes); codes that do not occur are left out."""
         if last < first:
             return {}
         a, b = first % _RING, last % _RING
@@ -107,7 +108,7 @@ class _Ring:
         else:
             chunks = [self.codes[a:], self.codes[: b + 1]]
         counts: dict[int, int] = {}
-        for code in MinuteCode:
+        for code in codes:
             total = sum(chunk.count(code) for chunk in chunks)
             if total:
                 counts[code] = total
@@ -734,8 +735,9 @@ class Ledger:
         which = self._sums_name(window, now)
         group = self._group_of(service, tuple(probes))
         sealed_end = min(self._sealed_through if self._sealed_through is not None else -1, last)
-        codes = self._exclusions[service].count(first, sealed_end) if sealed_end >= first else {}
-        eligible = codes.get(MinuteCode.UP, 0) + codes.get(MinuteCode.UNMONITORED, 0)
+        # Only the two codes of a minute that was due results: 2 scans of the ring, not 7.
+        due = (MinuteCode.UP, MinuteCode.UNMONITORED)
+        eligible = sum(self._exclusions[service].count(first, sealed_end, due).values())
         attempts = 0 if which is None else group[which].attempts
         return CoverageBasis(attempts, eligible)
 
