@@ -32,7 +32,7 @@ from monitor.maintenance import MaintenanceService
 from monitor.metrics import Metrics, SlaCollector
 from monitor.report.model import ReportError
 from monitor.report.service import ReportsService
-from monitor.results import Result
+from monitor.results import QueueItem
 from monitor.scheduler import Job, Scheduler
 from monitor.sla.eligibility import Eligibility
 from monitor.sla.figures import ObjectiveFigures, all_figures
@@ -41,6 +41,7 @@ from monitor.store import SqliteStore, Store
 from monitor.store.records import Alert, RunMark, RunMarks
 from monitor.store.spool import Spool, replay
 from monitor.timeparse import iso_utc
+from monitor.web.ingest import IngestApi
 from monitor.web.server import Health, Server
 from monitor.web.status import StatusSite
 from probes.registry import ProbeResources, build_probe
@@ -101,7 +102,7 @@ class Daemon:
         grace = grace_minutes(config)
         self.eligibility = Eligibility(config)
         self.ledger = Ledger(config, self.eligibility, grace_minutes=grace, listener=self.metrics)
-        self.queue: asyncio.Queue[Result] = asyncio.Queue(config.scheduler.queue_size)
+        self.queue: asyncio.Queue[QueueItem] = asyncio.Queue(config.scheduler.queue_size)
         spool_path = Path(config.storage.spool_path or f"{path}.spool")
         if not spool_path.is_absolute() and base_dir is not None:
             spool_path = base_dir / spool_path
@@ -154,6 +155,7 @@ class Daemon:
             routes=self.status_site,
             reports=self.reports,
             clock=self.clock,
+            ingest=IngestApi(config, self.clock, self.collector.ingest, self.metrics),
         )
         self.resources = ProbeResources(config.brokers)
         self.scheduler: Scheduler | None = None
@@ -263,7 +265,7 @@ class Daemon:
     async def _build_jobs(self) -> list[Job]:
         jobs = []
         for service in self.config.services:
-            for settings in service.probes:
+            for settings in service.active_probes:
                 probe = await build_probe(settings, self.resources)
                 jobs.append(
                     Job(

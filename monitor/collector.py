@@ -18,7 +18,7 @@ from monitor.clock import Clock
 from monitor.errors import StoreError
 from monitor.ledger.windows import Ledger
 from monitor.metrics import Metrics
-from monitor.results import HourSummary, Result, ServiceMinute
+from monitor.results import EventBatch, HourSummary, QueueItem, Result, ServiceMinute
 from monitor.sla.counts import Counted, Rollup
 from monitor.sla.objectives import probe_thresholds
 from monitor.store import RollupKey, Store
@@ -44,7 +44,7 @@ class Collector:
 
     def __init__(
         self,
-        queue: asyncio.Queue[Result],
+        queue: asyncio.Queue[QueueItem],
         ledger: Ledger,
         store: Store,
         metrics: Metrics,
@@ -73,18 +73,14 @@ class Collector:
         self.max_staged = max_staged
         #: Results neither the store nor the spool could take.
         self.lost = 0
+        #: Set once the collector has drained: events can no longer be taken.
+        self.closed = False
 
     def accept(self, result: Result) -> None:
         """Count one result in metrics and ledger and stage it for the store."""
         self.accepted += 1
         self._pending.append(result)  # first: whatever fails below, the result is stored
-        counted: Counted | None = None
-        try:
-            self.metrics.accepted.inc()
-            self.metrics.observe(result)
-            counted = self.ledger.add(result)  # worked out once, for the ledger and the store
-        except Exception:  # a bug here must not stop the collector; a restart recounts
-            log.exception("could not count a result of %s/%s", result.service, result.probe)
+        counted = self._count(result)
         if counted is None:
             counted = self.ledger.count(result)
         key = (result.service, result.probe, result.minute)
@@ -92,6 +88,62 @@ class Collector:
         if delta is None:
             delta = self._deltas[key] = Rollup()
         delta.add_counted(counted)
+
+    def _count(self, result: Result) -> Counted | None:
+        """Count a result in the metrics and the ledger; None when that failed."""
+        try:
+            self.metrics.accepted.inc()
+            self.metrics.observe(result)
+            return self.ledger.add(result)  # worked out once, for the ledger and the store
+        except Exception:  # a bug here must not stop the collector; a restart recounts
+            log.exception("could not count a result of %s/%s", result.service, result.probe)
+            return None
+
+    async def take(self, item: QueueItem) -> None:
+        """Take one item off the queue: stage a probe's result, or store a batch of events."""
+        if isinstance(item, EventBatch):
+            await self._store_events(item)
+        else:
+            self.accept(item)
+
+    async def _store_events(self, batch: EventBatch) -> None:
+        """Store the events not seen before, then count them: an event is counted only
+        once it is on disk, and its sender is answered only then (``batch.done``). On a
+        store error nothing is counted and the sender gets the error (and retries)."""
+        events = batch.events
+        try:
+            new = await self.store.write_events(events, [self.ledger.count(e) for e in events])
+        except StoreError as exc:
+            self.metrics.store_errors.inc()
+            log.error("could not store %d events (the sender retries): %s", len(events), exc)
+            if not batch.done.done():
+                batch.done.set_exception(exc)
+            return
+        stored = 0
+        for event, is_new in zip(events, new, strict=True):
+            if is_new:
+                stored += 1
+                self._count(event)
+        self.accepted += stored
+        self.written += stored
+        self.metrics.written.inc(stored)
+        if not batch.done.done():  # the sender may have gone: its retry finds them stored
+            batch.done.set_result(new)
+
+    async def ingest(self, events: list[Result], timeout_s: float = 30.0) -> list[bool]:
+        """Store and count events through the results' queue; per event, whether it was
+        new (False: stored before, e.g. a retry).
+
+        Raises:
+            StoreError: the store refused them (nothing was counted).
+            TimeoutError: the collector did not answer in time, or has stopped.
+        """
+        if self.closed:
+            raise TimeoutError("the daemon is stopping")
+        batch = EventBatch(events)
+        async with asyncio.timeout(timeout_s):
+            await self.queue.put(batch)
+            return await asyncio.shield(batch.done)
 
     async def flush(self) -> bool:
         """Write the staged results and rollup deltas in one transaction.
@@ -172,13 +224,13 @@ class Collector:
         next_tick = 0.0
         while True:
             timeout = max(0.0, min(next_flush, next_tick + 1.0) - time.monotonic())
-            result = await self._get(timeout)
-            if result is not None:
-                self.accept(result)
+            item = await self._get(timeout)
+            if item is not None:
+                await self.take(item)
                 # Take whatever else is already waiting without yielding per result.
                 while len(self._pending) < self.batch_size:
                     try:
-                        self.accept(self.queue.get_nowait())
+                        await self.take(self.queue.get_nowait())
                     except asyncio.QueueEmpty:
                         break
             self.metrics.queue_depth.set(self.queue.qsize())
@@ -193,8 +245,17 @@ class Collector:
             if stop.is_set() and self.queue.empty():
                 break
         await self.drain()
+        self.closed = True
+        # Events posted while the last batch was written: their senders are told to retry.
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            if isinstance(item, EventBatch) and not item.done.done():
+                item.done.set_exception(TimeoutError("the daemon is stopping"))
 
-    async def _get(self, wait_s: float) -> Result | None:
+    async def _get(self, wait_s: float) -> QueueItem | None:
         """The next result, or None after ``wait_s`` seconds.
 
         Not ``wait_for(queue.get())``: on Python 3.11 a result that arrives as the timeout
@@ -242,7 +303,7 @@ class Collector:
         """Take every result left in the queue and flush it, retrying a failing store."""
         while True:
             try:
-                self.accept(self.queue.get_nowait())
+                await self.take(self.queue.get_nowait())
             except asyncio.QueueEmpty:
                 break
         for attempt in range(attempts):

@@ -67,6 +67,10 @@ Percent = Annotated[float, BeforeValidator(_parse_percent), Field(ge=50, lt=100)
 CoverageFloor = Annotated[float, BeforeValidator(_parse_percent), Field(ge=0, le=100)]
 
 
+#: Where an objective's results come from.
+Source = Literal["probes", "traffic", "both"]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -78,8 +82,11 @@ class LatencyObjective(_Strict):
     name: str = Field(pattern=_NAME)
     threshold: Duration
     target: Percent
-    #: Probes counted by this objective; default all probes of the service.
+    #: Probes counted by this objective; default all of its ``source``.
     probes: list[str] | None = None
+    #: Where its results come from: the service's probes, its traffic feeds (events of
+    #: real exchanges, ``kind: traffic``), or both.
+    source: Source = "probes"
     #: Overrides the config's ``coverage_floor`` for this objective.
     coverage_floor: CoverageFloor | None = None
 
@@ -96,6 +103,7 @@ class AvailabilityObjective(_Strict):
     name: str = Field(pattern=_NAME)
     target: Percent
     probes: list[str] | None = None
+    source: Source = "probes"
     #: A minute is down when more than this share of its results failed (and at least one).
     down_ratio: float = Field(default=0.5, gt=0, lt=1)
     #: Overrides the config's ``coverage_floor`` for this objective.
@@ -300,20 +308,41 @@ class ServiceConfig(_Strict):
         probe_names = [p.name for p in self.probes]
         _no_duplicates(probe_names, "probe", ("probes",))
         _no_duplicates([o.name for o in self.objectives], "objective", ("objectives",))
-        for objective in self.objectives:
-            for name in objective.probes or []:
+        kinds = {p.name: p.kind for p in self.probes}
+        for i, objective in enumerate(self.objectives):
+            for k, name in enumerate(objective.probes or []):
                 if name not in probe_names:
                     raise ValueError(f"objective {objective.name!r} names unknown probe {name!r}")
+                if not _of_source(kinds[name], objective.source):
+                    raise _LocatedValueError(
+                        f"{name!r} is {'a traffic feed' if kinds[name] == 'traffic' else 'a probe'}"
+                        f", not of source {objective.source!r}",
+                        ("objectives", i, "probes", k),
+                    )
+            if not self.probes_of(objective):
+                wanted = "kind: traffic feed" if objective.source == "traffic" else "probe"
+                raise _LocatedValueError(
+                    f"objective {objective.name!r} has source {objective.source!r} but the "
+                    f"service has no {wanted} to count",
+                    ("objectives", i, "source"),
+                )
         return self
 
     def probes_of(self, objective: LatencyObjective | AvailabilityObjective) -> list[str]:
-        """Names of the probes an objective counts."""
-        return list(objective.probes) if objective.probes else [p.name for p in self.probes]
+        """Names of the probes (and traffic feeds) an objective counts."""
+        if objective.probes:
+            return list(objective.probes)
+        return [p.name for p in self.probes if _of_source(p.kind, objective.source)]
+
+    @property
+    def active_probes(self) -> list[ProbeConfig]:
+        """The probes the scheduler runs (not the traffic feeds)."""
+        return [p for p in self.probes if p.kind != "traffic"]
 
 
 #: What a token may do: read (private reads, reports), maintenance, incidents, alerts
-#: (acknowledge), or admin (all of them).
-Scope = Literal["read", "maintenance", "incidents", "alerts", "admin"]
+#: (acknowledge), ingest (post events), or admin (all of them).
+Scope = Literal["read", "maintenance", "incidents", "alerts", "ingest", "admin"]
 
 
 class TokenConfig(_Strict):
@@ -649,6 +678,20 @@ def _all_report_formats() -> list[ReportFormat]:
     return ["json", "html", "pdf", "md", "csv"]
 
 
+class IngestConfig(_Strict):
+    """Events of real traffic posted to ``POST /api/ingest`` (docs/events.md)."""
+
+    #: Largest request body in bytes (413 above it).
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    #: Most events in one request (413 above it).
+    max_events: int = Field(default=10_000, ge=1, le=100_000)
+    #: An event whose start is older than this is refused as too late: its minute is
+    #: closed (counted in ``sla_events_total{result="late"}``; a correction changes it).
+    max_age: Duration = 6 * 3600.0
+    #: An event may start at most this far after the daemon's clock (clock skew).
+    max_ahead: NonNegativeDuration = 60.0
+
+
 class ReportsConfig(_Strict):
     """The monthly report: where closed months are archived and what the daemon writes."""
 
@@ -688,6 +731,7 @@ class Config(_Strict):
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     status: StatusConfig = Field(default_factory=StatusConfig)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
     #: The contract the monthly report is signed against (its first page names it).
     contract: ContractConfig | None = None
 
@@ -887,6 +931,11 @@ def missing_secrets(config: Config) -> list[str]:
             if variable is not None and variable not in os.environ:
                 errors.append(f"brokers.{name}.{key}: environment variable {variable} is not set")
     return errors
+
+
+def _of_source(kind: str, source: str) -> bool:
+    """Whether a probe of ``kind`` feeds an objective with ``source``."""
+    return source == "both" or (kind == "traffic") == (source == "traffic")
 
 
 def _cycle_from(start: str, config: Config) -> list[str] | None:

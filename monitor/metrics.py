@@ -141,6 +141,21 @@ class Metrics:
             "exits non-zero).",
             registry=r,
         )
+        self.events = Counter(
+            "sla_events",
+            "Events of real traffic posted, by what became of them: stored (counted), "
+            "duplicate (an id stored before: counted once), invalid, late (minute closed).",
+            ["result"],
+            registry=r,
+        )
+        for result in ("stored", "duplicate", "invalid", "late"):
+            self.events.labels(result)
+        self.ingest_seconds = Histogram(
+            "sla_ingest_store_seconds",
+            "Time from handing a request's events to the collector to their commit.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
         self.store_errors = Counter(
             "sla_store_errors",
             "Store writes that failed (the batch is kept and retried).",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from probes.base import Outcome
 
@@ -102,3 +103,19 @@ class DaySummary:
     exclusions: str
     states: dict[str, str]
     rollups: dict[str, dict[str, object]]
+
+
+@dataclass(slots=True)
+class EventBatch:
+    """Events of real traffic on their way to the store through the results' queue: the
+    collector stores them (once per id) and only then counts them and answers ``done``
+    with, per event, whether it was new."""
+
+    events: list[Result]
+    done: asyncio.Future[list[bool]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+#: What the results' queue carries: a probe's result, or a batch of events.
+QueueItem = Result | EventBatch

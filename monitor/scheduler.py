@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from monitor.clock import Clock
 from monitor.metrics import Metrics
-from monitor.results import Result
+from monitor.results import QueueItem, Result
 from probes.base import Observation, Outcome, Probe
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class Scheduler:
     def __init__(
         self,
         jobs: Sequence[Job],
-        queue: asyncio.Queue[Result],
+        queue: asyncio.Queue[QueueItem],
         clock: Clock,
         max_concurrency: int,
         metrics: Metrics | None = None,
@@ -68,6 +68,9 @@ class Scheduler:
         """Schedule every job until ``stop`` is set, then drain runs in flight."""
         try:
             async with asyncio.TaskGroup() as group:
+                # Without probes (a service measured by its traffic alone) the daemon
+                # still runs until told to stop.
+                group.create_task(stop.wait(), name="schedule until stopped")
                 for job in self.jobs:
                     group.create_task(
                         self._loop(job, stop), name=f"schedule {job.service}/{job.name}"

@@ -18,6 +18,7 @@ from probes.settings import (
     MqttBrokerSettings,
     MqttProbeSettings,
     MqttStep,
+    TrafficFeedSettings,
 )
 
 __all__ = ["PROBE_KINDS", "ProbeResources", "build_probe"]
@@ -112,7 +113,7 @@ PROBE_KINDS: dict[str, ProbeFactory] = {
 
 
 async def build_probe(
-    settings: MqttProbeSettings | HttpProbeSettings | IntegratedProbeSettings,
+    settings: MqttProbeSettings | HttpProbeSettings | IntegratedProbeSettings | TrafficFeedSettings,
     resources: ProbeResources,
 ) -> Probe:
     """Build the probe for ``settings.kind`` over the shared ``resources``."""

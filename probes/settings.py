@@ -118,7 +118,20 @@ class IntegratedProbeSettings(ProbeSettings):
     steps: list[Step] = Field(min_length=1)
 
 
+class TrafficFeedSettings(ProbeSettings):
+    """Not a probe: a feed of real traffic's exchange events (``POST /api/ingest``),
+    counted like a probe's results under its name. The scheduler never runs it.
+
+    ``interval`` is the gap the feed is expected to keep between events at most on
+    average: coverage counts its events against 60 / interval per minute. ``timeout``
+    is the longest exchange it reports: its events are in by then, before the minute is
+    sealed.
+    """
+
+    kind: Literal["traffic"]
+
+
 ProbeConfig = Annotated[
-    MqttProbeSettings | HttpProbeSettings | IntegratedProbeSettings,
+    MqttProbeSettings | HttpProbeSettings | IntegratedProbeSettings | TrafficFeedSettings,
     Field(discriminator="kind"),
 ]

@@ -138,6 +138,8 @@ class ObjectiveFigures:
     threshold_s: float | None
     probes: tuple[str, ...]
     windows: dict[str, WindowFigures]
+    #: Where its results come from: probes, traffic (events of real exchanges), or both.
+    source: str = "probes"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -147,6 +149,7 @@ class ObjectiveFigures:
             "kind": self.kind,
             "target": self.target_ratio,
             "threshold_s": self.threshold_s,
+            "source": self.source,
             "probes": list(self.probes),
             "windows": {name: w.to_dict() for name, w in self.windows.items()},
         }
@@ -297,6 +300,7 @@ def latency_figures(
         objective.threshold,
         probes,
         windows,
+        objective.source,
     )
 
 
@@ -318,7 +322,14 @@ def availability_figures(
         for window in WINDOWS
     }
     return ObjectiveFigures(
-        service, objective.name, "availability", objective.target_ratio, None, probes, windows
+        service,
+        objective.name,
+        "availability",
+        objective.target_ratio,
+        None,
+        probes,
+        windows,
+        objective.source,
     )
 
 

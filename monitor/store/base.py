@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from monitor.results import DaySummary, HourSummary, Result, ServiceMinute
-from monitor.sla.counts import Rollup
+from monitor.sla.counts import Counted, Rollup
 from monitor.sla.eligibility import MaintenanceWindow
 from monitor.store.records import (
     Alert,
@@ -29,6 +29,15 @@ class ResultLog(Protocol):
         self, results: Sequence[Result], deltas: Mapping[RollupKey, Rollup]
     ) -> None:
         """Insert raw results and add rollup deltas, atomically."""
+        ...
+
+    async def write_events(
+        self, events: Sequence[Result], counted: Sequence[Counted]
+    ) -> list[bool]:
+        """Insert the traffic events (kind ``traffic``) not stored before, an event being
+        known by its service and id (``request_id``), with the rollup deltas of the new
+        ones (``counted``, one per event), atomically. Returns, per event, whether it was
+        new: a client's retry is counted once."""
         ...
 
     async def rollups(

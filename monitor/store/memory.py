@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from monitor.clock import Clock, SystemClock
 from monitor.results import DaySummary, HourSummary, Result, ServiceMinute
-from monitor.sla.counts import Rollup
+from monitor.sla.counts import Counted, Rollup
 from monitor.sla.eligibility import MaintenanceWindow
 from monitor.store.records import (
     Alert,
@@ -21,6 +21,8 @@ from monitor.store.records import (
     RunMark,
     RunMarks,
     check_window,
+    event_deltas,
+    fresh_events,
 )
 from monitor.store.records import (
     row_id as parse_row_id,
@@ -74,6 +76,15 @@ class MemoryStore:
         self._results.extend(results)
         for key, delta in deltas.items():
             self._rollups.setdefault(key, Rollup()).merge(delta)
+
+    async def write_events(
+        self, events: Sequence[Result], counted: Sequence[Counted]
+    ) -> list[bool]:
+        """Append the events not seen before (same service and id) and their deltas."""
+        stored = {(r.service, r.request_id) for r in self._results if r.kind == "traffic"}
+        fresh, new = fresh_events(events, counted, stored)
+        await self.write_batch(fresh, event_deltas(events, counted, new))
+        return new
 
     async def rollups(
         self, start_minute: int, end_minute: int, service: str | None = None

@@ -150,12 +150,20 @@ _V4_ORIGIN = """
 ALTER TABLE maintenance ADD COLUMN origin TEXT;
 """
 
+#: Version 5: events of real traffic are raw results of kind ``traffic`` whose
+#: ``request_id`` is the event's id, once per service: a client's retry is found here.
+_V5_EVENT_IDS = """
+CREATE UNIQUE INDEX IF NOT EXISTS results_event_id ON results (service, request_id)
+    WHERE kind = 'traffic';
+"""
+
 #: The script that brings version n-1 to version n, at index n-1.
 MIGRATIONS: tuple[str, ...] = (
     _V1_TABLES + _MAINTENANCE_TRIGGERS + _V1_INCIDENTS,
     _V2_HISTORY,
     _V3_CORRECTION,
     _V4_ORIGIN,
+    _V5_EVENT_IDS,
 )
 #: The version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from monitor.results import Result
+from monitor.sla.counts import Counted, Rollup
 from monitor.sla.eligibility import MaintenanceWindow
 
 #: (service, probe, epoch minute)
@@ -158,3 +160,36 @@ class Alert:
     def from_dict(cls, data: Mapping[str, Any]) -> Alert:
         """The inverse of ``to_dict``."""
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def fresh_events(
+    events: Sequence[Result], counted: Sequence[Counted], stored: set[tuple[str, str]]
+) -> tuple[list[Result], list[bool]]:
+    """The events to insert (not stored before, first of a repeated id in the batch) and,
+    per event, whether it is new: every store deduplicates alike."""
+    seen = set(stored)
+    fresh: list[Result] = []
+    new: list[bool] = []
+    for event in events:
+        key = (event.service, event.request_id)
+        is_new = key not in seen
+        if is_new:
+            seen.add(key)
+            fresh.append(event)
+        new.append(is_new)
+    return fresh, new
+
+
+def event_deltas(
+    events: Sequence[Result], counted: Sequence[Counted], new: Sequence[bool]
+) -> dict[RollupKey, Rollup]:
+    """The rollup deltas of the new events."""
+    deltas: dict[RollupKey, Rollup] = {}
+    for event, counts, is_new in zip(events, counted, new, strict=True):
+        if is_new:
+            key = (event.service, event.probe, event.minute)
+            delta = deltas.get(key)
+            if delta is None:
+                delta = deltas[key] = Rollup()
+            delta.add_counted(counts)
+    return deltas

@@ -27,7 +27,7 @@ import aiosqlite
 from monitor.clock import Clock, SystemClock
 from monitor.errors import StoreError
 from monitor.results import DaySummary, HourSummary, Result, ServiceMinute
-from monitor.sla.counts import Rollup
+from monitor.sla.counts import Counted, Rollup
 from monitor.sla.eligibility import MaintenanceWindow
 from monitor.store.migrations import migrate
 from monitor.store.records import (
@@ -39,6 +39,8 @@ from monitor.store.records import (
     RunMark,
     RunMarks,
     check_window,
+    event_deltas,
+    fresh_events,
 )
 from monitor.store.records import (
     row_id as parse_row_id,
@@ -149,54 +151,89 @@ class SqliteStore:
     ) -> None:
         """Insert raw results and add rollup deltas in one transaction."""
         async with self._write(immediate=True) as db:
-            await db.executemany(
-                "INSERT INTO results (service, probe, kind, started_at, latency_s, outcome,"
-                " detail, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        r.service,
-                        r.probe,
-                        r.kind,
-                        r.started_at,
-                        r.latency_s,
-                        r.outcome.value,
-                        r.detail,
-                        r.request_id,
-                    )
-                    for r in results
-                ],
-            )
-            # One read and one write for the whole batch: every awaited call is a round
-            # trip to aiosqlite's thread, and a batch touches hundreds of rollups.
-            minutes = sorted({minute for _, _, minute in deltas})
-            existing: dict[RollupKey, str] = {}
-            # In chunks: SQLite takes at most 32,766 parameters, a backlog can span more.
-            for at in range(0, len(minutes), _IN_CHUNK):
-                chunk = minutes[at : at + _IN_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                async with db.execute(
-                    f"SELECT service, probe, minute, body FROM rollups WHERE minute IN ({marks})",
-                    chunk,
-                ) as cursor:
-                    for service, probe, minute, body in await cursor.fetchall():
-                        if (service, probe, minute) in deltas:
-                            existing[(service, probe, minute)] = body
-            rows = []
-            for key, delta in deltas.items():
-                merged = _merge_body(existing.get(key), delta)
-                rows.append(
-                    (
-                        *key,
-                        merged.attempts,
-                        merged.ok,
-                        json.dumps(merged.to_dict(), separators=(",", ":")),
-                    )
+            await self._insert(db, results, deltas)
+
+    async def write_events(
+        self, events: Sequence[Result], counted: Sequence[Counted]
+    ) -> list[bool]:
+        """Insert the traffic events not stored before (same service and id) with their
+        rollup deltas, in one transaction; per event, whether it was new."""
+        async with self._write(immediate=True) as db:
+            ids: dict[str, set[str]] = {}
+            for event in events:
+                ids.setdefault(event.service, set()).add(event.request_id)
+            stored: set[tuple[str, str]] = set()
+            for service, wanted in ids.items():
+                listed = sorted(wanted)
+                for at in range(0, len(listed), _IN_CHUNK):
+                    chunk = listed[at : at + _IN_CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    async with db.execute(
+                        "SELECT request_id FROM results WHERE kind = 'traffic' AND service = ?"
+                        f" AND request_id IN ({marks})",
+                        [service, *chunk],
+                    ) as cursor:
+                        stored.update((service, str(row[0])) for row in await cursor.fetchall())
+            fresh, new = fresh_events(events, counted, stored)
+            deltas = event_deltas(events, counted, new)
+            await self._insert(db, fresh, deltas)
+        return new
+
+    async def _insert(
+        self,
+        db: aiosqlite.Connection,
+        results: Sequence[Result],
+        deltas: Mapping[RollupKey, Rollup],
+    ) -> None:
+        """The raw rows and the rollups they change (inside the caller's transaction)."""
+        await db.executemany(
+            "INSERT INTO results (service, probe, kind, started_at, latency_s, outcome,"
+            " detail, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    r.service,
+                    r.probe,
+                    r.kind,
+                    r.started_at,
+                    r.latency_s,
+                    r.outcome.value,
+                    r.detail,
+                    r.request_id,
                 )
-            await db.executemany(
-                "INSERT OR REPLACE INTO rollups"
-                " (service, probe, minute, attempts, ok, body) VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
+                for r in results
+            ],
+        )
+        # One read and one write for the whole batch: every awaited call is a round
+        # trip to aiosqlite's thread, and a batch touches hundreds of rollups.
+        minutes = sorted({minute for _, _, minute in deltas})
+        existing: dict[RollupKey, str] = {}
+        # In chunks: SQLite takes at most 32,766 parameters, a backlog can span more.
+        for at in range(0, len(minutes), _IN_CHUNK):
+            chunk = minutes[at : at + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            async with db.execute(
+                f"SELECT service, probe, minute, body FROM rollups WHERE minute IN ({marks})",
+                chunk,
+            ) as cursor:
+                for service, probe, minute, body in await cursor.fetchall():
+                    if (service, probe, minute) in deltas:
+                        existing[(service, probe, minute)] = body
+        rows = []
+        for key, delta in deltas.items():
+            merged = _merge_body(existing.get(key), delta)
+            rows.append(
+                (
+                    *key,
+                    merged.attempts,
+                    merged.ok,
+                    json.dumps(merged.to_dict(), separators=(",", ":")),
+                )
             )
+        await db.executemany(
+            "INSERT OR REPLACE INTO rollups"
+            " (service, probe, minute, attempts, ok, body) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
     @contextlib.asynccontextmanager
     async def _write(self, *, immediate: bool = False) -> AsyncIterator[aiosqlite.Connection]:

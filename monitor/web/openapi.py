@@ -14,6 +14,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from monitor import __version__
 from monitor.config import Config
+from monitor.events import ExchangeEvent
 from monitor.timeparse import RANGE_TEXT, in_range
 
 # --- request bodies -----------------------------------------------------------------------
@@ -273,7 +274,16 @@ _RESPONSE_SCHEMAS: dict[str, Any] = {
             "kind": {"enum": ["latency", "availability"]},
             "target": {"type": "number"},
             "threshold_s": _NUMBER_OR_NULL,
-            "probes": {"type": "array", "items": {"type": "string"}},
+            "source": {
+                "enum": ["probes", "traffic", "both"],
+                "description": "Where its results come from: the service's probes, events "
+                "of its real traffic (POST /api/ingest), or both.",
+            },
+            "probes": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The probes and traffic feeds it counts.",
+            },
             "windows": {"type": "object", "additionalProperties": _ref("WindowFigures")},
         },
     ),
@@ -299,6 +309,24 @@ _RESPONSE_SCHEMAS: dict[str, Any] = {
         },
     ),
     "Alert": {"type": "object", "required": ["alert_id"]},
+    "IngestAnswer": _object(
+        {
+            "stored": {"type": "integer", "description": "New events, committed and counted."},
+            "duplicate": {"type": "integer", "description": "Ids stored before: not recounted."},
+            "invalid": {"type": "integer"},
+            "late": {"type": "integer", "description": "Older than ingest.max_age: refused."},
+            "errors": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "line": {"type": "integer"},
+                        "reason": {"enum": ["invalid", "late"]},
+                        "error": {"type": "string"},
+                    }
+                ),
+            },
+        }
+    ),
 }
 
 
@@ -465,6 +493,35 @@ def openapi_document(config: Config, routes: Iterable[str] = ()) -> dict[str, An
                 },
             },
         },
+        "/api/ingest": {
+            "post": {
+                "summary": "Events of real traffic (docs/events.md): each line checked on its "
+                "own; answered once the good ones are committed. A repeated event id is "
+                "counted once, so a sender retries a request that got no answer.",
+                **write,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": "array", "items": _ref("ExchangeEvent")}
+                        },
+                        "application/x-ndjson": {
+                            "schema": {
+                                "type": "string",
+                                "description": "One ExchangeEvent JSON object per line.",
+                            }
+                        },
+                    },
+                },
+                "responses": {
+                    "200": _json(_ref("IngestAnswer"), "Some events taken (see errors)"),
+                    "422": _json(_ref("IngestAnswer"), "No event taken: nothing changed"),
+                    **_errors(400, 401, 403),
+                    "413": _json(_ref("Error"), "Over ingest.max_body_bytes or max_events."),
+                    "503": _json(_ref("Error"), "Not stored (store failing, stopping): retry."),
+                },
+            }
+        },
         "/api/alerts": {
             "get": read(
                 "Active alerts (default) or the history.",
@@ -552,6 +609,9 @@ def openapi_document(config: Config, routes: Iterable[str] = ()) -> dict[str, An
         schemas[model.__name__] = model.model_json_schema(
             ref_template="#/components/schemas/{model}"
         )
+    event = ExchangeEvent.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(event.pop("$defs", {}))  # Outcome: a component the event refers to
+    schemas["ExchangeEvent"] = event
     for name in ("MaintenanceIn", "IncidentIn"):
         schemas[name]["properties"]["service"] = {**services}
     return {

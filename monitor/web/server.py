@@ -129,6 +129,7 @@ class Server:
         routes: ExtraRoutes | None = None,
         reports: ExtraRoutes | None = None,
         clock: Clock | None = None,
+        ingest: ExtraRoutes | None = None,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
@@ -150,6 +151,8 @@ class Server:
             routes.register(self.app, self._authorized)
         if reports is not None:  # GET /api/reports/YYYY-MM (monitor.report.service)
             reports.register(self.app, self._authorized)
+        if ingest is not None:  # POST /api/ingest (monitor.web.ingest)
+            ingest.register(self.app, self._authorized)
 
     async def start(self) -> None:
         """Bind and serve."""

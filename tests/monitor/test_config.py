@@ -58,6 +58,17 @@ BAD_CONFIGS: list[tuple[str, list[str]]] = [
         "bad-duplicate-probe.yaml",
         ["7: services[0].probes[1].name: probe name 'p1' is used twice"],
     ),
+    (
+        "bad-source-without-feed.yaml",
+        [
+            "12: services[0].objectives[0].source: objective 'online-1s' has source 'traffic' "
+            "but the service has no kind: traffic feed to count"
+        ],
+    ),
+    (
+        "bad-source-probe-mismatch.yaml",
+        ["15: services[0].objectives[0].probes[1]: 'p1' is a probe, not of source 'traffic'"],
+    ),
     ("bad-duplicate-yaml-key.yaml", ["7: key 'url' appears twice"]),
     ("bad-yaml-syntax.yaml", ["4: not valid YAML: expected the node content, but found '-'"]),
     ("bad-empty.yaml", ["1: the file is empty"]),

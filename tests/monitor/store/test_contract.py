@@ -12,7 +12,7 @@ import pytest
 
 from monitor.errors import StoreError
 from monitor.results import Result
-from monitor.sla.counts import Rollup, bucket_index
+from monitor.sla.counts import Rollup, bucket_index, count_result
 from monitor.store import RollupKey, SqliteStore, Store
 from monitor.store.records import Alert, AlertStatus
 from probes.base import Outcome
@@ -210,6 +210,26 @@ async def test_prune_removes_only_older_rows_and_counts_them(store: Store) -> No
     minutes = [key[2] for key, _ in await store.rollups(0, M0 + 100)]
     assert minutes == [M0 + 1, M0 + 2, M0 + 3, M0 + 4]
     assert await store.prune(raw_before=T0, rollups_before_minute=M0) == 0
+
+
+def event(
+    event_id: str, started_at: float, latency_s: float = 0.3, service: str = "online"
+) -> Result:
+    """A traffic event as the ingest path makes it."""
+    return Result(service, "messages", "traffic", started_at, latency_s, Outcome.OK, "", event_id)
+
+
+async def test_events_are_stored_once_per_service_and_id(store: Store) -> None:
+    first = [event("a", T0 + 1), event("b", T0 + 2, 1.5), event("a", T0 + 3)]
+    counted = [count_result(e.ok, e.outcome.value, e.latency_s, THRESHOLDS) for e in first]
+    assert await store.write_events(first, counted) == [True, True, False]
+    # A retry, an id of another service, a new id: only the last two are new.
+    second = [event("b", T0 + 2, 1.5), event("b", T0 + 2, service="portal"), event("c", T0 + 61)]
+    counted = [count_result(e.ok, e.outcome.value, e.latency_s, THRESHOLDS) for e in second]
+    assert await store.write_events(second, counted) == [False, True, True]
+    kept = [first[0], first[1], second[1], second[2]]
+    assert counts_of(await store.rollups(M0, M0 + 5)) == expected_counts(kept)
+    assert sorted(r.request_id for r in await store.results(T0, T0 + 120)) == ["a", "b", "b", "c"]
 
 
 async def test_empty_store_answers_empty(store: Store) -> None:
