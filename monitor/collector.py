@@ -89,12 +89,13 @@ class Collector:
             delta = self._deltas[key] = Rollup()
         delta.add_counted(counted)
 
-    def _count(self, result: Result) -> Counted | None:
+    def _count(self, result: Result, counted: Counted | None = None) -> Counted | None:
         """Count a result in the metrics and the ledger; None when that failed."""
         try:
             self.metrics.accepted.inc()
             self.metrics.observe(result)
-            return self.ledger.add(result)  # worked out once, for the ledger and the store
+            # Worked out once, for the ledger and the store.
+            return self.ledger.add(result, counted)
         except Exception:  # a bug here must not stop the collector; a restart recounts
             log.exception("could not count a result of %s/%s", result.service, result.probe)
             return None
@@ -111,8 +112,9 @@ class Collector:
         once it is on disk, and its sender is answered only then (``batch.done``). On a
         store error nothing is counted and the sender gets the error (and retries)."""
         events = batch.events
+        counts = [self.ledger.count(e) for e in events]
         try:
-            new = await self.store.write_events(events, [self.ledger.count(e) for e in events])
+            new = await self.store.write_events(events, counts)
         except StoreError as exc:
             self.metrics.store_errors.inc()
             log.error("could not store %d events (the sender retries): %s", len(events), exc)
@@ -120,10 +122,10 @@ class Collector:
                 batch.done.set_exception(exc)
             return
         stored = 0
-        for event, is_new in zip(events, new, strict=True):
+        for event, counted, is_new in zip(events, counts, new, strict=True):
             if is_new:
                 stored += 1
-                self._count(event)
+                self._count(event, counted)
         self.accepted += stored
         self.written += stored
         self.metrics.written.inc(stored)

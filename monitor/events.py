@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from monitor.config import Config, IngestConfig
 from monitor.results import Result
@@ -68,9 +68,13 @@ class BodyError(ValueError):
     """The request body as a whole cannot be read (not one line's fault)."""
 
 
-def split_body(body: bytes) -> Iterator[tuple[int, Any | LineError]]:
+#: A whole array validated at once, parsed by pydantic-core (the common case: no error).
+_ARRAY: TypeAdapter[list[ExchangeEvent]] = TypeAdapter(list[ExchangeEvent])
+
+
+def parse_events(body: bytes) -> Iterator[tuple[int, ExchangeEvent | LineError]]:
     """The events of a body: a JSON array, or NDJSON (one JSON object per line, blank
-    lines skipped). Yields (line number, parsed value or the line's error).
+    lines skipped). Yields (line number or array position, the event or its error).
 
     Raises BodyError for a body that is neither (e.g. a truncated array).
     """
@@ -78,25 +82,34 @@ def split_body(body: bytes) -> Iterator[tuple[int, Any | LineError]]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BodyError(f"the body is not UTF-8 (byte {exc.start})") from None
-    stripped = text.lstrip()
-    if stripped.startswith("["):
+    if text.lstrip().startswith("["):
         try:
-            items = json.loads(stripped)
+            yield from enumerate(_ARRAY.validate_json(body), 1)
+            return
+        except ValidationError:
+            pass  # one or more bad events: check each on its own, below
+        try:
+            items = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise BodyError(
-                f"the JSON array is malformed: {exc.msg} at line {exc.lineno}"
-            ) from None
+            raise BodyError(f"the JSON array is malformed: {exc.msg} (line {exc.lineno})") from None
         if not isinstance(items, list):
             raise BodyError("the body must be a JSON array or NDJSON")
-        yield from enumerate(items, 1)
+        for number, item in enumerate(items, 1):
+            if not isinstance(item, dict):
+                yield number, LineError(number, "an event must be a JSON object")
+                continue
+            try:
+                yield number, ExchangeEvent.model_validate(item)
+            except ValidationError as exc:
+                yield number, LineError(number, _describe(exc))
         return
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield number, LineError(number, f"not JSON: {exc.msg} at column {exc.colno}")
+            yield number, ExchangeEvent.model_validate_json(line)
+        except ValidationError as exc:
+            yield number, LineError(number, _describe(exc))
 
 
 class EventReader:
@@ -109,16 +122,8 @@ class EventReader:
             s.name: [p.name for p in s.probes if p.kind == "traffic"] for s in config.services
         }
 
-    def read(self, number: int, value: Any, now: float) -> Result | LineError:
-        """The result of one parsed event, or why it is refused."""
-        if isinstance(value, LineError):  # the line was not even JSON
-            return value
-        if not isinstance(value, dict):
-            return LineError(number, "an event must be a JSON object")
-        try:
-            event = ExchangeEvent.model_validate(value)
-        except ValidationError as exc:
-            return LineError(number, _describe(exc))
+    def check(self, number: int, event: ExchangeEvent, now: float) -> Result | LineError:
+        """The result of one valid event, or why the config or the clock refuse it."""
         feeds = self._feeds.get(event.service)
         if feeds is None:
             return LineError(number, f"service: unknown service {event.service!r}")
@@ -164,10 +169,22 @@ class EventReader:
         )
 
 
+#: Pydantic's error types for an event that is not a JSON object.
+_NOT_AN_OBJECT = ("model_type", "dict_type", "model_attributes_type")
+
+
 def _describe(exc: ValidationError) -> str:
     """Every problem of one event as ``key: message``, joined."""
     parts = []
     for error in exc.errors(include_url=False):
+        if error["type"] == "json_invalid":
+            return f"not JSON: {error['ctx'].get('error', error['msg'])}"
+        if not error["loc"] and error["type"] in (
+            "model_type",
+            "dict_type",
+            "model_attributes_type",
+        ):
+            return "an event must be a JSON object"
         where = ".".join(str(part) for part in error["loc"]) or "event"
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)

@@ -208,11 +208,13 @@ class Ledger:
         ledger = self._probes.get((result.service, result.probe))
         return _count(result, ledger)
 
-    def add(self, result: Result) -> Counted:
+    def add(self, result: Result, counted: Counted | None = None) -> Counted:
         """Count a result in its minute (open, or already sealed if it arrived late);
-        returns its counts, worked out once, for the store's rollup of the same minute."""
+        returns its counts, worked out once (or given: ``count`` of it), for the store's
+        rollup of the same minute."""
         ledger = self._probes.get((result.service, result.probe))
-        counted = _count(result, ledger)
+        if counted is None:
+            counted = _count(result, ledger)
         if ledger is None:
             log.warning("result of unknown probe %s/%s ignored", result.service, result.probe)
             return counted

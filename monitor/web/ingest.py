@@ -18,7 +18,7 @@ from aiohttp import web
 from monitor.clock import Clock
 from monitor.config import Config
 from monitor.errors import StoreError
-from monitor.events import BodyError, EventReader, LineError, split_body
+from monitor.events import BodyError, EventReader, LineError, parse_events
 from monitor.metrics import Metrics
 from monitor.results import Result
 from monitor.web.views import Authorize, error_response
@@ -57,13 +57,15 @@ class IngestApi:
         events: list[Result] = []
         errors: list[LineError] = []
         try:
-            for count, (number, value) in enumerate(split_body(body), 1):
+            for count, (number, parsed) in enumerate(parse_events(body), 1):
                 if count > self.settings.max_events:
                     return error_response(
                         413, f"more than ingest.max_events ({self.settings.max_events}) events"
                     )
                 read = (
-                    value if isinstance(value, LineError) else self._reader.read(number, value, now)
+                    parsed
+                    if isinstance(parsed, LineError)
+                    else self._reader.check(number, parsed, now)
                 )
                 if isinstance(read, LineError):
                     errors.append(read)
