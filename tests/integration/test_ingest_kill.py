@@ -1,0 +1,185 @@
+"""SIGKILL while events are posted: a real daemon process is killed while a client posts
+batches in a loop; after a restart, every event whose request got a 2xx is stored, and
+the client's retries of the requests that got no answer are counted once — in the store
+and in the restarted daemon's figures (checked against the ids the client sent)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.support.brokers import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "kill-ingest-token-0123456789"
+BATCH = 200
+
+
+def _config(folder: Path, port: int) -> Path:
+    document = {
+        "timezone": "UTC",
+        "server": {"listen": f"127.0.0.1:{port}", "api_token_env": "KILL_INGEST_TOKEN"},
+        "storage": {"path": str(folder / "sla.sqlite3")},
+        "reports": {"enabled": False, "directory": str(folder / "reports")},
+        "services": [
+            {
+                "name": "online",
+                "probes": [{"name": "messages", "kind": "traffic", "interval": "1s"}],
+                "objectives": [
+                    {
+                        "name": "online-1s",
+                        "kind": "latency",
+                        "source": "traffic",
+                        "threshold": "1s",
+                        "target": 99,
+                    }
+                ],
+            }
+        ],
+    }
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def _start(config: Path) -> subprocess.Popen[bytes]:
+    with (config.parent / "daemon.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "monitor", "run", "--config", str(config)],
+            cwd=ROOT,
+            env={**os.environ, "KILL_INGEST_TOKEN": TOKEN},
+            stdout=log,
+            stderr=log,
+        )
+
+
+async def _ready(client: httpx.AsyncClient, process: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        assert process.poll() is None, "the daemon exited: see daemon.log"
+        try:
+            if (await client.get("/healthz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise TimeoutError("the daemon did not start")
+
+
+def _body(request: int) -> tuple[list[str], str]:
+    ids = [f"r{request}-e{n}" for n in range(BATCH)]
+    # Minutes sealed already: counted at once (the late path), no wait for sealing.
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=180)
+    lines = [
+        json.dumps(
+            {
+                "type": "exchange",
+                "id": event_id,
+                "service": "online",
+                "start": start.isoformat(),
+                "duration_s": 0.2 + (n % 10) / 10,  # 0.2 .. 1.1 s: some over 1 s
+                "outcome": "ok",
+            }
+        )
+        for n, event_id in enumerate(ids)
+    ]
+    return ids, "\n".join(lines)
+
+
+def _stored(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as db:
+        return [str(row[0]) for row in db.execute("SELECT request_id FROM results")]
+
+
+async def test_every_answered_event_survives_a_kill_and_retries_count_once(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    config = _config(tmp_path, port)
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"}
+    answered: set[int] = set()
+    unanswered: set[int] = set()
+    sent: dict[int, list[str]] = {}
+    daemon = _start(config)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        await _ready(client, daemon)
+        killed_at = time.monotonic() + 2.0
+        request = 0
+        in_flight: set[asyncio.Task[None]] = set()
+
+        async def post(number: int) -> None:
+            ids, body = _body(number)
+            sent[number] = ids
+            try:
+                answer = await client.post("/api/ingest", content=body, headers=headers)
+            except httpx.TransportError:
+                unanswered.add(number)
+                return
+            if answer.status_code == 200:
+                assert answer.json()["stored"] == BATCH
+                answered.add(number)
+            else:
+                unanswered.add(number)
+
+        # Two senders, so a request is in flight whenever the kill lands.
+        while time.monotonic() < killed_at:
+            while len(in_flight) < 2:
+                task = asyncio.create_task(post(request))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+                request += 1
+            await asyncio.sleep(0.005)
+        os.kill(daemon.pid, signal.SIGKILL)
+        daemon.wait(10)
+        await asyncio.gather(*in_flight)
+        assert answered
+        on_disk = _stored(tmp_path / "sla.sqlite3")
+        # Nothing answered is lost.
+        assert {i for n in answered for i in sent[n]} <= set(on_disk)
+
+        daemon = _start(config)
+        try:
+            await _ready(client, daemon)
+            # The client retries what got no answer, and (a careless client) one that did.
+            retried = [*sorted(unanswered), min(answered)]
+            for number in retried:
+                _, body = _body(number)
+                answer = await client.post("/api/ingest", content=body, headers=headers)
+                assert answer.status_code == 200, answer.text
+                got = answer.json()
+                assert got["stored"] + got["duplicate"] == BATCH
+            stored = _stored(tmp_path / "sla.sqlite3")
+            expected = {i for ids in sent.values() for i in ids}
+            assert sorted(stored) == sorted(expected)  # every event once, none twice
+            # The restarted daemon counts each once too (what it loaded and what came after).
+            figures = (await client.get("/api/sla", headers=headers)).json()
+            [service] = figures["services"]
+            [objective] = service["objectives"]
+            month = objective["windows"]["month"]
+            # The minute of the last events may still be open: wait for it to seal.
+            for _ in range(150):
+                if month["valid"] == len(expected):
+                    break
+                await asyncio.sleep(1)
+                figures = (await client.get("/api/sla", headers=headers)).json()
+                month = figures["services"][0]["objectives"][0]["windows"]["month"]
+            assert month["valid"] == len(expected)
+            within = sum(1 for n in range(BATCH) if 0.2 + (n % 10) / 10 <= 1.0)
+            assert month["good"] == within * len(sent)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(30)
