@@ -28,26 +28,54 @@ _ID = r"^[\x21-\x7e]{1,128}$"
 
 
 class ExchangeEvent(BaseModel):
-    """One real exchange (docs/events.md)."""
+    """One real online message or integrated-service call, as the system that handled it
+    saw it (docs/events.md)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    type: Literal["exchange"]
-    id: str = Field(pattern=_ID)
-    service: str
-    #: The service's traffic feed; needed only when it has several.
-    feed: str | None = None
-    #: When the exchange began (RFC 3339 with an offset, or UTC epoch seconds).
-    start: AwareDatetime
-    #: Either how long it took, or when it ended.
-    duration_s: float | None = Field(default=None, ge=0, le=86_400)
-    end: AwareDatetime | None = None
-    outcome: Outcome
-    detail: str = Field(default="", max_length=200)
-    #: Who sent it and which provider answered (accepted for the senders' convenience;
-    #: figures per institution or provider are not computed yet).
-    institution: str | None = Field(default=None, max_length=64)
-    provider: str | None = Field(default=None, max_length=64)
+    type: Literal["exchange"] = Field(description="The kind of event.")
+    id: str = Field(
+        pattern=_ID,
+        description="Unique per service: a sender that retries sends the same id, and the "
+        "event is counted once. 1 to 128 printable ASCII characters, no spaces.",
+    )
+    service: str = Field(description="A service of the config with a traffic feed.")
+    feed: str | None = Field(
+        default=None,
+        description="Its traffic feed (a probe of kind traffic); needed only when the "
+        "service has several.",
+    )
+    start: AwareDatetime = Field(
+        description="When the exchange began: RFC 3339 with an offset (or UTC epoch "
+        "seconds). The event counts in this minute."
+    )
+    duration_s: float | None = Field(
+        default=None, ge=0, le=86_400, description="How long it took (or give end)."
+    )
+    end: AwareDatetime | None = Field(
+        default=None, description="When it ended (or give duration_s)."
+    )
+    outcome: Outcome = Field(description="ok, or the error class.")
+    detail: str = Field(default="", max_length=200, description="A short reason for a failure.")
+    institution: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Who sent it (accepted; figures per institution are not computed yet).",
+    )
+    provider: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Which provider answered (accepted; not computed per provider yet).",
+    )
+
+
+def events_json_schema() -> dict[str, Any]:
+    """The JSON schema of an event, as docs/events.schema.json publishes it."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "sla-monitor event",
+        **ExchangeEvent.model_json_schema(),
+    }
 
 
 @dataclass(frozen=True, slots=True)
