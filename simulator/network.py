@@ -13,6 +13,7 @@ from probes.settings import MqttBrokerSettings
 from simulator.http_services import HttpServices
 from simulator.responder import MqttResponder
 from simulator.settings import SimulatorSettings
+from simulator.traffic import TrafficGenerator
 from simulator.truth import TruthLog
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ class Simulator:
         except BaseException:
             self.truth.close()  # do not leak the CSV file of a simulator that never ran
             raise
+        self.traffic = TrafficGenerator(settings, self.truth, wall_clock)
+        self._traffic_task: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._started = False
 
@@ -94,12 +97,15 @@ class Simulator:
                         self._ready_timeout_s,
                     )
             self._flusher = asyncio.create_task(self._flush_regularly(), name="truth-flush")
+            if self.traffic.streams:
+                self._traffic_task = asyncio.create_task(self.traffic.run(), name="traffic")
         except BaseException:
             await self.stop()
             raise
 
     async def stop(self) -> None:
         """Stop taking requests, let answers in flight finish (bounded), close the log."""
+        await self.stop_traffic()
         try:
             async with asyncio.TaskGroup() as group:
                 if self._http is not None:
@@ -113,6 +119,15 @@ class Simulator:
                     await self._flusher
                 self._flusher = None
             self.truth.close()
+
+    async def stop_traffic(self) -> None:
+        """Stop drawing real traffic (events not yet sent stay unsent; see
+        ``TrafficGenerator.finish`` to send them)."""
+        if self._traffic_task is not None:
+            self._traffic_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._traffic_task
+            self._traffic_task = None
 
     async def __aenter__(self) -> Simulator:
         await self.start()

@@ -77,6 +77,30 @@ class HttpServerSettings(_Strict):
     routes: list[HttpRouteSettings] = Field(default_factory=list)
 
 
+class TrafficSettings(_Strict):
+    """Real traffic the simulated network handles, reported to the monitor as exchange
+    events (``POST /api/ingest``) the way a gateway would: each exchange once it has ended,
+    in batches, retried with the same ids until the monitor takes them."""
+
+    service: str
+    #: The service's traffic feed (needed when it has several).
+    feed: str | None = None
+    profile: str
+    #: Exchanges a second (simulated time).
+    rate: float = Field(gt=0, le=100_000)
+    #: The monitor's ingest endpoint, e.g. http://127.0.0.1:9177/api/ingest.
+    ingest_url: str = Field(pattern=r"^https?://")
+    #: Environment variable holding a token with the ``ingest`` scope.
+    token_env: str = Field(min_length=1)
+    #: How often a batch is sent (real time).
+    send_every: Duration = 1.0
+    #: How long a dropped exchange runs before the sender gives up (its duration).
+    timeout: Duration = 5.0
+    #: Share of batches held back (a gateway's backlog) for ``backlog_delay`` (simulated).
+    backlog_probability: float = Field(default=0.0, ge=0, le=1)
+    backlog_delay: Duration = 120.0
+
+
 class SimulatorSettings(_Strict):
     """The simulated network."""
 
@@ -84,6 +108,8 @@ class SimulatorSettings(_Strict):
     profiles: dict[str, ProfileSettings] = Field(default_factory=dict)
     mqtt: list[MqttResponderSettings] = Field(default_factory=list)
     http: HttpServerSettings | None = None
+    #: Real traffic reported to the monitor as events.
+    traffic: list[TrafficSettings] = Field(default_factory=list)
     #: Optional CSV file where every served request is appended (the truth log).
     truth_log: str | None = None
 
@@ -91,6 +117,7 @@ class SimulatorSettings(_Strict):
     def _profiles_exist(self) -> SimulatorSettings:
         routes = self.http.routes if self.http else []
         used = [r.profile for r in self.mqtt] + [r.profile for r in routes]
+        used += [t.profile for t in self.traffic]
         for name in used:
             if name not in self.profiles:
                 raise ValueError(f"profile {name!r} is not defined under simulator.profiles")

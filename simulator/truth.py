@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: How the request reached the simulator.
-Kind = Literal["mqtt", "http"]
+#: How the request reached the simulator (``traffic``: a real exchange it reported as an
+#: event, never sent through a transport).
+Kind = Literal["mqtt", "http", "traffic"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +31,10 @@ class TruthRecord:
     """One request as the simulator served it.
 
     Attributes:
-        request_id: the correlation id (MQTT ``id``, or the HTTP ``X-Request-Id``).
-        endpoint: the request topic or the HTTP path.
-        kind: ``mqtt`` or ``http``.
+        request_id: the correlation id (MQTT ``id``, or the HTTP ``X-Request-Id``; for
+            traffic, the event's id).
+        endpoint: the request topic or the HTTP path (traffic: ``traffic/SERVICE``).
+        kind: ``mqtt``, ``http`` or ``traffic``.
         received_at: UTC epoch seconds (``time.time()``) when the request arrived.
         handled_s: true server-side handling time, from receipt to the moment the reply was
             handed to the transport (``time.perf_counter_ns()``); 0 for ``drop``.
