@@ -4,6 +4,8 @@ one of them is taken (the demo runs on machines where other things run)."""
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
 import socket
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,16 @@ def demo_config(path: Path, args: argparse.Namespace) -> Config:
     document: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
     server = document.setdefault("server", {})
     if args.listen:
+        old_listen = server.get("listen", "127.0.0.1:9177")
         server["listen"] = args.listen
+        for stream in document.get("simulator", {}).get("traffic", []):
+            stream["ingest_url"] = stream["ingest_url"].replace(old_listen, args.listen)
+    # The simulator's traffic reaches the daemon with a token made for this run.
+    for stream in document.get("simulator", {}).get("traffic", []):
+        variable = stream["token_env"]
+        os.environ.setdefault(variable, secrets.token_urlsafe(24))
+        tokens = server.setdefault("tokens", {})
+        tokens[f"demo-{variable.lower()}"] = {"env": variable, "scopes": ["ingest"]}
     broker = document["brokers"]["default"]
     if args.broker_port:
         broker["port"] = args.broker_port
@@ -72,6 +83,8 @@ def _host_port(listen: str) -> tuple[str, int]:
 
 def _taken(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # As the servers will bind: a previous run's connections in TIME_WAIT do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

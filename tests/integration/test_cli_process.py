@@ -119,6 +119,7 @@ async def test_sigterm_under_load_loses_no_result(mosquitto: Mosquitto, tmp_path
 def _ports_free(*ports: int) -> None:
     for port in ports:
         with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the demo binds
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
@@ -170,6 +171,7 @@ async def test_demo_shows_every_objective_and_one_breach(tmp_path: Path) -> None
     above = {key: w["compliance"] >= target for key, (w, target) in hour.items()}
     assert above == {
         ("online-messages", "online-1s"): True,
+        ("online-messages", "online-1s-traffic"): True,
         ("online-messages", "online-2s"): True,
         ("online-messages", "availability"): True,
         ("integrated-services", "integrated-4s"): False,
@@ -179,14 +181,31 @@ async def test_demo_shows_every_objective_and_one_breach(tmp_path: Path) -> None
         assert (window["verdict"], window["met"]) == ("insufficient_data", None), key
         assert window["coverage"] is None or window["coverage"] < 0.9, key
     assert 'sla_objective_compliance_ratio{objective="integrated-4s"' in metrics
+    # The simulator's real traffic reached the daemon as events, all of them taken.
+    traffic = next(
+        o
+        for s in body["services"]
+        for o in s["objectives"]
+        if o["objective"] == "online-1s-traffic"
+    )
+    assert traffic["source"] == "traffic"
+    assert traffic["windows"]["1h"]["valid"] > 0
+    assert 'sla_events_total{result="invalid"} 0.0' in metrics
     assert (tmp_path / "data" / "demo.sqlite3").exists()
 
 
 def _holding(port: int) -> socket.socket:
     """A listening socket on 127.0.0.1:``port``, as another program's."""
     sock = socket.socket()
-    sock.bind(("127.0.0.1", port))
-    sock.listen()
+    try:
+        # As a server binds (aiohttp does): connections of a previous run in TIME_WAIT
+        # on the port do not stop it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
