@@ -26,6 +26,8 @@ from monitor.config import Config
 from monitor.config_paths import store_identity
 from monitor.errors import StoreError
 from monitor.incidents import IncidentBook, IncidentDetector, StatusEvent, UserNotices
+from monitor.ingest.intake import Intake
+from monitor.ingest.mqtt import MqttEventSubscriber
 from monitor.ledger.compaction import compact_days, recompact_days
 from monitor.ledger.windows import Ledger
 from monitor.maintenance import MaintenanceService
@@ -145,6 +147,11 @@ class Daemon:
             publish=self.publish,
             on_change=self.apply_exclusions,
         )
+        #: Events of real traffic come in here, from the API and from MQTT.
+        self.intake = Intake(config, self.clock, self.collector.ingest, self.metrics)
+        self.events_subscriber = (
+            MqttEventSubscriber(config, self.intake) if config.ingest.mqtt is not None else None
+        )
         self.status_site = StatusSite(self)
         self.server = Server(
             config,
@@ -155,7 +162,7 @@ class Daemon:
             routes=self.status_site,
             reports=self.reports,
             clock=self.clock,
-            ingest=IngestApi(config, self.clock, self.collector.ingest, self.metrics),
+            ingest=IngestApi(self.intake, config.ingest.max_body_bytes),
         )
         self.resources = ProbeResources(config.brokers)
         self.scheduler: Scheduler | None = None
@@ -259,8 +266,19 @@ class Daemon:
                 # Which store it writes: the CLI goes through this daemon only if it is
                 # the one whose store its config names.
                 "store_id": store_identity(self.config.storage.path),
+                **self._events_health(),
             },
         )
+
+    def _events_health(self) -> dict[str, object]:
+        """The MQTT event subscription, when there is one."""
+        subscriber = self.events_subscriber
+        if subscriber is None:
+            return {}
+        return {
+            "events_mqtt": "subscribed" if subscriber.connected.is_set() else "disconnected",
+            "events_mqtt_messages": subscriber.messages,
+        }
 
     async def _build_jobs(self) -> list[Job]:
         jobs = []
@@ -429,11 +447,19 @@ class Daemon:
             reporting = group.create_task(
                 _keep_running("monthly report", self.reports.run), name="monthly-report"
             )
+            side = [housekeeping, alerting, detecting, reporting]
+            if self.events_subscriber is not None:
+                # Cancelled with the others: a message it had not stored is not
+                # acknowledged, and the broker delivers it again at the next start.
+                side.append(
+                    group.create_task(
+                        _keep_running("mqtt events", self.events_subscriber.run),
+                        name="mqtt-events",
+                    )
+                )
             await probes_done.wait()
-            housekeeping.cancel()
-            alerting.cancel()
-            detecting.cancel()
-            reporting.cancel()
+            for task in side:
+                task.cancel()
         with contextlib.suppress(StoreError):
             await self.alerter.save()
 

@@ -678,8 +678,24 @@ def _all_report_formats() -> list[ReportFormat]:
     return ["json", "html", "pdf", "md", "csv"]
 
 
+class MqttIngestConfig(_Strict):
+    """Events gateways publish on MQTT (docs/events.md): the same format as the API."""
+
+    broker: str = "default"
+    #: A topic filter (wildcards allowed), e.g. ``crossroads/events/#``.
+    topic: str = Field(min_length=1, pattern=r"^[^\x00]+$")
+    #: A fixed client id: the broker keeps its session (subscription and the QoS 1
+    #: messages not yet acknowledged) while the daemon is down.
+    client_id: str = Field(default="sla-monitor-events", min_length=1, max_length=64)
+    qos: Literal[1, 2] = 1
+
+
 class IngestConfig(_Strict):
-    """Events of real traffic posted to ``POST /api/ingest`` (docs/events.md)."""
+    """Events of real traffic posted to ``POST /api/ingest`` or published on MQTT
+    (docs/events.md)."""
+
+    #: Subscribe to events on a broker as well (None: the API only).
+    mqtt: MqttIngestConfig | None = None
 
     #: Largest request body in bytes (413 above it).
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
@@ -756,6 +772,12 @@ class Config(_Strict):
                             f"{broker!r}, which is not defined under brokers",
                             ("services", i, "probes", j, *loc),
                         )
+        events = self.ingest.mqtt
+        if events is not None and events.broker not in self.brokers:
+            raise _LocatedValueError(
+                f"ingest.mqtt uses broker {events.broker!r}, which is not defined under brokers",
+                ("ingest", "mqtt", "broker"),
+            )
         if self.simulator is not None:
             for k, responder in enumerate(self.simulator.mqtt):
                 if responder.broker not in self.brokers:

@@ -14,7 +14,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from monitor import __version__
 from monitor.config import Config
-from monitor.events import ExchangeEvent
+from monitor.ingest.events import ExchangeEvent
 from monitor.timeparse import RANGE_TEXT, in_range
 
 # --- request bodies -----------------------------------------------------------------------

@@ -59,6 +59,13 @@ BAD_CONFIGS: list[tuple[str, list[str]]] = [
         ["7: services[0].probes[1].name: probe name 'p1' is used twice"],
     ),
     (
+        "bad-ingest-broker.yaml",
+        [
+            "8: ingest.mqtt.broker: ingest.mqtt uses broker 'gateways', which is not defined "
+            "under brokers"
+        ],
+    ),
+    (
         "bad-source-without-feed.yaml",
         [
             "12: services[0].objectives[0].source: objective 'online-1s' has source 'traffic' "

@@ -1,4 +1,4 @@
-"""Parsing and checking events (monitor/events.py): the documented schema is the one the
+"""Parsing and checking events (monitor/ingest/events.py): the documented schema is the one the
 code validates with, arrays and NDJSON read alike, each bad event gets its own error."""
 
 from __future__ import annotations
@@ -7,7 +7,13 @@ import json
 from pathlib import Path
 
 from monitor.config import Config
-from monitor.events import EventReader, ExchangeEvent, LineError, events_json_schema, parse_events
+from monitor.ingest.events import (
+    EventReader,
+    ExchangeEvent,
+    LineError,
+    events_json_schema,
+    parse_events,
+)
 from monitor.results import Result
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -150,8 +150,13 @@ class EventReader:
             s.name: [p.name for p in s.probes if p.kind == "traffic"] for s in config.services
         }
 
-    def check(self, number: int, event: ExchangeEvent, now: float) -> Result | LineError:
-        """The result of one valid event, or why the config or the clock refuse it."""
+    def check(
+        self, number: int, event: ExchangeEvent | LineError, now: float
+    ) -> Result | LineError:
+        """The result of one valid event, or why the config or the clock refuse it (a line
+        that did not parse keeps its error)."""
+        if isinstance(event, LineError):
+            return event
         feeds = self._feeds.get(event.service)
         if feeds is None:
             return LineError(number, f"service: unknown service {event.service!r}")

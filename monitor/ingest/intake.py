@@ -1,0 +1,107 @@
+"""The one way events come in, whatever carried them (the API or MQTT): parsed and
+checked line by line, the good ones handed to the collector (stored, then counted), what
+became of each counted in ``sla_events_total``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.clock import Clock
+from monitor.config import Config
+from monitor.ingest.events import EventReader, LineError, parse_events
+from monitor.metrics import Metrics
+from monitor.results import Result
+
+#: Stores events and says, per event, whether it was new (``Collector.ingest``).
+Store = Callable[[list[Result]], Awaitable[list[bool]]]
+
+
+class TooManyEvents(ValueError):
+    """A body with more events than ``ingest.max_events``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """What became of a body's events."""
+
+    stored: int = 0
+    duplicate: int = 0
+    errors: list[LineError] = field(default_factory=list)
+
+    @property
+    def late(self) -> int:
+        """Events refused because their minute is closed."""
+        return sum(1 for e in self.errors if e.reason == "late")
+
+    @property
+    def taken(self) -> int:
+        """Events stored, now or before."""
+        return self.stored + self.duplicate
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the API answers it."""
+        return {
+            "stored": self.stored,
+            "duplicate": self.duplicate,
+            "invalid": len(self.errors) - self.late,
+            "late": self.late,
+            "errors": [e.to_dict() for e in self.errors],
+        }
+
+
+class Intake:
+    """Parses, checks and stores the events of one body at a time."""
+
+    def __init__(self, config: Config, clock: Clock, store: Store, metrics: Metrics) -> None:
+        self.max_events = config.ingest.max_events
+        self.clock = clock
+        self._store = store
+        self._metrics = metrics
+        self._reader = EventReader(config)
+
+    def read(self, body: bytes) -> tuple[list[Result], list[LineError]]:
+        """The body's good events as results, and the errors of the others.
+
+        Raises:
+            BodyError: the body as a whole cannot be read.
+            TooManyEvents: over ``ingest.max_events``.
+        """
+        now = self.clock.now()
+        events: list[Result] = []
+        errors: list[LineError] = []
+        for count, (number, parsed) in enumerate(parse_events(body), 1):
+            if count > self.max_events:
+                raise TooManyEvents(f"more than ingest.max_events ({self.max_events}) events")
+            checked = (
+                parsed if isinstance(parsed, LineError) else self._reader.check(number, parsed, now)
+            )
+            if isinstance(checked, LineError):
+                errors.append(checked)
+            else:
+                events.append(checked)
+        return events, errors
+
+    async def take(self, events: list[Result], errors: list[LineError]) -> Taken:
+        """Store the good events (answered once committed) and count what became of all.
+
+        Raises:
+            StoreError, TimeoutError: not stored; nothing was counted (send them again).
+        """
+        new: list[bool] = []
+        if events:
+            started = time.perf_counter()
+            try:
+                new = await self._store(events)
+            finally:
+                self._metrics.ingest_seconds.observe(time.perf_counter() - started)
+        stored = sum(new)
+        taken = Taken(stored, len(new) - stored, errors)
+        counts = {"stored": taken.stored, "duplicate": taken.duplicate, "late": taken.late}
+        counts["invalid"] = len(errors) - taken.late
+        for result, value in counts.items():
+            if value:
+                self._metrics.events.labels(result).inc(value)
+        return taken
