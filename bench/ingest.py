@@ -1,12 +1,17 @@
-"""Events a second through ``POST /api/ingest`` with durable commit (issue 13).
+"""Events a second through ``POST /api/ingest`` with durable commit, and over MQTT
+(issue 13).
 
-A real daemon (``sla-monitor run``, its own process, a SQLite file) with one traffic feed;
-this process posts NDJSON batches of ``--batch`` events from ``--senders`` concurrent
-connections for ``--seconds``, each request answered only after its events are
-committed. Reported: events stored a second (from the answers, checked against the
-store's row count after), requests a second, and the answer time p50 / p99.
+A real daemon (``sla-monitor run``, its own process, a SQLite file) with one traffic feed.
+``--via http``: this process posts NDJSON batches of ``--batch`` events from ``--senders``
+concurrent connections for ``--seconds``, each request answered only after its events are
+committed; reported: events stored a second (from the answers, checked against the
+store's row count after), requests a second, the answer time p50 / p99. ``--via mqtt``: a
+gateway publishes messages of ``--batch`` events with QoS 1 to a Mosquitto of our own for
+``--seconds``; reported: events stored a second from the first publish until the store
+holds them all.
 
-    python bench/ingest.py [--batch 1000] [--senders 2] [--seconds 20] [--repeat 3]
+    python bench/ingest.py [--via http|mqtt] [--batch 1000] [--senders 2] [--seconds 20]
+                           [--repeat 3]
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import (
     CpuMeter,
     free_port,
+    mosquitto,
     print_machine,
     py_spy,
     quantile,
@@ -104,6 +110,67 @@ async def _sender(
             request += 1
 
 
+async def _publish(port: int, batch: int, until: float) -> int:
+    import aiomqtt
+
+    published = 0
+    async with aiomqtt.Client("127.0.0.1", port, identifier="bench-gateway") as gateway:
+        while time.monotonic() < until:
+            await gateway.publish("bench/events/g1", _body(0, published, batch, time.time()), qos=1)
+            published += 1
+    return published * batch
+
+
+def run_mqtt(batch: int, seconds: float, folder: Path) -> dict[str, float]:
+    """Publish for ``seconds``; the rate is what the daemon stored until it had it all."""
+    with mosquitto(folder) as (broker, _):
+        port = free_port()
+        document = _config(folder, port)
+        document["brokers"] = {"default": {"host": "127.0.0.1", "port": broker}}
+        document["ingest"] = {"max_events": 10_000, "mqtt": {"topic": "bench/events/#"}}
+        config = write_config(document, folder / "config.yaml")
+        os.environ["BENCH_INGEST_TOKEN"] = TOKEN
+        daemon = spawn("run", config, "asyncio", folder / "daemon.log")
+        try:
+            wait_healthy(port, daemon)
+            _wait_subscribed(port)
+            meter = CpuMeter([daemon.pid])
+            meter.start()
+            started = time.monotonic()
+            sent = asyncio.run(_publish(broker, batch, started + seconds))
+            published_in = time.monotonic() - started
+            while _rows(folder) < sent and time.monotonic() - started < seconds * 20:
+                time.sleep(0.05)
+            elapsed = time.monotonic() - started
+            cpu = meter.stop()[daemon.pid]
+        finally:
+            stop(daemon)
+    rows = _rows(folder)
+    if rows != sent:
+        raise AssertionError(f"the store holds {rows} events, {sent} were published")
+    return {
+        "events_per_s": rows / elapsed,
+        "published_per_s": sent / published_in,
+        "daemon_cpu_pct": cpu,
+    }
+
+
+def _wait_subscribed(port: int) -> None:
+    import urllib.request
+
+    for _ in range(100):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+            if json.load(answer).get("events_mqtt") == "subscribed":
+                return
+        time.sleep(0.1)
+    raise TimeoutError("the daemon did not subscribe")
+
+
+def _rows(folder: Path) -> int:
+    with closing(sqlite3.connect(folder / "sla.sqlite3")) as db:
+        return int(db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+
+
 def run_once(
     batch: int, senders: int, seconds: float, folder: Path, profile: Path | None = None
 ) -> dict[str, float]:
@@ -135,8 +202,7 @@ def run_once(
         cpu = meter.stop()[daemon.pid]  # percent of one core
     finally:
         stop(daemon)
-    with closing(sqlite3.connect(folder / "sla.sqlite3")) as db:
-        rows = int(db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+    rows = _rows(folder)
     if rows != sum(stored):
         raise AssertionError(f"the store holds {rows} events, the answers said {sum(stored)}")
     return {
@@ -150,6 +216,7 @@ def run_once(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--via", choices=["http", "mqtt"], default="http")
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--senders", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=20)
@@ -160,9 +227,12 @@ def main() -> None:
     runs = []
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory(prefix="bench-ingest-") as folder:
-            runs.append(
-                run_once(args.batch, args.senders, args.seconds, Path(folder), args.profile)
-            )
+            if args.via == "mqtt":
+                runs.append(run_mqtt(args.batch, args.seconds, Path(folder)))
+            else:
+                runs.append(
+                    run_once(args.batch, args.senders, args.seconds, Path(folder), args.profile)
+                )
         print(json.dumps({k: round(v, 1) for k, v in runs[-1].items()}))
     print(
         "median:",

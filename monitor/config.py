@@ -115,7 +115,29 @@ class AvailabilityObjective(_Strict):
         return self.target / 100.0
 
 
+class BatchObjective(_Strict):
+    """``target`` % of the volume submitted on a day (config time zone) is processed within
+    ``deadline`` (events of kind batch, docs/events.md)."""
+
+    kind: Literal["batch"]
+    name: str = Field(pattern=_NAME)
+    deadline: Duration
+    target: Percent
+    #: What is counted: records (the volume), or whole batches (all of one in time).
+    measure: Literal["records", "batches"] = "records"
+
+    @property
+    def target_ratio(self) -> float:
+        """The target as a ratio (0.99 for 99 %)."""
+        return self.target / 100.0
+
+
+#: The objectives counted from results (probes and traffic feeds).
 Objective = Annotated[LatencyObjective | AvailabilityObjective, Field(discriminator="kind")]
+#: Every objective a service may declare.
+AnyObjective = Annotated[
+    LatencyObjective | AvailabilityObjective | BatchObjective, Field(discriminator="kind")
+]
 
 
 # --- service hours and maintenance --------------------------------------------------------
@@ -294,10 +316,22 @@ class MaintenanceConfig(_Strict):
 class ServiceConfig(_Strict):
     """A monitored service: its probes and the objectives its contract sets."""
 
+    # ``objectives`` in the file is ``all_objectives`` here: the ``objectives`` property
+    # gives the ones counted from results, ``batch_objectives`` the others.
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        allow_inf_nan=False,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
     name: str = Field(pattern=_NAME)
     description: str = ""
-    probes: list[ProbeConfig] = Field(min_length=1)
-    objectives: list[Objective] = Field(default_factory=list)
+    #: Probes and traffic feeds; none only for a service measured by batch events alone.
+    probes: list[ProbeConfig] = Field(default_factory=list)
+    all_objectives: list[AnyObjective] = Field(default_factory=list, alias="objectives")
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     maintenance: list[MaintenanceConfig] = Field(default_factory=list)
     #: Provider services: their down or maintenance minutes may be excluded for this one.
@@ -307,9 +341,19 @@ class ServiceConfig(_Strict):
     def _names_resolve(self) -> ServiceConfig:
         probe_names = [p.name for p in self.probes]
         _no_duplicates(probe_names, "probe", ("probes",))
-        _no_duplicates([o.name for o in self.objectives], "objective", ("objectives",))
+        _no_duplicates([o.name for o in self.all_objectives], "objective", ("objectives",))
+        if not self.probes and any(o.kind != "batch" for o in self.all_objectives):
+            raise _LocatedValueError(
+                "give the probes or traffic feeds its objectives count (only a service "
+                "with batch objectives alone needs none)",
+                ("probes",),
+            )
+        if not self.probes and not self.all_objectives:
+            raise _LocatedValueError("give at least one probe", ("probes",))
         kinds = {p.name: p.kind for p in self.probes}
-        for i, objective in enumerate(self.objectives):
+        for i, objective in enumerate(self.all_objectives):
+            if objective.kind == "batch":
+                continue
             for k, name in enumerate(objective.probes or []):
                 if name not in probe_names:
                     raise ValueError(f"objective {objective.name!r} names unknown probe {name!r}")
@@ -333,6 +377,16 @@ class ServiceConfig(_Strict):
         if objective.probes:
             return list(objective.probes)
         return [p.name for p in self.probes if _of_source(p.kind, objective.source)]
+
+    @cached_property
+    def objectives(self) -> list[LatencyObjective | AvailabilityObjective]:
+        """The objectives counted from results (probes, traffic feeds)."""
+        return [o for o in self.all_objectives if not isinstance(o, BatchObjective)]
+
+    @cached_property
+    def batch_objectives(self) -> list[BatchObjective]:
+        """The objectives counted from batch events."""
+        return [o for o in self.all_objectives if isinstance(o, BatchObjective)]
 
     @property
     def active_probes(self) -> list[ProbeConfig]:
@@ -881,7 +935,7 @@ def config_warnings(config: Config) -> list[str]:
     warnings = []
     for i, service in enumerate(config.services):
         probes = {p.name: (k, p) for k, p in enumerate(service.probes)}
-        for j, objective in enumerate(service.objectives):
+        for j, objective in enumerate(service.all_objectives):
             if not isinstance(objective, LatencyObjective):
                 continue
             for name in service.probes_of(objective):

@@ -9,12 +9,12 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def parse_duration(value: Any) -> Any:
-    """Accept seconds as a number or a string with a unit ("250ms", "1s", "5m", "1h").
+    """Accept seconds as a number or a string with a unit ("250ms", "1s", "5m", "1h", "4d").
 
     Anything else is passed through so pydantic reports it with the key's location.
     """
@@ -24,7 +24,7 @@ def parse_duration(value: Any) -> Any:
         match = _DURATION.match(value)
         if match is None:
             raise ValueError(
-                f"{value!r} is not a duration (use seconds, or a number with ms, s, m or h)"
+                f"{value!r} is not a duration (use seconds, or a number with ms, s, m, h or d)"
             )
         return float(match.group(1)) * _UNIT_S[match.group(2)]
     return value

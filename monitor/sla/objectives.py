@@ -19,7 +19,7 @@ def grace_minutes(config: Config) -> int:
     """Whole minutes after which a minute is sealed: by then every result that started in
     it has timed out or arrived and been flushed. The daemon seals with it and the report
     calls a month over with it, so both agree on which minutes are final."""
-    longest_timeout = max(p.timeout for s in config.services for p in s.probes)
+    longest_timeout = max((p.timeout for s in config.services for p in s.probes), default=0.0)
     return int((longest_timeout + 2 * config.storage.flush_interval + _SEAL_MARGIN_S) // 60) + 1
 
 

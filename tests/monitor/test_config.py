@@ -37,7 +37,7 @@ BAD_CONFIGS: list[tuple[str, list[str]]] = [
         "bad-threshold-fast.yaml",
         [
             "10: services[0].objectives[0].threshold: 'fast' is not a duration "
-            "(use seconds, or a number with ms, s, m or h) (got 'fast')"
+            "(use seconds, or a number with ms, s, m, h or d) (got 'fast')"
         ],
     ),
     (
@@ -274,6 +274,7 @@ def probe_config(interval: str) -> str:
         ("1.5s", 1.5),
         ("2", 2.0),
         ("0.1", 0.1),
+        ("4d", 345_600.0),
         ('"3"', 3.0),
     ],
 )
@@ -282,7 +283,7 @@ def test_durations_accept_units_and_numbers(written: str, seconds: float) -> Non
     assert config.services[0].probes[0].interval == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("written", ["fast", "5 minutes", "-1s", "1d", "0", "0ms", "[1]"])
+@pytest.mark.parametrize("written", ["fast", "5 minutes", "1w", "-1s", "0", "0ms", "[1]"])
 def test_durations_reject_nonsense(written: str) -> None:
     with pytest.raises(ConfigError, match=r"^durations\.yaml:7: services\[0\]\.probes\[0\]"):
         parse_config(probe_config(written), "durations.yaml")
