@@ -36,8 +36,9 @@ from monitor.report.model import ReportError
 from monitor.report.service import ReportsService
 from monitor.results import QueueItem
 from monitor.scheduler import Job, Scheduler
+from monitor.sla.batch import BatchBook
 from monitor.sla.eligibility import Eligibility
-from monitor.sla.figures import ObjectiveFigures, all_figures
+from monitor.sla.figures import ObjectiveFigures, all_figures, batch_figures
 from monitor.sla.objectives import grace_minutes, probe_thresholds
 from monitor.store import SqliteStore, Store
 from monitor.store.records import Alert, RunMark, RunMarks
@@ -148,7 +149,13 @@ class Daemon:
             on_change=self.apply_exclusions,
         )
         #: Events of real traffic come in here, from the API and from MQTT.
-        self.intake = Intake(config, self.clock, self.collector.ingest, self.metrics)
+        #: The batches handed in and processed (events of kind batch), for the batch
+        #: objectives; fed by the collector as their events are stored.
+        self.batches = BatchBook()
+        self.collector.on_batch_events = self.batches.add
+        self.intake = Intake(
+            config, self.clock, self.collector.ingest, self.metrics, self.batches.known
+        )
         self.events_subscriber = (
             MqttEventSubscriber(config, self.intake) if config.ingest.mqtt is not None else None
         )
@@ -176,7 +183,9 @@ class Daemon:
 
     def figures_at(self, now: float) -> list[ObjectiveFigures]:
         """The SLA figures of every objective as of ``now``."""
-        return all_figures(self.config, self.ledger, now)
+        return all_figures(self.config, self.ledger, now) + batch_figures(
+            self.config, self.batches, now
+        )
 
     def maintenance_active(self, service: str) -> bool:
         """True while announced maintenance of ``service`` is under way."""
@@ -195,6 +204,11 @@ class Daemon:
         await self.reload_corrections()
         await self.ledger.load(self.store, self.clock.now())
         await self.apply_exclusions(self._exclusion_spans())
+        # Batches of the two months shown and those still pending before them.
+        horizon = max(
+            (o.deadline for s in self.config.services for o in s.batch_objectives), default=0.0
+        )
+        self.batches.add(await self.store.batch_events(self.clock.now() - 62 * 86400 - horizon))
 
     async def reload_corrections(self) -> bool:
         """Take the report corrections archived since the last call into account (the

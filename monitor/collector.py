@@ -13,12 +13,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from monitor.clock import Clock
 from monitor.errors import StoreError
 from monitor.ledger.windows import Ledger
 from monitor.metrics import Metrics
-from monitor.results import EventBatch, HourSummary, QueueItem, Result, ServiceMinute
+from monitor.results import (
+    BatchRecord,
+    EventBatch,
+    HourSummary,
+    QueueItem,
+    Result,
+    ServiceMinute,
+)
 from monitor.sla.counts import Counted, Rollup
 from monitor.sla.objectives import probe_thresholds
 from monitor.store import RollupKey, Store
@@ -75,6 +83,8 @@ class Collector:
         self.lost = 0
         #: Set once the collector has drained: events can no longer be taken.
         self.closed = False
+        #: Told of the batch events newly stored (the batch book counts them).
+        self.on_batch_events: Callable[[list[BatchRecord]], None] | None = None
 
     def accept(self, result: Result) -> None:
         """Count one result in metrics and ledger and stage it for the store."""
@@ -114,13 +124,20 @@ class Collector:
         events = batch.events
         counts = [self.ledger.count(e) for e in events]
         try:
-            new = await self.store.write_events(events, counts)
+            new = await self.store.write_events(events, counts) if events else []
+            # Two transactions: if the second fails the sender retries both, and the
+            # first's events are then duplicates.
+            new_batches = (
+                await self.store.write_batch_events(batch.batches) if batch.batches else []
+            )
         except StoreError as exc:
             self.metrics.store_errors.inc()
             log.error("could not store %d events (the sender retries): %s", len(events), exc)
             if not batch.done.done():
                 batch.done.set_exception(exc)
             return
+        if self.on_batch_events is not None:
+            self.on_batch_events([b for b, n in zip(batch.batches, new_batches, strict=True) if n])
         stored = 0
         for event, counted, is_new in zip(events, counts, new, strict=True):
             if is_new:
@@ -130,11 +147,16 @@ class Collector:
         self.written += stored
         self.metrics.written.inc(stored)
         if not batch.done.done():  # the sender may have gone: its retry finds them stored
-            batch.done.set_result(new)
+            batch.done.set_result(new + new_batches)
 
-    async def ingest(self, events: list[Result], timeout_s: float = 30.0) -> list[bool]:
-        """Store and count events through the results' queue; per event, whether it was
-        new (False: stored before, e.g. a retry).
+    async def ingest(
+        self,
+        events: list[Result],
+        batches: list[BatchRecord] | None = None,
+        timeout_s: float = 30.0,
+    ) -> list[bool]:
+        """Store and count events through the results' queue; per exchange event, then
+        per batch event, whether it was new (False: stored before, e.g. a retry).
 
         Raises:
             StoreError: the store refused them (nothing was counted).
@@ -142,7 +164,7 @@ class Collector:
         """
         if self.closed:
             raise TimeoutError("the daemon is stopping")
-        batch = EventBatch(events)
+        batch = EventBatch(events, batches or [])
         async with asyncio.timeout(timeout_s):
             await self.queue.put(batch)
             return await asyncio.shield(batch.done)

@@ -105,6 +105,30 @@ class DaySummary:
     rollups: dict[str, dict[str, object]]
 
 
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    """One event of batch processing: a batch submitted (its volume) or records of it
+    processed (one batch may be processed in several events).
+
+    Attributes:
+        service: the service the batch was handed to.
+        id: the event's id (unique per service: a retry is counted once).
+        batch: the batch's id.
+        event: ``submitted`` or ``processed``.
+        at: UTC epoch seconds when it was submitted, or when these records were processed.
+        records: the batch's volume (submitted), or the records this event processed.
+        institution: who handed the batch in, when given.
+    """
+
+    service: str
+    id: str
+    batch: str
+    event: str
+    at: float
+    records: int
+    institution: str | None = None
+
+
 @dataclass(slots=True)
 class EventBatch:
     """Events of real traffic on their way to the store through the results' queue: the
@@ -112,6 +136,9 @@ class EventBatch:
     with, per event, whether it was new."""
 
     events: list[Result]
+    #: Events of batch processing, stored beside them.
+    batches: list[BatchRecord] = field(default_factory=list)
+    #: Per exchange event then per batch event: whether it was new.
     done: asyncio.Future[list[bool]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )

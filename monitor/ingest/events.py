@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from monitor.config import Config, IngestConfig
-from monitor.results import Result
+from monitor.results import BatchRecord, Result
 from probes.base import Outcome
 
 #: An event id: what a client retries with, so the event is counted once.
@@ -69,12 +69,45 @@ class ExchangeEvent(BaseModel):
     )
 
 
+class BatchEvent(BaseModel):
+    """A batch handed in (``submitted``, with its volume) or records of it processed
+    (``processed``; a batch may be processed in several events) (docs/events.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    type: Literal["batch"] = Field(description="The kind of event.")
+    id: str = Field(pattern=_ID, description="The event's id, unique per service (retries).")
+    service: str = Field(description="A service of the config with a batch objective.")
+    batch: str = Field(pattern=_ID, description="The batch's id.")
+    event: Literal["submitted", "processed"] = Field(description="What happened to it.")
+    at: AwareDatetime = Field(description="When: RFC 3339 with an offset (or epoch seconds).")
+    records: int = Field(
+        ge=0,
+        le=10**12,
+        description="submitted: the batch's volume; processed: the records this event processed.",
+    )
+    bytes: int | None = Field(default=None, ge=0, description="The batch's size (accepted).")
+    institution: str | None = Field(
+        default=None, max_length=64, description="Who handed it in (kept with the event)."
+    )
+
+
+#: One event of any kind, told apart by ``type``.
+Event = Annotated[ExchangeEvent | BatchEvent, Field(discriminator="type")]
+_EVENT: TypeAdapter[ExchangeEvent | BatchEvent] = TypeAdapter(Event)
+
+
+def event_schema(ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
+    """The JSON schema of one event (either kind, told apart by ``type``)."""
+    return _EVENT.json_schema(ref_template=ref_template)
+
+
 def events_json_schema() -> dict[str, Any]:
     """The JSON schema of an event, as docs/events.schema.json publishes it."""
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "sla-monitor event",
-        **ExchangeEvent.model_json_schema(),
+        **event_schema(),
     }
 
 
@@ -97,10 +130,10 @@ class BodyError(ValueError):
 
 
 #: A whole array validated at once, parsed by pydantic-core (the common case: no error).
-_ARRAY: TypeAdapter[list[ExchangeEvent]] = TypeAdapter(list[ExchangeEvent])
+_ARRAY: TypeAdapter[list[ExchangeEvent | BatchEvent]] = TypeAdapter(list[Event])
 
 
-def parse_events(body: bytes) -> Iterator[tuple[int, ExchangeEvent | LineError]]:
+def parse_events(body: bytes) -> Iterator[tuple[int, ExchangeEvent | BatchEvent | LineError]]:
     """The events of a body: a JSON array, or NDJSON (one JSON object per line, blank
     lines skipped). Yields (line number or array position, the event or its error).
 
@@ -127,7 +160,7 @@ def parse_events(body: bytes) -> Iterator[tuple[int, ExchangeEvent | LineError]]
                 yield number, LineError(number, "an event must be a JSON object")
                 continue
             try:
-                yield number, ExchangeEvent.model_validate(item)
+                yield number, _EVENT.validate_python(item)
             except ValidationError as exc:
                 yield number, LineError(number, _describe(exc))
         return
@@ -135,7 +168,7 @@ def parse_events(body: bytes) -> Iterator[tuple[int, ExchangeEvent | LineError]]
         if not line.strip():
             continue
         try:
-            yield number, ExchangeEvent.model_validate_json(line)
+            yield number, _EVENT.validate_json(line)
         except ValidationError as exc:
             yield number, LineError(number, _describe(exc))
 
@@ -143,20 +176,35 @@ def parse_events(body: bytes) -> Iterator[tuple[int, ExchangeEvent | LineError]]
 class EventReader:
     """Checks events against the config and the clock and turns them into results."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self, config: Config, known_batch: Callable[[str, str], bool] = lambda s, b: False
+    ) -> None:
         self.settings: IngestConfig = config.ingest
         #: Per service: its traffic feeds.
         self._feeds = {
             s.name: [p.name for p in s.probes if p.kind == "traffic"] for s in config.services
         }
+        self._batch_services = {s.name for s in config.services if s.batch_objectives}
+        self._known_batch = known_batch
+        #: The longest batch deadline: a batch event older than it and ``max_age`` is late.
+        self._batch_horizon = max(
+            (o.deadline for s in config.services for o in s.batch_objectives), default=0.0
+        )
 
     def check(
-        self, number: int, event: ExchangeEvent | LineError, now: float
-    ) -> Result | LineError:
-        """The result of one valid event, or why the config or the clock refuse it (a line
-        that did not parse keeps its error)."""
+        self,
+        number: int,
+        event: ExchangeEvent | BatchEvent | LineError,
+        now: float,
+        submitted_here: frozenset[tuple[str, str]] = frozenset(),
+    ) -> Result | BatchRecord | LineError:
+        """The result (or batch record) of one valid event, or why the config or the clock
+        refuse it (a line that did not parse keeps its error). ``submitted_here``: the
+        batches the same body submits (a ``processed`` may come before its ``submitted``)."""
         if isinstance(event, LineError):
             return event
+        if isinstance(event, BatchEvent):
+            return self._check_batch(number, event, now, submitted_here)
         feeds = self._feeds.get(event.service)
         if feeds is None:
             return LineError(number, f"service: unknown service {event.service!r}")
@@ -201,6 +249,39 @@ class EventReader:
             request_id=event.id,
         )
 
+    def _check_batch(
+        self,
+        number: int,
+        event: BatchEvent,
+        now: float,
+        submitted_here: frozenset[tuple[str, str]],
+    ) -> BatchRecord | LineError:
+        if event.service not in self._feeds:
+            return LineError(number, f"service: unknown service {event.service!r}")
+        if event.service not in self._batch_services:
+            return LineError(number, f"service: {event.service!r} has no batch objective")
+        at = event.at.timestamp()
+        if at > now + self.settings.max_ahead:
+            return LineError(number, "at: in the future (check the sender's clock)")
+        horizon = self._batch_horizon + self.settings.max_age
+        if at < now - horizon:
+            return LineError(
+                number,
+                f"at: older than the batch deadline + ingest.max_age ({horizon:g} s): its "
+                "day is final (a report correction changes a closed period)",
+                "late",
+            )
+        key = (event.service, event.batch)
+        if event.event == "processed" and not (key in submitted_here or self._known_batch(*key)):
+            return LineError(
+                number,
+                f"batch: unknown batch {event.batch!r}: send its submitted event first "
+                "(or in the same request)",
+            )
+        return BatchRecord(
+            event.service, event.id, event.batch, event.event, at, event.records, event.institution
+        )
+
 
 #: Pydantic's error types for an event that is not a JSON object.
 _NOT_AN_OBJECT = ("model_type", "dict_type", "model_attributes_type")
@@ -212,12 +293,13 @@ def _describe(exc: ValidationError) -> str:
     for error in exc.errors(include_url=False):
         if error["type"] == "json_invalid":
             return f"not JSON: {error['ctx'].get('error', error['msg'])}"
-        if not error["loc"] and error["type"] in (
-            "model_type",
-            "dict_type",
-            "model_attributes_type",
-        ):
+        if not error["loc"] and error["type"] in _NOT_AN_OBJECT:
             return "an event must be a JSON object"
-        where = ".".join(str(part) for part in error["loc"]) or "event"
+        if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            return "type: must be exchange or batch"
+        loc = error["loc"]
+        if loc and loc[0] in ("exchange", "batch"):  # the union's tag, not a key
+            loc = loc[1:]
+        where = ".".join(str(part) for part in loc) or "event"
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)

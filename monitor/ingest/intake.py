@@ -11,12 +11,26 @@ from typing import Any
 
 from monitor.clock import Clock
 from monitor.config import Config
-from monitor.ingest.events import EventReader, LineError, parse_events
+from monitor.ingest.events import BatchEvent, EventReader, LineError, parse_events
 from monitor.metrics import Metrics
-from monitor.results import Result
+from monitor.results import BatchRecord, Result
 
 #: Stores events and says, per event, whether it was new (``Collector.ingest``).
-Store = Callable[[list[Result]], Awaitable[list[bool]]]
+Store = Callable[[list[Result], list[BatchRecord]], Awaitable[list[bool]]]
+
+
+@dataclass(slots=True)
+class Read:
+    """A body's events, checked: exchanges as results, batch events, and the errors."""
+
+    events: list[Result] = field(default_factory=list)
+    batches: list[BatchRecord] = field(default_factory=list)
+    errors: list[LineError] = field(default_factory=list)
+
+    @property
+    def good(self) -> int:
+        """Events that passed every check."""
+        return len(self.events) + len(self.batches)
 
 
 class TooManyEvents(ValueError):
@@ -55,46 +69,61 @@ class Taken:
 class Intake:
     """Parses, checks and stores the events of one body at a time."""
 
-    def __init__(self, config: Config, clock: Clock, store: Store, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock,
+        store: Store,
+        metrics: Metrics,
+        known_batch: Callable[[str, str], bool] = lambda service, batch: False,
+    ) -> None:
         self.max_events = config.ingest.max_events
         self.clock = clock
         self._store = store
         self._metrics = metrics
-        self._reader = EventReader(config)
+        self._reader = EventReader(config, known_batch)
 
-    def read(self, body: bytes) -> tuple[list[Result], list[LineError]]:
-        """The body's good events as results, and the errors of the others.
+    def read(self, body: bytes) -> Read:
+        """The body's good events (results and batch records), and the others' errors.
 
         Raises:
             BodyError: the body as a whole cannot be read.
             TooManyEvents: over ``ingest.max_events``.
         """
         now = self.clock.now()
-        events: list[Result] = []
-        errors: list[LineError] = []
-        for count, (number, parsed) in enumerate(parse_events(body), 1):
+        parsed = []
+        for count, item in enumerate(parse_events(body), 1):
             if count > self.max_events:
                 raise TooManyEvents(f"more than ingest.max_events ({self.max_events}) events")
-            checked = (
-                parsed if isinstance(parsed, LineError) else self._reader.check(number, parsed, now)
-            )
+            parsed.append(item)
+        submitted = frozenset(
+            (e.service, e.batch)
+            for _, e in parsed
+            if isinstance(e, BatchEvent) and e.event == "submitted"
+        )
+        read = Read()
+        for number, event in parsed:
+            checked = self._reader.check(number, event, now, submitted)
             if isinstance(checked, LineError):
-                errors.append(checked)
+                read.errors.append(checked)
+            elif isinstance(checked, BatchRecord):
+                read.batches.append(checked)
             else:
-                events.append(checked)
-        return events, errors
+                read.events.append(checked)
+        return read
 
-    async def take(self, events: list[Result], errors: list[LineError]) -> Taken:
+    async def take(self, read: Read) -> Taken:
         """Store the good events (answered once committed) and count what became of all.
 
         Raises:
             StoreError, TimeoutError: not stored; nothing was counted (send them again).
         """
         new: list[bool] = []
-        if events:
+        errors = read.errors
+        if read.good:
             started = time.perf_counter()
             try:
-                new = await self._store(events)
+                new = await self._store(read.events, read.batches)
             finally:
                 self._metrics.ingest_seconds.observe(time.perf_counter() - started)
         stored = sum(new)

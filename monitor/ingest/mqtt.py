@@ -95,14 +95,14 @@ class MqttEventSubscriber:
             log.error("events on %s: the payload is not bytes: dropped", message.topic)
             return
         try:
-            events, errors = self._intake.read(bytes(payload))
+            read = self._intake.read(bytes(payload))
         except (BodyError, TooManyEvents) as exc:
             log.error("events on %s: message dropped: %s", message.topic, exc)
             return
         delay = 0.5
         while True:
             try:
-                taken = await self._intake.take(events, errors)
+                taken = await self._intake.take(read)
                 break
             except (StoreError, TimeoutError) as exc:
                 log.error(

@@ -7,11 +7,14 @@ their figures from here, so they cannot disagree for the same counts.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
+from zoneinfo import ZoneInfo
 
+from monitor.sla.batch import BatchBook, BatchDay, batch_days
 from monitor.sla.counts import Rollup, availability, compliance, error_budget, estimate_quantile
 from monitor.sla.minutes import MinuteCode, ObjectiveKey
 from monitor.sla.objectives import coverage_floor, runs_per_minute
@@ -89,6 +92,8 @@ class WindowFigures:
     coverage: float | None = None
     coverage_floor: float = DEFAULT_COVERAGE_FLOOR
     verdict: Verdict = Verdict.NO_DATA
+    #: Batch only: each submission day of the window (pending ones are not in the counts).
+    days: tuple[BatchDay, ...] = ()
 
     @property
     def bad(self) -> int:
@@ -124,6 +129,24 @@ class WindowFigures:
             body["latency_quantiles_s"] = self.quantiles
         if self.minutes:
             body["minutes"] = self.minutes
+        if self.days:
+            pending = [d for d in self.days if not d.final]
+            body["pending"] = {
+                "days": len(pending),
+                "submitted": sum(d.submitted for d in pending),
+                "unprocessed": sum(d.unprocessed for d in pending),
+            }
+            body["days"] = [
+                {
+                    "date": d.date.isoformat(),
+                    "state": "final" if d.final else "pending",
+                    "submitted": d.submitted,
+                    "in_time": d.in_time,
+                    "unprocessed": d.unprocessed,
+                    "compliance": d.compliance,
+                }
+                for d in self.days
+            ]
         return body
 
 
@@ -357,4 +380,71 @@ def all_figures(config: Config, source: WindowSource, now: float) -> list[Object
                 figures.append(
                     availability_figures(source, service.name, objective, probes, now, floor=floor)
                 )
+    return figures
+
+
+def batch_window(
+    window: str, days: list[BatchDay], target_ratio: float, first: dt.date, end: dt.date
+) -> WindowFigures:
+    """A batch objective over the submission days in ``[first, end)``: compliance over the
+    final days; the pending ones listed beside it."""
+    inside = tuple(d for d in days if first <= d.date < end)
+    final = [d for d in inside if d.final]
+    valid = sum(d.submitted for d in final)
+    good = sum(d.in_time for d in final)
+    ratio = good / valid if valid else None
+    budget = error_budget(valid, good, target_ratio)
+    # Coverage is not a batch notion: what was handed in is what is counted.
+    verdict = verdict_of(ratio, target_ratio, 1.0, 0.0)
+    return WindowFigures(
+        window=window,
+        compliance=ratio,
+        valid=valid,
+        good=good,
+        budget_allowed=budget.allowed,
+        budget_remaining_ratio=budget.remaining_ratio,
+        burn_rate=None,
+        met=_met(verdict),
+        coverage=None,
+        coverage_floor=0.0,
+        verdict=verdict,
+        days=inside,
+    )
+
+
+def batch_figures(config: Config, book: BatchBook, now: float) -> list[ObjectiveFigures]:
+    """Figures of every batch objective: the month to date and the previous month (the
+    rolling windows are empty: a batch day is judged days after it)."""
+    zone = ZoneInfo(config.timezone)
+    today = dt.datetime.fromtimestamp(now, zone).date()
+    month_start = today.replace(day=1)
+    previous_start = (month_start - dt.timedelta(days=1)).replace(day=1)
+    after = (month_start + dt.timedelta(days=32)).replace(day=1)
+    figures = []
+    for service in config.services:
+        for objective in service.batch_objectives:
+            days = batch_days(
+                book.of(service.name), objective.deadline, objective.measure, zone, now
+            )
+            windows = {
+                w: batch_window(w, [], objective.target_ratio, today, today) for w in WINDOWS
+            }
+            windows["month"] = batch_window(
+                "month", days, objective.target_ratio, month_start, after
+            )
+            windows["previous_month"] = batch_window(
+                "previous_month", days, objective.target_ratio, previous_start, month_start
+            )
+            figures.append(
+                ObjectiveFigures(
+                    service.name,
+                    objective.name,
+                    "batch",
+                    objective.target_ratio,
+                    objective.deadline,
+                    (),
+                    windows,
+                    "batch",
+                )
+            )
     return figures

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from monitor.results import DaySummary, HourSummary, Result, ServiceMinute
+from monitor.results import BatchRecord, DaySummary, HourSummary, Result, ServiceMinute
 from monitor.sla.counts import Counted, Rollup
 from monitor.sla.eligibility import MaintenanceWindow
 from monitor.store.records import (
@@ -56,6 +56,20 @@ class ResultLog(Protocol):
 
     async def prune(self, raw_before: float, rollups_before_minute: int) -> int:
         """Delete raw results and rollups older than the bounds; return rows deleted."""
+        ...
+
+
+class BatchLog(Protocol):
+    """Events of batch processing."""
+
+    async def write_batch_events(self, events: Sequence[BatchRecord]) -> list[bool]:
+        """Insert the events not stored before (same service and id), atomically; per
+        event, whether it was new."""
+        ...
+
+    async def batch_events(self, since: float) -> list[BatchRecord]:
+        """Events of batches with an event at or after ``since``, every event of those
+        batches, in time order."""
         ...
 
 
@@ -277,6 +291,7 @@ class RunLog(Protocol):
 class Store(
     Lifecycle,
     ResultLog,
+    BatchLog,
     MinuteHistory,
     AlertStore,
     MaintenanceStore,

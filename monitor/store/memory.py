@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from monitor.clock import Clock, SystemClock
-from monitor.results import DaySummary, HourSummary, Result, ServiceMinute
+from monitor.results import BatchRecord, DaySummary, HourSummary, Result, ServiceMinute
 from monitor.sla.counts import Counted, Rollup
 from monitor.sla.eligibility import MaintenanceWindow
 from monitor.store.records import (
@@ -34,6 +34,7 @@ class MemoryStore:
 
     def __init__(self, *, clock: Clock | None = None) -> None:
         self._results: list[Result] = []
+        self._batch_events: list[BatchRecord] = []
         self._marks: dict[RunMark, float] = {}
         self._rollups: dict[RollupKey, Rollup] = {}
         self._minutes: dict[tuple[int, str], ServiceMinute] = {}
@@ -76,6 +77,24 @@ class MemoryStore:
         self._results.extend(results)
         for key, delta in deltas.items():
             self._rollups.setdefault(key, Rollup()).merge(delta)
+
+    async def write_batch_events(self, events: Sequence[BatchRecord]) -> list[bool]:
+        """Append the batch events not seen before."""
+        seen = {(e.service, e.id) for e in self._batch_events}
+        new = []
+        for event in events:
+            is_new = (event.service, event.id) not in seen
+            new.append(is_new)
+            if is_new:
+                seen.add((event.service, event.id))
+                self._batch_events.append(event)
+        return new
+
+    async def batch_events(self, since: float) -> list[BatchRecord]:
+        """Every event of the batches with an event at or after ``since``."""
+        recent = {(e.service, e.batch) for e in self._batch_events if e.at >= since}
+        chosen = [e for e in self._batch_events if (e.service, e.batch) in recent]
+        return sorted(chosen, key=lambda e: (e.at, e.service, e.id))
 
     async def write_events(
         self, events: Sequence[Result], counted: Sequence[Counted]

@@ -157,6 +157,22 @@ CREATE UNIQUE INDEX IF NOT EXISTS results_event_id ON results (service, request_
     WHERE kind = 'traffic';
 """
 
+#: Version 6: events of batch processing (a batch submitted, records of it processed),
+#: once per service and event id.
+_V6_BATCH_EVENTS = """
+CREATE TABLE IF NOT EXISTS batch_events (
+    service TEXT NOT NULL,
+    id TEXT NOT NULL,
+    batch TEXT NOT NULL,
+    event TEXT NOT NULL,
+    at REAL NOT NULL,
+    records INTEGER NOT NULL,
+    institution TEXT,
+    PRIMARY KEY (service, id)
+);
+CREATE INDEX IF NOT EXISTS batch_events_by_time ON batch_events (at);
+"""
+
 #: The script that brings version n-1 to version n, at index n-1.
 MIGRATIONS: tuple[str, ...] = (
     _V1_TABLES + _MAINTENANCE_TRIGGERS + _V1_INCIDENTS,
@@ -164,6 +180,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V3_CORRECTION,
     _V4_ORIGIN,
     _V5_EVENT_IDS,
+    _V6_BATCH_EVENTS,
 )
 #: The version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -26,7 +26,7 @@ import aiosqlite
 
 from monitor.clock import Clock, SystemClock
 from monitor.errors import StoreError
-from monitor.results import DaySummary, HourSummary, Result, ServiceMinute
+from monitor.results import BatchRecord, DaySummary, HourSummary, Result, ServiceMinute
 from monitor.sla.counts import Counted, Rollup
 from monitor.sla.eligibility import MaintenanceWindow
 from monitor.store.migrations import migrate
@@ -178,6 +178,59 @@ class SqliteStore:
             deltas = event_deltas(events, counted, new)
             await self._insert(db, fresh, deltas)
         return new
+
+    async def write_batch_events(self, events: Sequence[BatchRecord]) -> list[bool]:
+        """Insert the batch events not stored before, in one transaction."""
+        async with self._write(immediate=True) as db:
+            stored: set[tuple[str, str]] = set()
+            keys = sorted({(e.service, e.id) for e in events})
+            for at in range(0, len(keys), _IN_CHUNK // 2):
+                chunk = keys[at : at + _IN_CHUNK // 2]
+                where = " OR ".join("(service = ? AND id = ?)" for _ in chunk)
+                async with db.execute(
+                    f"SELECT service, id FROM batch_events WHERE {where}",
+                    [value for key in chunk for value in key],
+                ) as cursor:
+                    stored.update((str(s), str(i)) for s, i in await cursor.fetchall())
+            new = []
+            rows = []
+            for event in events:
+                key = (event.service, event.id)
+                is_new = key not in stored
+                new.append(is_new)
+                if is_new:
+                    stored.add(key)
+                    rows.append(
+                        (
+                            event.service,
+                            event.id,
+                            event.batch,
+                            event.event,
+                            event.at,
+                            event.records,
+                            event.institution,
+                        )
+                    )
+            await db.executemany(
+                "INSERT INTO batch_events (service, id, batch, event, at, records, institution)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return new
+
+    async def batch_events(self, since: float) -> list[BatchRecord]:
+        """Every event of the batches with an event at or after ``since``."""
+        async with self._lock:
+            rows = await self._fetch(
+                "SELECT service, id, batch, event, at, records, institution FROM batch_events"
+                " WHERE (service, batch) IN (SELECT service, batch FROM batch_events"
+                " WHERE at >= ?) ORDER BY at, service, id",
+                (since,),
+            )
+        return [
+            BatchRecord(str(s), str(i), str(b), str(e), float(at), int(r), inst)
+            for s, i, b, e, at, r, inst in rows
+        ]
 
     async def _insert(
         self,

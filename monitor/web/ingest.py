@@ -41,19 +41,19 @@ class IngestApi:
         if body is None:
             return error_response(413, f"the body is over ingest.max_body_bytes ({limit})")
         try:
-            events, errors = self._intake.read(body)
+            read = self._intake.read(body)
         except TooManyEvents as exc:
             return error_response(413, str(exc))
         except BodyError as exc:
             return error_response(400, str(exc))
-        if not events and not errors:
+        if not read.good and not read.errors:
             return error_response(400, "the body holds no event")
         try:
-            taken = await self._intake.take(events, errors)
+            taken = await self._intake.take(read)
         except (StoreError, TimeoutError) as exc:
             return error_response(503, f"events not stored, retry: {exc}")
         # Nothing taken: the request as a whole is refused (and changed nothing).
-        return web.json_response(taken.to_dict(), status=200 if events else 422)
+        return web.json_response(taken.to_dict(), status=200 if read.good else 422)
 
 
 async def _read_at_most(request: web.Request, limit: int) -> bytes | None:

@@ -14,7 +14,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from monitor import __version__
 from monitor.config import Config
-from monitor.ingest.events import ExchangeEvent
+from monitor.ingest.events import event_schema
 from monitor.timeparse import RANGE_TEXT, in_range
 
 # --- request bodies -----------------------------------------------------------------------
@@ -199,7 +199,7 @@ _RESPONSE_SCHEMAS: dict[str, Any] = {
                 "items": _object(
                     {
                         "name": {"type": "string"},
-                        "kind": {"enum": ["latency", "availability"]},
+                        "kind": {"enum": ["latency", "availability", "batch"]},
                         "target": {"type": "number"},
                         "threshold_s": _NUMBER_OR_NULL,
                         "month": {
@@ -271,13 +271,14 @@ _RESPONSE_SCHEMAS: dict[str, Any] = {
         {
             "service": {"type": "string"},
             "objective": {"type": "string"},
-            "kind": {"enum": ["latency", "availability"]},
+            "kind": {"enum": ["latency", "availability", "batch"]},
             "target": {"type": "number"},
             "threshold_s": _NUMBER_OR_NULL,
             "source": {
-                "enum": ["probes", "traffic", "both"],
+                "enum": ["probes", "traffic", "both", "batch"],
                 "description": "Where its results come from: the service's probes, events "
-                "of its real traffic (POST /api/ingest), or both.",
+                "of its real traffic (POST /api/ingest), or both; batch: events of batch "
+                "processing (a batch objective).",
             },
             "probes": {
                 "type": "array",
@@ -502,13 +503,11 @@ def openapi_document(config: Config, routes: Iterable[str] = ()) -> dict[str, An
                 "requestBody": {
                     "required": True,
                     "content": {
-                        "application/json": {
-                            "schema": {"type": "array", "items": _ref("ExchangeEvent")}
-                        },
+                        "application/json": {"schema": {"type": "array", "items": _ref("Event")}},
                         "application/x-ndjson": {
                             "schema": {
                                 "type": "string",
-                                "description": "One ExchangeEvent JSON object per line.",
+                                "description": "One Event JSON object per line.",
                             }
                         },
                     },
@@ -609,9 +608,9 @@ def openapi_document(config: Config, routes: Iterable[str] = ()) -> dict[str, An
         schemas[model.__name__] = model.model_json_schema(
             ref_template="#/components/schemas/{model}"
         )
-    event = ExchangeEvent.model_json_schema(ref_template="#/components/schemas/{model}")
-    schemas.update(event.pop("$defs", {}))  # Outcome: a component the event refers to
-    schemas["ExchangeEvent"] = event
+    event = event_schema("#/components/schemas/{model}")
+    schemas.update(event.pop("$defs", {}))  # ExchangeEvent, BatchEvent, Outcome
+    schemas["Event"] = event
     for name in ("MaintenanceIn", "IncidentIn"):
         schemas[name]["properties"]["service"] = {**services}
     return {

@@ -67,6 +67,12 @@ def _config(tmp_path: Path) -> Config:
                     ],
                 },
                 {
+                    "name": "files",
+                    "objectives": [
+                        {"name": "data-4d", "kind": "batch", "deadline": "4d", "target": 99}
+                    ],
+                },
+                {
                     "name": "portal",
                     "probes": [{"name": "calls", "kind": "traffic"}],
                     "objectives": [
@@ -313,3 +319,76 @@ async def test_bad_input_is_refused_line_by_line_and_changes_nothing(tmp_path: P
         metrics = (await run.client.get("/metrics", headers=AUTH)).text
         assert 'sla_events_total{result="late"} 1.0' in metrics
         assert 'sla_events_total{result="stored"} 3.0' in metrics
+
+
+def _batch(event_id: str, batch: str, kind: str, at: float, records: int) -> dict[str, Any]:
+    return {
+        "type": "batch",
+        "id": event_id,
+        "service": "files",
+        "batch": batch,
+        "event": kind,
+        "at": _iso(at),
+        "records": records,
+    }
+
+
+async def _batch_month(run: Running) -> dict[str, Any]:
+    answer = (await run.client.get("/api/sla", headers=AUTH)).json()
+    [files] = [s for s in answer["services"] if s["name"] == "files"]
+    [objective] = files["objectives"]
+    assert (objective["kind"], objective["source"]) == ("batch", "batch")
+    return dict(objective["windows"]["month"])
+
+
+async def test_batch_events_give_the_days_pending_then_final(tmp_path: Path) -> None:
+    clock = FakeClock(T0, speed=1.0)
+    h = 3600.0
+    first = _ndjson(
+        [
+            # A processed event before its batch's submission, in the same request.
+            _batch("x-done", "X", "processed", T0 - 1 * h, 1000),
+            _batch("x-in", "X", "submitted", T0 - 3 * h, 1000),
+            _batch("y-in", "Y", "submitted", T0 - 2 * h, 500),
+            _batch("y-part", "Y", "processed", T0 - 0.5 * h, 200),
+            # Two days ago, a quarter processed: pending (its deadline is days away).
+            _batch("w-in", "W", "submitted", T0 - 48 * h, 400),
+            _batch("w-part", "W", "processed", T0 - 24 * h, 100),
+        ]
+    )
+    async with running(tmp_path, clock) as run:
+        answer = await run.post(first)
+        assert answer.json() == {"stored": 6, "duplicate": 0, "invalid": 0, "late": 0, "errors": []}
+        month = await _batch_month(run)
+        by_day = {d["date"]: d for d in month["days"]}
+        assert by_day["2026-11-18"] == {
+            "date": "2026-11-18",
+            "state": "pending",
+            "submitted": 1500,
+            "in_time": 1200,
+            "unprocessed": 300,
+            "compliance": 0.8,
+        }
+        assert by_day["2026-11-16"]["state"] == "pending"
+        assert (by_day["2026-11-16"]["in_time"], by_day["2026-11-16"]["unprocessed"]) == (100, 300)
+        assert (month["valid"], month["compliance"], month["verdict"]) == (0, None, "no_data")
+        assert month["pending"] == {"days": 2, "submitted": 1900, "unprocessed": 600}
+        # A retry is counted once; a processed event of a batch nobody submitted is refused.
+        again = await run.post(first)
+        assert (again.json()["stored"], again.json()["duplicate"]) == (0, 6)
+        unknown = await run.post(_ndjson([_batch("q", "Q", "processed", T0 - h, 5)]))
+        assert unknown.status_code == 422
+        assert "unknown batch 'Q'" in unknown.json()["errors"][0]["error"]
+        # The rest of Y: its day is wholly processed, so final at once.
+        done = await run.post(_ndjson([_batch("y-rest", "Y", "processed", T0 - 0.1 * h, 300)]))
+        assert done.json()["stored"] == 1
+        month = await _batch_month(run)
+        assert (month["valid"], month["good"], month["verdict"]) == (1500, 1500, "met")
+        assert month["pending"] == {"days": 1, "submitted": 400, "unprocessed": 300}
+    async with running(tmp_path, FakeClock(T0 + 60, speed=1.0)) as again:
+        reloaded = await _batch_month(again)
+        assert (reloaded["valid"], reloaded["good"], reloaded["pending"]) == (
+            1500,
+            1500,
+            {"days": 1, "submitted": 400, "unprocessed": 300},
+        )
