@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 
 from probes.settings import MqttBrokerSettings
+from simulator.batches import BatchServices
 from simulator.http_services import HttpServices
 from simulator.responder import MqttResponder
 from simulator.settings import SimulatorSettings
@@ -71,7 +72,9 @@ class Simulator:
             self.truth.close()  # do not leak the CSV file of a simulator that never ran
             raise
         self.traffic = TrafficGenerator(settings, self.truth, wall_clock)
+        self.batches = BatchServices(settings, wall_clock)
         self._traffic_task: asyncio.Task[None] | None = None
+        self._batches_task: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._started = False
 
@@ -99,6 +102,8 @@ class Simulator:
             self._flusher = asyncio.create_task(self._flush_regularly(), name="truth-flush")
             if self.traffic.streams:
                 self._traffic_task = asyncio.create_task(self.traffic.run(), name="traffic")
+            if self.batches.services:
+                self._batches_task = asyncio.create_task(self.batches.run(), name="batches")
         except BaseException:
             await self.stop()
             raise
@@ -121,13 +126,14 @@ class Simulator:
             self.truth.close()
 
     async def stop_traffic(self) -> None:
-        """Stop drawing real traffic (events not yet sent stay unsent; see
-        ``TrafficGenerator.finish`` to send them)."""
-        if self._traffic_task is not None:
-            self._traffic_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._traffic_task
-            self._traffic_task = None
+        """Stop drawing real traffic and batches (events not yet sent stay unsent; see
+        ``TrafficGenerator.finish`` and ``BatchServices.flush`` to send them)."""
+        for task in (self._traffic_task, self._batches_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._traffic_task = self._batches_task = None
 
     async def __aenter__(self) -> Simulator:
         await self.start()

@@ -101,6 +101,35 @@ class TrafficSettings(_Strict):
     backlog_delay: Duration = 120.0
 
 
+class BatchServiceSettings(_Strict):
+    """A deferred-processing service: batches handed in at random (simulated) times with
+    seeded volumes, processed in one to ``parts_max`` steps after a seeded delay (a share
+    of them beyond ``deadline``), each step reported as a batch event when it happens."""
+
+    service: str
+    #: Batches handed in a day (simulated time), Poisson arrivals.
+    per_day: float = Field(gt=0, le=100_000)
+    records_min: int = Field(default=100, ge=1)
+    records_max: int = Field(default=10_000, ge=1)
+    #: Median of the (lognormal) processing delay, and its shape.
+    delay_median: Duration = 86_400.0
+    delay_sigma: float = Field(default=0.6, ge=0, le=5)
+    #: The contract's deadline, and the share of batches finished after it.
+    deadline: Duration = 4 * 86_400.0
+    late_probability: float = Field(default=0.02, ge=0, le=1)
+    #: A batch is processed in 1 to this many steps.
+    parts_max: int = Field(default=3, ge=1, le=20)
+    ingest_url: str = Field(pattern=r"^https?://")
+    token_env: str = Field(min_length=1)
+    send_every: Duration = 1.0
+
+    @model_validator(mode="after")
+    def _range(self) -> BatchServiceSettings:
+        if self.records_max < self.records_min:
+            raise ValueError("records_max must not be below records_min")
+        return self
+
+
 class SimulatorSettings(_Strict):
     """The simulated network."""
 
@@ -110,6 +139,8 @@ class SimulatorSettings(_Strict):
     http: HttpServerSettings | None = None
     #: Real traffic reported to the monitor as events.
     traffic: list[TrafficSettings] = Field(default_factory=list)
+    #: Deferred-processing services reporting batch events.
+    batches: list[BatchServiceSettings] = Field(default_factory=list)
     #: Optional CSV file where every served request is appended (the truth log).
     truth_log: str | None = None
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from simulator.profiles import Behaviour, seeded_random
+from simulator.sender import EventSender
 from simulator.settings import SimulatorSettings, TrafficSettings
 from simulator.truth import TruthLog
 
@@ -76,9 +77,7 @@ class TrafficStream:
         self._running: list[_Exchange] = []  # started, not yet ended
         self._held: list[tuple[float, list[_Exchange]]] = []  # backlog: (send after, batch)
         self._unsent: list[_Exchange] = []
-        #: Events the monitor took (stored or duplicate), and requests it refused with 4xx.
-        self.delivered = 0
-        self.refused = 0
+        self._sender = EventSender(settings.ingest_url, "traffic")
         #: Events held back as a backlog (sent ``backlog_delay`` later).
         self.held_back = 0
 
@@ -129,38 +128,31 @@ class TrafficStream:
         self._held, self._running = [], []
         for _ in range(attempts):
             await self._send(session, token)
-            if not self._unsent:
+            if not self.pending:
                 return True
             await asyncio.sleep(0.2)
         return False
 
     async def _send(self, session: aiohttp.ClientSession, token: str) -> None:
-        """Send the oldest unsent events (one request); kept when the monitor did not take
-        them."""
-        if not self._unsent:
-            return
-        batch = self._unsent[:10_000]
-        body = "\n".join(e.to_json(self.settings.service, self.settings.feed) for e in batch)
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
-        try:
-            async with session.post(self.settings.ingest_url, data=body, headers=headers) as answer:
-                text = await answer.text()
-                if answer.status >= 500:
-                    log.warning("traffic: the monitor answered %d; sending again", answer.status)
-                    return
-                if answer.status >= 400 and answer.status != 422:
-                    self.refused += len(batch)
-                    log.error("traffic: the monitor refused a batch: %d %s", answer.status, text)
-                else:
-                    taken = json.loads(text)
-                    self.delivered += taken["stored"] + taken["duplicate"]
-                    for error in taken["errors"]:
-                        self.refused += 1
-                        log.error("traffic: event refused: %s", error)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("traffic: no answer from the monitor (%s); sending again", exc)
-            return
-        self._unsent = self._unsent[len(batch) :]
+        service, feed = self.settings.service, self.settings.feed
+        self._sender.unsent += [e.to_json(service, feed) for e in self._unsent]
+        self._unsent = []
+        await self._sender.send(session, token)
+
+    @property
+    def delivered(self) -> int:
+        """Events the monitor took (stored, or stored before)."""
+        return self._sender.delivered
+
+    @property
+    def refused(self) -> int:
+        """Events the monitor refused."""
+        return self._sender.refused
+
+    @property
+    def pending(self) -> int:
+        """Events not yet taken by the monitor."""
+        return len(self._sender.unsent) + len(self._unsent)
 
 
 class TrafficGenerator:
