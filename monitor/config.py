@@ -125,6 +125,14 @@ class BatchObjective(_Strict):
     target: Percent
     #: What is counted: records (the volume), or whole batches (all of one in time).
     measure: Literal["records", "batches"] = "records"
+    #: A batch is at risk (alerted) once it is this close to its deadline unprocessed.
+    margin: Duration = 86_400.0
+
+    @model_validator(mode="after")
+    def _margin_inside(self) -> BatchObjective:
+        if self.margin >= self.deadline:
+            raise _LocatedValueError("margin must be shorter than the deadline", ("margin",))
+        return self
 
     @property
     def target_ratio(self) -> float:
@@ -565,6 +573,13 @@ class CoverageAlert(_Strict):
     severity: Severity = "ticket"
 
 
+class BatchAtRiskAlert(_Strict):
+    """Volume of a batch objective still unprocessed within its margin of the deadline."""
+
+    enabled: bool = True
+    severity: Severity = "page"
+
+
 class ServiceDownAlert(_Strict):
     """N consecutive down minutes of an availability objective."""
 
@@ -647,6 +662,7 @@ class AlertingConfig(_Strict):
     month_breach: MonthBreachAlert = Field(default_factory=MonthBreachAlert)
     service_down: ServiceDownAlert = Field(default_factory=ServiceDownAlert)
     coverage: CoverageAlert = Field(default_factory=CoverageAlert)
+    batch_at_risk: BatchAtRiskAlert = Field(default_factory=BatchAtRiskAlert)
     #: A condition must hold this long before its alert fires (pending until then).
     pending_for: NonNegativeDuration = 0.0
     #: A firing alert is notified again this often while it lasts (not acknowledged).

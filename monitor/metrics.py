@@ -383,10 +383,18 @@ class SlaCollector(Collector):
             "Below this coverage the objective's verdict is insufficient data.",
             labels=["service", "objective"],
         )
+        at_risk = GaugeMetricFamily(
+            "sla_batch_at_risk",
+            "Batch objectives: records (or batches) still unprocessed within the margin of "
+            "their deadline.",
+            labels=["service", "objective"],
+        )
         services_seen: set[str] = set()
         quantiles_done: set[tuple[str, str, str]] = set()
         for figures in self._figures():
             target.add_metric([figures.service, figures.objective], figures.target_ratio)
+            if figures.kind == "batch":
+                at_risk.add_metric([figures.service, figures.objective], figures.at_risk)
             month = figures.windows.get("month")
             if month is not None:
                 floor.add_metric([figures.service, figures.objective], month.coverage_floor)
@@ -417,6 +425,7 @@ class SlaCollector(Collector):
                         quantiles_done.add(key)
                         quantile.add_metric([figures.service, percentile(name), window], value)
         yield from (
+            at_risk,
             compliance,
             target,
             budget,

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from monitor.alerting.labels import (
+    BATCH_AT_RISK_RULE,
     COVERAGE_RULE,
     DOWN_RULE,
     MONTH_BREACH_RULE,
@@ -136,6 +137,7 @@ class Alerter:
         for f in figures:
             seen.extend(self._burn_rate(f))
             seen.extend(self._month(f, now))
+            seen.extend(self._batch_at_risk(f))
         seen.extend(self._service_down(now))
         return seen
 
@@ -245,6 +247,27 @@ class Alerter:
                 )
             )
         return held
+
+    def _batch_at_risk(self, f: ObjectiveFigures) -> list[Condition]:
+        """A batch objective's volume still unprocessed close to its deadline."""
+        rule = self.settings.batch_at_risk
+        if f.kind != "batch" or not rule.enabled or f.at_risk <= 0:
+            return []
+        deadline = f.threshold_s or 0.0
+        return [
+            Condition(
+                BATCH_AT_RISK_RULE,
+                rule.severity,
+                f.service,
+                f.objective,
+                float(f.at_risk),
+                f"{f.service} {f.objective}: {f.at_risk} still unprocessed close to the "
+                f"{deadline / 86400:g}-day deadline",
+                f"{f.at_risk} records (or batches) handed in are not processed yet and "
+                "their deadline is within the objective's margin: process them now or "
+                "they count against the target.",
+            )
+        ]
 
     def projected_month_compliance(self, f: ObjectiveFigures, now: float) -> float | None:
         """Month-end compliance if the rest of the month runs at the recent burn rate and

@@ -17,6 +17,7 @@ DOWN_ALERT = "SlaServiceDown"
 MONTH_BREACH_ALERT = "SlaMonthBreached"
 MONTH_FORECAST_ALERT = "SlaMonthForecastBreach"
 COVERAGE_ALERT = "SlaCoverageLow"
+BATCH_AT_RISK_ALERT = "SlaBatchAtRisk"
 #: Prometheus only: the daemon stopped reporting an objective, or stopped sealing minutes.
 DATA_MISSING_ALERT = "SlaDataMissing"
 
@@ -25,7 +26,9 @@ DOWN_RULE = "service-down"
 MONTH_BREACH_RULE = "month-breach"
 MONTH_FORECAST_RULE = "month-forecast"
 COVERAGE_RULE = "coverage-low"
+BATCH_AT_RISK_RULE = "batch-at-risk"
 _ALERTNAMES = {
+    BATCH_AT_RISK_RULE: BATCH_AT_RISK_ALERT,
     DOWN_RULE: DOWN_ALERT,
     COVERAGE_RULE: COVERAGE_ALERT,
     MONTH_BREACH_RULE: MONTH_BREACH_ALERT,
@@ -63,6 +66,8 @@ def alert_labels(
 
 
 __all__ = [
+    "BATCH_AT_RISK_ALERT",
+    "BATCH_AT_RISK_RULE",
     "BURN_ALERT",
     "COVERAGE_ALERT",
     "COVERAGE_RULE",

@@ -37,6 +37,8 @@ from typing import Any
 import yaml
 
 from monitor.alerting.labels import (
+    BATCH_AT_RISK_ALERT,
+    BATCH_AT_RISK_RULE,
     BURN_ALERT,
     COVERAGE_ALERT,
     COVERAGE_RULE,
@@ -47,6 +49,7 @@ from monitor.alerting.labels import (
 )
 from monitor.config import (
     AvailabilityObjective,
+    BatchObjective,
     BurnRateAlert,
     Config,
     LatencyObjective,
@@ -75,6 +78,7 @@ SEALED_METRIC = "sla_objective_sealed_timestamp_seconds"
 MAINTENANCE_METRIC = "sla_maintenance_active"
 COVERAGE_METRIC = "sla_monitoring_coverage_ratio"
 COVERAGE_FLOOR_METRIC = "sla_objective_coverage_floor_ratio"
+BATCH_AT_RISK_METRIC = "sla_batch_at_risk"
 
 #: Days a burn rate is measured against in the alert text, as in the built-in path.
 _BUDGET_PERIOD_DAYS = 30
@@ -361,6 +365,35 @@ def _down_alert(
     return rule
 
 
+def _batch_at_risk_alert(
+    config: Config, service: ServiceConfig, objective: BatchObjective
+) -> dict[str, Any]:
+    """Volume unprocessed close to its deadline: the daemon's own gauge (only it has the
+    batch events), so Prometheus and the built-in path fire on the same figure."""
+    setting = config.alerting.batch_at_risk
+    labels = alert_labels(
+        config.alerting, BATCH_AT_RISK_RULE, setting.severity, service.name, objective.name
+    )
+    del labels["alertname"]
+    own = (("service", "=", service.name), ("objective", "=", objective.name))
+    return {
+        "alert": BATCH_AT_RISK_ALERT,
+        "expr": f"max by (service, objective) ({_selector(BATCH_AT_RISK_METRIC, *own)}) > 0",
+        "labels": labels,
+        "annotations": {
+            "summary": (
+                f"{service.name} {objective.name}: {{{{ $value }}}} still unprocessed close "
+                f"to the {objective.deadline / 86400:g}-day deadline"
+            ),
+            "description": (
+                "Records (or batches) handed in are not processed yet and their deadline is "
+                "within the objective's margin: process them now or they count against "
+                "the target."
+            ),
+        },
+    }
+
+
 def build_rules(config: Config, interval: str = DEFAULT_INTERVAL) -> dict[str, Any]:
     """The rules document: one group per service evaluated every ``interval``, recording
     rules before alerts.
@@ -372,9 +405,12 @@ def build_rules(config: Config, interval: str = DEFAULT_INTERVAL) -> dict[str, A
         raise ValueError(f"interval {interval!r} is not a Prometheus duration such as 30s")
     groups = []
     for service in config.services:
-        if not service.objectives:
+        if not service.all_objectives:
             continue
         rules: list[dict[str, Any]] = []
+        if config.alerting.batch_at_risk.enabled:
+            for batch in service.batch_objectives:
+                rules.append(_batch_at_risk_alert(config, service, batch))
         for objective in service.objectives:
             rules.extend(_recording_rules(service, objective))
         for objective in service.objectives:

@@ -102,6 +102,22 @@ def batch_days(
     return out
 
 
+def at_risk(
+    batches: Iterable[Batch], deadline_s: float, margin_s: float, measure: Measure, now: float
+) -> int:
+    """Records (or batches) not yet processed whose deadline is less than ``margin_s``
+    away: what can still be saved."""
+    total = 0
+    for batch in batches:
+        if batch.submitted_at is None:
+            continue
+        due = batch.submitted_at + deadline_s
+        left = batch.volume - batch.processed_by(now)
+        if due - margin_s <= now < due and left > 0:
+            total += left if measure == "records" else 1
+    return total
+
+
 class BatchBook:
     """The batches of every service, kept in memory (a few per institution and day) and
     fed by the batch events as they are stored."""

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
-from monitor.sla.batch import BatchBook, BatchDay, batch_days
+from monitor.sla.batch import BatchBook, BatchDay, at_risk, batch_days
 from monitor.sla.counts import Rollup, availability, compliance, error_budget, estimate_quantile
 from monitor.sla.minutes import MinuteCode, ObjectiveKey
 from monitor.sla.objectives import coverage_floor, runs_per_minute
@@ -163,6 +163,8 @@ class ObjectiveFigures:
     windows: dict[str, WindowFigures]
     #: Where its results come from: probes, traffic (events of real exchanges), or both.
     source: str = "probes"
+    #: Batch only: records (or batches) unprocessed within the margin of their deadline.
+    at_risk: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -175,6 +177,7 @@ class ObjectiveFigures:
             "source": self.source,
             "probes": list(self.probes),
             "windows": {name: w.to_dict() for name, w in self.windows.items()},
+            **({"at_risk": self.at_risk} if self.kind == "batch" else {}),
         }
 
 
@@ -445,6 +448,13 @@ def batch_figures(config: Config, book: BatchBook, now: float) -> list[Objective
                     (),
                     windows,
                     "batch",
+                    at_risk(
+                        book.of(service.name),
+                        objective.deadline,
+                        objective.margin,
+                        objective.measure,
+                        now,
+                    ),
                 )
             )
     return figures

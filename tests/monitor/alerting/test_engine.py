@@ -16,9 +16,10 @@ from monitor.collector import Collector
 from monitor.config import Config
 from monitor.ledger.windows import Ledger
 from monitor.metrics import Metrics
-from monitor.results import Result
+from monitor.results import BatchRecord, Result
+from monitor.sla.batch import BatchBook
 from monitor.sla.eligibility import MaintenanceWindow
-from monitor.sla.figures import all_figures
+from monitor.sla.figures import all_figures, batch_figures
 from monitor.store import MemoryStore
 from probes.base import Outcome
 from tests.support import builders
@@ -319,3 +320,33 @@ async def test_coverage_below_the_floor_raises_one_ticket_and_resolves() -> None
     assert all("insufficient data" in a.summary for a in alerts)
     labels = next(e for _, _, e in h.sent if e.rule == "coverage-low").labels
     assert labels["alertname"] == "SlaCoverageLow"
+
+
+async def test_a_batch_at_risk_pages_once_and_resolves_when_processed() -> None:
+    """A batch of 800 records handed in 3.5 days ago against a 4-day deadline, 1 day of
+    margin: at risk until its processing is reported, then clear (resolved after the
+    configured quiet time)."""
+    config = builders.config(
+        builders.service("svc", latency={"fast": 1}),
+        {
+            "name": "files",
+            "objectives": [{"name": "data-4d", "kind": "batch", "deadline": "4d", "target": 99}],
+        },
+        alerting={"burn_rate": [], "month_forecast": {"enabled": False}, "resolve_after": 0},
+    )
+    h = Harness(config)
+    book = BatchBook()
+    submitted = T0 - 3.5 * 86400
+    book.add([BatchRecord("files", "e1", "F1", "submitted", submitted, 800)])
+    events = h.alerter.evaluate(batch_figures(config, book, T0), T0)
+    [fired] = [e for e in events if e.labels["rule"] == "batch-at-risk"]
+    assert (fired.kind, fired.labels["alertname"], fired.labels["severity"]) == (
+        "firing",
+        "SlaBatchAtRisk",
+        "page",
+    )
+    assert "800 still unprocessed" in fired.summary
+    assert not h.alerter.evaluate(batch_figures(config, book, T0 + 60), T0 + 60)  # once
+    book.add([BatchRecord("files", "e2", "F1", "processed", T0 + 90, 800)])
+    events = h.alerter.evaluate(batch_figures(config, book, T0 + 120), T0 + 120)
+    assert [e.kind for e in events if e.labels["rule"] == "batch-at-risk"] == ["resolved"]

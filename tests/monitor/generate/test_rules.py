@@ -793,3 +793,62 @@ def test_promtool_unit_tests_fire_and_stay_silent_as_the_model_says(tmp_path: Pa
     test_file.write_text(yaml.safe_dump(unit, sort_keys=False, width=1_000_000))
     out = promtool("test", "rules", test_file.name, cwd=tmp_path)
     assert "SUCCESS" in out
+
+
+def test_the_batch_at_risk_rule_fires_on_the_daemons_gauge_with_promtool(tmp_path: Path) -> None:
+    """A batch objective's at-risk alert in Prometheus reads the daemon's own gauge (only
+    the daemon has the batch events): promtool fires it while the gauge is above 0, with
+    the built-in path's labels, and not before or after."""
+    config = Config.model_validate(
+        {
+            "services": [
+                {
+                    "name": "files",
+                    "objectives": [
+                        {"name": "data-4d", "kind": "batch", "deadline": "4d", "target": 99}
+                    ],
+                }
+            ]
+        }
+    )
+    (tmp_path / "rules.yml").write_text(render_rules(config))
+    series = 'sla_batch_at_risk{service="files",objective="data-4d"}'
+    tests = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": series, "values": "0 0 0 800 800 0 0"}],
+                "alert_rule_test": [
+                    {"eval_time": "2m", "alertname": "SlaBatchAtRisk", "exp_alerts": []},
+                    {
+                        "eval_time": "4m",
+                        "alertname": "SlaBatchAtRisk",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "service": "files",
+                                    "objective": "data-4d",
+                                    "severity": "page",
+                                    "rule": "batch-at-risk",
+                                },
+                                "exp_annotations": {
+                                    "summary": "files data-4d: 800 still unprocessed close "
+                                    "to the 4-day deadline",
+                                    "description": "Records (or batches) handed in are not "
+                                    "processed yet and their deadline is within the "
+                                    "objective's margin: process them now or they count "
+                                    "against the target.",
+                                },
+                            }
+                        ],
+                    },
+                    {"eval_time": "6m", "alertname": "SlaBatchAtRisk", "exp_alerts": []},
+                ],
+            }
+        ],
+    }
+    (tmp_path / "tests.yml").write_text(yaml.safe_dump(tests))
+    promtool("check", "rules", "rules.yml", cwd=tmp_path)
+    promtool("test", "rules", "tests.yml", cwd=tmp_path)

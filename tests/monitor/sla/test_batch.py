@@ -8,7 +8,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from monitor.results import BatchRecord
-from monitor.sla.batch import BatchBook, batch_days
+from monitor.sla.batch import BatchBook, at_risk, batch_days
 
 ZONE = ZoneInfo("Europe/Brussels")
 DAY = 86400.0
@@ -80,3 +80,15 @@ def test_a_processed_event_of_an_unsubmitted_batch_counts_nowhere_until_it_is() 
     assert book.known("files", "Z")
     [day] = batch_days(book.of("files"), DEADLINE, "records", ZONE, at("2026-11-03T00:00"))
     assert (day.submitted, day.in_time, day.final) == (10, 10, True)
+
+
+def test_at_risk_counts_what_is_unprocessed_within_the_margin_of_its_deadline() -> None:
+    book = BatchBook()
+    book.add(events())
+    # 6 Nov 10:00: B (due 6 Nov 23:30) is within a day of its deadline with 500 left;
+    # D (due 7 Nov 12:00) is not yet within a day; A and C are done.
+    now = at("2026-11-06T10:00")
+    assert at_risk(book.of("files"), DEADLINE, DAY, "records", now) == 500
+    assert at_risk(book.of("files"), DEADLINE, DAY, "batches", now) == 1
+    # 7 Nov 11:00: D (300 left, due 12:00) is at risk; B's deadline has passed (missed).
+    assert at_risk(book.of("files"), DEADLINE, DAY, "records", at("2026-11-07T11:00")) == 300
