@@ -19,6 +19,7 @@ of the archived report (``monitor.report.archive``).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -31,6 +32,8 @@ from monitor.report.model import (
     CAUSES,
     REPORT_VERDICT,
     AlertEntry,
+    BatchDayReport,
+    BatchObjectiveReport,
     Budget,
     Correction,
     Incident,
@@ -47,11 +50,13 @@ from monitor.report.model import (
     overall_verdict,
     verdict_counts,
 )
+from monitor.sla.batch import BatchBook, batch_days
 from monitor.sla.eligibility import Eligibility
 from monitor.sla.figures import (
     CoverageBasis,
     WindowFigures,
     availability_window,
+    batch_window,
     counts_by_label,
     latency_coverage,
     latency_window,
@@ -101,6 +106,7 @@ def _objective_report(
         kind=objective.kind,
         target=target,
         threshold_s=threshold,
+        source=objective.source,
         probes=probes,
         valid=figures.valid,
         good=figures.good,
@@ -115,6 +121,58 @@ def _objective_report(
         days=acc.days,
         **extra,
     )
+
+
+async def _batch_reports(
+    config: Config, store: Store, service: str, month: Month, now: float
+) -> list[BatchObjectiveReport]:
+    """The service's batch objectives over the month's submission days, from its batch
+    events (the same arithmetic as the daemon's, monitor.sla.batch)."""
+    zone = config.zone
+    first, after = month.bounds(zone)
+    settings = config.service(service)
+    book = BatchBook()
+    book.add(e for e in await store.batch_events(first * 60.0) if e.service == service)
+    start = dt.datetime.fromtimestamp(first * 60, zone).date()
+    end = dt.datetime.fromtimestamp(after * 60, zone).date()
+    reports = []
+    for objective in settings.batch_objectives:
+        days = batch_days(book.of(service), objective.deadline, objective.measure, zone, now)
+        window = batch_window("month", days, objective.target_ratio, start, end)
+        pending = [d for d in window.days if not d.final]
+        achieved = window.compliance
+        reports.append(
+            BatchObjectiveReport(
+                service=service,
+                objective=objective.name,
+                target=objective.target_ratio,
+                deadline_s=objective.deadline,
+                measure=objective.measure,
+                valid=window.valid,
+                good=window.good,
+                bad=window.bad,
+                achieved=achieved,
+                margin=None if achieved is None else achieved - objective.target_ratio,
+                verdict=REPORT_VERDICT[window.verdict],
+                pending_days=len(pending),
+                pending_submitted=sum(d.submitted for d in pending),
+                wording=config.contract.wording_of(service, objective.name)
+                if config.contract
+                else None,
+                days=[
+                    BatchDayReport(
+                        date=d.date.isoformat(),
+                        state="final" if d.final else "pending",
+                        submitted=d.submitted,
+                        in_time=d.in_time,
+                        unprocessed=d.unprocessed,
+                        compliance=d.compliance,
+                    )
+                    for d in window.days
+                ],
+            )
+        )
+    return reports
 
 
 def _cause(failures: dict[str, int]) -> str:
@@ -368,7 +426,12 @@ async def build_report(
         await builder.day(date, lo, min(hi, end))
         if progress is not None:
             progress("days", index + 1, len(days))
-    if not builder.has_data:
+    batch_reports = {
+        name: await _batch_reports(config, store, name, month, now)
+        for name in names
+        if config.service(name).batch_objectives
+    }
+    if not builder.has_data and not any(b.days for r in batch_reports.values() for b in r):
         scope = f" of service {service}" if service else ""
         raise NoDataError(
             f"no data for {month}{scope}: the store holds no measured result for it (minutes"
@@ -398,13 +461,16 @@ async def build_report(
             for incident in _incidents(o.name, builder.acc[(name, o.name)], zone)
         ]
         incidents.sort(key=lambda i: (i.start, i.objective))
+        batches = batch_reports.get(name, [])
+        verdicts_here = [o.verdict for o in objectives] + [b.verdict for b in batches]
         services.append(
             ServiceReport(
                 name=name,
                 description=service_config.description,
-                verdict=overall_verdict(o.verdict for o in objectives),
+                verdict=overall_verdict(verdicts_here),
                 measured_from=measured_from(builder.first_data_minute.get(name)),
                 objectives=objectives,
+                batches=batches,
                 incidents=incidents,
                 maintenance=_maintenance_entries(
                     name,
@@ -419,7 +485,7 @@ async def build_report(
                 alerts=_alert_entries(name, alerts, first * 60.0, end * 60.0, zone),
             )
         )
-    verdicts = [o.verdict for s in services for o in s.objectives]
+    verdicts = [v for s in services for v in s.verdicts()]
     return Report(
         generated_at=iso_local(now, zone),
         version=version,

@@ -156,6 +156,11 @@ class ObjectiveReport(_Model):
     kind: Literal["latency", "availability"]
     target: float = Field(description="as a ratio (0.99 for 99 %)")
     threshold_s: float | None = Field(description="latency only")
+    source: Literal["probes", "traffic", "both"] = Field(
+        default="probes",
+        description="where its results come from: the probes, events of the real traffic, "
+        "or both (absent before it existed: probes)",
+    )
     probes: list[str]
     valid: int = Field(description="events, or monitored eligible minutes (up + down)")
     good: int
@@ -241,6 +246,39 @@ class AlertEntry(_Model):
     minutes_to_resolve: float | None = Field(description="from firing to resolution")
 
 
+class BatchDayReport(_Model):
+    """One submission day of a batch objective."""
+
+    date: str = Field(description="local date the batches were handed in, YYYY-MM-DD")
+    state: Literal["final", "pending"] = Field(
+        description="pending until the day's deadline has passed or all of it is processed"
+    )
+    submitted: int = Field(description="records (or batches) handed in that day")
+    in_time: int = Field(description="of them, processed within the deadline")
+    unprocessed: int = Field(description="not processed yet")
+    compliance: float | None = Field(description="in_time / submitted")
+
+
+class BatchObjectiveReport(_Model):
+    """A batch objective over the period: its final days, and the pending ones beside."""
+
+    service: str
+    objective: str
+    target: float = Field(description="as a ratio (0.99 for 99 %)")
+    deadline_s: float
+    measure: Literal["records", "batches"]
+    valid: int = Field(description="records (or batches) handed in on the final days")
+    good: int = Field(description="of them, processed within the deadline")
+    bad: int
+    achieved: float | None = Field(description="good / valid over the final days")
+    margin: float | None = Field(description="achieved - target (ratio points)")
+    verdict: Verdict = Field(description="over the final days")
+    pending_days: int = Field(description="days of the period still pending")
+    pending_submitted: int = Field(description="records (or batches) of the pending days")
+    wording: Wording | None = Field(default=None, description="the contract's words for it")
+    days: list[BatchDayReport]
+
+
 class ServiceReport(_Model):
     """One service over the period."""
 
@@ -253,9 +291,16 @@ class ServiceReport(_Model):
         "period began before it; null otherwise",
     )
     objectives: list[ObjectiveReport]
+    batches: list[BatchObjectiveReport] = Field(
+        default_factory=list, description="batch objectives (absent before they existed)"
+    )
     incidents: list[Incident]
     maintenance: list[MaintenanceEntry]
     alerts: list[AlertEntry]
+
+    def verdicts(self) -> list[Verdict]:
+        """The verdict of every objective, batch ones included."""
+        return [o.verdict for o in self.objectives] + [b.verdict for b in self.batches]
 
 
 class UnmonitoredSpan(_Model):
@@ -326,7 +371,7 @@ class Report(_Model):
         chosen = [s for s in self.services if s.name == service]
         if not chosen:
             raise ReportError(f"the report has no service {service!r}")
-        verdicts = [o.verdict for s in chosen for o in s.objectives]
+        verdicts = [v for s in chosen for v in s.verdicts()]
         period = self.period.model_copy(update={"measured_from": chosen[0].measured_from})
         return self.model_copy(
             update={

@@ -112,10 +112,14 @@ class _Words:
     def promise(self, objective: ObjectiveReport) -> str:
         """What the objective promises, in words: ``within 1 s`` or ``available``."""
         if objective.threshold_s is None:
-            return self.t("available")
-        seconds = objective.threshold_s
-        value = f"{seconds:g} s" if seconds >= 1 else f"{seconds * 1000:g} ms"
-        return self.t("within", value=value)
+            words = self.t("available")
+        else:
+            seconds = objective.threshold_s
+            value = f"{seconds:g} s" if seconds >= 1 else f"{seconds * 1000:g} ms"
+            words = self.t("within", value=value)
+        if objective.source != "probes":  # measured on the real traffic: say so
+            words += ", " + self.t(f"source_{objective.source}")
+        return words
 
     def context(self) -> dict[str, Any]:
         """What the templates call."""

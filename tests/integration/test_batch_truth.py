@@ -17,6 +17,9 @@ import httpx
 import pytest
 
 from monitor.app import Daemon
+from monitor.report.compute import build_report
+from monitor.report.model import Month
+from monitor.report.render import render
 from simulator.batches import BatchTruth
 from simulator.network import Simulator
 from simulator.settings import SimulatorSettings
@@ -149,6 +152,23 @@ async def test_batch_figures_equal_the_simulators_truth(
             sum(d["submitted"] for d in final),
             sum(d["in_time"] for d in final),
         )
+        # The monthly report shows the same days and the same month (one truth).
+        report = await build_report(daemon.config, daemon.store, Month(2026, 11), now=now)
+        [batch] = report.services[0].batches
+        assert {d.date: (d.state, d.submitted, d.in_time, d.unprocessed) for d in batch.days} == {
+            day: (v["state"], v["submitted"], v["in_time"], v["unprocessed"])
+            for day, v in expected.items()
+        }
+        assert (batch.valid, batch.good, batch.pending_days) == (
+            month["valid"],
+            month["good"],
+            len(expected) - len(final),
+        )
+        html = render(report, "html").decode()
+        markdown = render(report, "md").decode()
+        for text in (html, markdown):
+            assert "pending" in text
+            assert f"{batch.valid:,}" in text
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
