@@ -26,6 +26,7 @@ from monitor.config import Config
 from monitor.config_paths import store_identity
 from monitor.errors import StoreError
 from monitor.incidents import IncidentBook, IncidentDetector, StatusEvent, UserNotices
+from monitor.ingest.canary import canary_runners
 from monitor.ingest.intake import Intake
 from monitor.ingest.mqtt import MqttEventSubscriber
 from monitor.ledger.compaction import compact_days, recompact_days
@@ -156,6 +157,7 @@ class Daemon:
         self.intake = Intake(
             config, self.clock, self.collector.ingest, self.metrics, self.batches.known
         )
+        self.canaries = canary_runners(config, self.clock, self.collector.ingest, self.metrics)
         self.events_subscriber = (
             MqttEventSubscriber(config, self.intake) if config.ingest.mqtt is not None else None
         )
@@ -462,6 +464,13 @@ class Daemon:
                 _keep_running("monthly report", self.reports.run), name="monthly-report"
             )
             side = [housekeeping, alerting, detecting, reporting]
+            for runner in self.canaries:
+                side.append(
+                    group.create_task(
+                        _keep_running(f"batch canary {runner.service}", runner.run),
+                        name=f"canary-{runner.service}-{runner.objective.name}",
+                    )
+                )
             if self.events_subscriber is not None:
                 # Cancelled with the others: a message it had not stored is not
                 # acknowledged, and the broker delivers it again at the next start.

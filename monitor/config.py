@@ -115,6 +115,28 @@ class AvailabilityObjective(_Strict):
         return self.target / 100.0
 
 
+class BatchCanary(_Strict):
+    """A synthetic batch, for when the batch system reports no events: a small canary
+    handed in at ``submit_url`` every ``interval``, then its status polled until done or
+    past the deadline. ``{id}`` in the URLs and the body is the canary's id."""
+
+    submit_url: str = Field(pattern=r"^https?://")
+    method: Literal["POST", "PUT"] = "POST"
+    body: str = '{"id": "{id}", "canary": true}'
+    #: Where its state is read, e.g. http://batch.internal/batches/{id}.
+    status_url: str = Field(pattern=r"^https?://")
+    #: Done when the status answers one of these codes, with this text in its body.
+    done_status: list[int] = Field(default_factory=lambda: [200], min_length=1)
+    done_body: str | None = None
+    interval: Duration = 3600.0
+    poll_every: Duration = 60.0
+    #: The canary's volume in records.
+    records: int = Field(default=1, ge=1)
+    #: Header values that are secrets: header -> environment variable.
+    headers_env: dict[str, str] = Field(default_factory=dict)
+    timeout: Duration = 10.0
+
+
 class BatchObjective(_Strict):
     """``target`` % of the volume submitted on a day (config time zone) is processed within
     ``deadline`` (events of kind batch, docs/events.md)."""
@@ -127,6 +149,8 @@ class BatchObjective(_Strict):
     measure: Literal["records", "batches"] = "records"
     #: A batch is at risk (alerted) once it is this close to its deadline unprocessed.
     margin: Duration = 86_400.0
+    #: Measure with synthetic batches (when no event feed exists).
+    canary: BatchCanary | None = None
 
     @model_validator(mode="after")
     def _margin_inside(self) -> BatchObjective:

@@ -150,6 +150,12 @@ class Metrics:
         )
         for result in ("stored", "duplicate", "invalid", "late"):
             self.events.labels(result)
+        self.canary_errors = Counter(
+            "sla_batch_canary_errors",
+            "Synthetic batches that could not be handed in (no answer, an error status).",
+            ["service", "objective"],
+            registry=r,
+        )
         self.ingest_seconds = Histogram(
             "sla_ingest_store_seconds",
             "Time from handing a request's events to the collector to their commit.",

@@ -33,6 +33,7 @@ from monitor.alerting.labels import (
 from monitor.alerting.notifiers import AlertEvent, EventKind
 from monitor.config import AlertingConfig, AvailabilityObjective, Config
 from monitor.ledger.windows import Ledger
+from monitor.sla.batch import span_text
 from monitor.sla.figures import ObjectiveFigures, projected_compliance
 from monitor.sla.minutes import MinuteCode, ObjectiveKey
 from monitor.sla.windows import month_bounds, month_of
@@ -261,8 +262,8 @@ class Alerter:
                 f.service,
                 f.objective,
                 float(f.at_risk),
-                f"{f.service} {f.objective}: {f.at_risk} still unprocessed close to the "
-                f"{deadline / 86400:g}-day deadline",
+                f"{f.service} {f.objective}: {f.at_risk} still unprocessed close to "
+                f"its deadline ({span_text(deadline)})",
                 f"{f.at_risk} records (or batches) handed in are not processed yet and "
                 "their deadline is within the objective's margin: process them now or "
                 "they count against the target.",

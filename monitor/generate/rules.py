@@ -56,6 +56,7 @@ from monitor.config import (
     Objective,
     ServiceConfig,
 )
+from monitor.sla.batch import span_text
 from monitor.sla.objectives import grace_minutes
 from monitor.sla.windows import SLI_WINDOWS, prometheus_window
 
@@ -383,7 +384,7 @@ def _batch_at_risk_alert(
         "annotations": {
             "summary": (
                 f"{service.name} {objective.name}: {{{{ $value }}}} still unprocessed close "
-                f"to the {objective.deadline / 86400:g}-day deadline"
+                f"to its deadline ({span_text(objective.deadline)})"
             ),
             "description": (
                 "Records (or batches) handed in are not processed yet and their deadline is "

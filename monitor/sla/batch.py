@@ -118,6 +118,16 @@ def at_risk(
     return total
 
 
+def span_text(seconds: float) -> str:
+    """A deadline in words: ``4 days``, ``6 h``, ``30 min``."""
+    if seconds >= 86_400 and seconds % 86_400 == 0:
+        days = seconds / 86_400
+        return f"{days:g} day" if days == 1 else f"{days:g} days"
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    return f"{seconds / 60:g} min"
+
+
 class BatchBook:
     """The batches of every service, kept in memory (a few per institution and day) and
     fed by the batch events as they are stored."""

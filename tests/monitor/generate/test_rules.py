@@ -835,7 +835,7 @@ def test_the_batch_at_risk_rule_fires_on_the_daemons_gauge_with_promtool(tmp_pat
                                 },
                                 "exp_annotations": {
                                     "summary": "files data-4d: 800 still unprocessed close "
-                                    "to the 4-day deadline",
+                                    "to its deadline (4 days)",
                                     "description": "Records (or batches) handed in are not "
                                     "processed yet and their deadline is within the "
                                     "objective's margin: process them now or they count "
