@@ -4,9 +4,10 @@ within the deadline ("99 % of the data handed in daily is processed within 4 day
 A batch belongs to the day (config time zone) it was submitted on. Its records count as
 processed in time when a ``processed`` event at or before ``submitted + deadline`` says
 so (several partial events add up, never beyond the batch's volume). A day is **pending**
-until its deadline has passed (the end of the day + the deadline) or every batch of it is
-wholly processed; then it is **final** and never changes. A month counts the days
-submitted in it: its figure is over the final days, the pending ones are shown beside it.
+until its deadline has passed (the end of the day + the deadline), or until it is over
+and every batch of it is wholly processed; then it is **final** and never changes. A
+month counts the days submitted in it: its figure is over the final days, the pending
+ones are shown beside it.
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ def batch_days(
                 submitted += 1
                 in_time += 1 if done >= batch.volume else 0
                 unprocessed += 1 if left > 0 else 0
-        final = now >= end + deadline_s or all(b.complete_at(now) for b in members)
+        # Final once nothing can change it: its deadline has passed, or the day is over
+        # (no more batches of it can come) and all of it is processed.
+        final = now >= end + deadline_s or (now >= end and all(b.complete_at(now) for b in members))
         out.append(BatchDay(day, submitted, in_time, final, unprocessed))
     return out
 

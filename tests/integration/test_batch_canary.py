@@ -73,7 +73,7 @@ def _truth(system: BatchSystem, now: float) -> dict[str, dict[str, Any]]:
         end = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp() + 86400
         done = [c for c in canaries if c in system.done_at]
         timely = [c for c in done if system.done_at[c] <= system.submitted[c] + DEADLINE]
-        final = now >= end + DEADLINE or len(done) == len(canaries)
+        final = now >= end + DEADLINE or (now >= end and len(done) == len(canaries))
         out[day] = {
             "state": "final" if final else "pending",
             "submitted": len(canaries),

@@ -101,7 +101,7 @@ def _truth_days(batches: list[BatchTruth], cutoff: float, now: float) -> dict[st
             in_time += min(timely, batch.volume)
             unprocessed += batch.volume - min(done, batch.volume)
             complete = complete and done >= batch.volume
-        final = now >= end + DEADLINE or complete
+        final = now >= end + DEADLINE or (now >= end and complete)
         out[day] = {
             "state": "final" if final else "pending",
             "submitted": submitted,

@@ -379,16 +379,24 @@ async def test_batch_events_give_the_days_pending_then_final(tmp_path: Path) -> 
         unknown = await run.post(_ndjson([_batch("q", "Q", "processed", T0 - h, 5)]))
         assert unknown.status_code == 422
         assert "unknown batch 'Q'" in unknown.json()["errors"][0]["error"]
-        # The rest of Y: its day is wholly processed, so final at once.
-        done = await run.post(_ndjson([_batch("y-rest", "Y", "processed", T0 - 0.1 * h, 300)]))
-        assert done.json()["stored"] == 1
+        # The rest of W: its day (16 Nov) is over and wholly processed, so final at once;
+        # today, wholly processed too, stays pending: more batches may come today.
+        done = await run.post(
+            _ndjson(
+                [
+                    _batch("w-rest", "W", "processed", T0 - 0.2 * h, 300),
+                    _batch("y-rest", "Y", "processed", T0 - 0.1 * h, 300),
+                ]
+            )
+        )
+        assert done.json()["stored"] == 2
         month = await _batch_month(run)
-        assert (month["valid"], month["good"], month["verdict"]) == (1500, 1500, "met")
-        assert month["pending"] == {"days": 1, "submitted": 400, "unprocessed": 300}
+        assert (month["valid"], month["good"], month["verdict"]) == (400, 400, "met")
+        assert month["pending"] == {"days": 1, "submitted": 1500, "unprocessed": 0}
     async with running(tmp_path, FakeClock(T0 + 60, speed=1.0)) as again:
         reloaded = await _batch_month(again)
         assert (reloaded["valid"], reloaded["good"], reloaded["pending"]) == (
-            1500,
-            1500,
-            {"days": 1, "submitted": 400, "unprocessed": 300},
+            400,
+            400,
+            {"days": 1, "submitted": 1500, "unprocessed": 0},
         )
