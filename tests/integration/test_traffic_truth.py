@@ -17,6 +17,8 @@ import httpx
 import pytest
 
 from monitor.app import Daemon
+from monitor.report.compute import build_report
+from monitor.report.model import Month
 from simulator.network import Simulator
 from simulator.settings import SimulatorSettings
 from tests.fakes import FakeClock
@@ -126,6 +128,16 @@ async def test_traffic_figures_equal_the_simulators_truth(
             assert (month["valid"], month["good"]) == (len(truth), good), objective["objective"]
         # The sender retried nothing it had not been answered about, yet each id is once.
         assert stream.delivered >= len(truth)
+        # The monthly report counts the same events (one truth, many views).
+        report = await build_report(daemon.config, daemon.store, Month(2026, 11), now=clock.now())
+        for objective in report.services[0].objectives:
+            threshold = THRESHOLDS[objective.objective]
+            good = sum(1 for r in truth if r.action == "ok" and r.handled_s <= threshold)
+            assert (objective.source, objective.valid, objective.good) == (
+                "traffic",
+                len(truth),
+                good,
+            )
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
