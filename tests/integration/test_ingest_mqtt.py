@@ -14,63 +14,35 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 from contextlib import closing
 from pathlib import Path
 
 import aiomqtt
 import httpx
 import pytest
-import yaml
 
 from tests.support.brokers import Mosquitto, free_port
+from tests.support.events import start_daemon, traffic_daemon_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "mqtt-ingest-token-0123456789"
 BATCH = 50
 TOPIC = "crossroads/events/gateway-1"
 
 
 def _config(folder: Path, port: int, broker: int) -> Path:
-    document = {
-        "timezone": "UTC",
-        "server": {"listen": f"127.0.0.1:{port}", "api_token_env": "MQTT_INGEST_TOKEN"},
-        "storage": {"path": str(folder / "sla.sqlite3")},
-        "reports": {"enabled": False, "directory": str(folder / "reports")},
-        "brokers": {"default": {"host": "127.0.0.1", "port": broker}},
-        "ingest": {"mqtt": {"topic": "crossroads/events/#", "client_id": "sla-test-events"}},
-        "services": [
-            {
-                "name": "online",
-                "probes": [{"name": "messages", "kind": "traffic", "interval": "1s"}],
-                "objectives": [
-                    {
-                        "name": "online-1s",
-                        "kind": "latency",
-                        "source": "traffic",
-                        "threshold": "1s",
-                        "target": 99,
-                    }
-                ],
-            }
-        ],
-    }
-    path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump(document))
-    return path
+    return traffic_daemon_config(
+        folder,
+        port,
+        "MQTT_INGEST_TOKEN",
+        brokers={"default": {"host": "127.0.0.1", "port": broker}},
+        ingest={"mqtt": {"topic": "crossroads/events/#", "client_id": "sla-test-events"}},
+    )
 
 
 def _start(config: Path) -> subprocess.Popen[bytes]:
-    with (config.parent / "daemon.log").open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "monitor", "run", "--config", str(config)],
-            cwd=ROOT,
-            env={**os.environ, "MQTT_INGEST_TOKEN": TOKEN},
-            stdout=log,
-            stderr=log,
-        )
+    return start_daemon(config, {"MQTT_INGEST_TOKEN": TOKEN})
 
 
 def _payload(batch: int) -> bytes:
