@@ -120,24 +120,15 @@ class Collector:
     async def _store_events(self, batch: EventBatch) -> None:
         """Store the events not seen before, then count them: an event is counted only
         once it is on disk, and its sender is answered only then (``batch.done``). On a
-        store error nothing is counted and the sender gets the error (and retries)."""
+        store error the sender gets the error (and retries): what was committed before it
+        is counted already, and is a duplicate in the retry."""
         events = batch.events
         counts = [self.ledger.count(e) for e in events]
         try:
             new = await self.store.write_events(events, counts) if events else []
-            # Two transactions: if the second fails the sender retries both, and the
-            # first's events are then duplicates.
-            new_batches = (
-                await self.store.write_batch_events(batch.batches) if batch.batches else []
-            )
         except StoreError as exc:
-            self.metrics.store_errors.inc()
-            log.error("could not store %d events (the sender retries): %s", len(events), exc)
-            if not batch.done.done():
-                batch.done.set_exception(exc)
+            self._refuse(batch, exc)
             return
-        if self.on_batch_events is not None:
-            self.on_batch_events([b for b, n in zip(batch.batches, new_batches, strict=True) if n])
         stored = 0
         for event, counted, is_new in zip(events, counts, new, strict=True):
             if is_new:
@@ -146,8 +137,27 @@ class Collector:
         self.accepted += stored
         self.written += stored
         self.metrics.written.inc(stored)
+        try:
+            new_batches = (
+                await self.store.write_batch_events(batch.batches) if batch.batches else []
+            )
+        except StoreError as exc:
+            self._refuse(batch, exc)
+            return
+        if self.on_batch_events is not None:
+            self.on_batch_events([b for b, n in zip(batch.batches, new_batches, strict=True) if n])
         if not batch.done.done():  # the sender may have gone: its retry finds them stored
             batch.done.set_result(new + new_batches)
+
+    def _refuse(self, batch: EventBatch, exc: StoreError) -> None:
+        self.metrics.store_errors.inc()
+        log.error(
+            "could not store %d events (the sender retries): %s",
+            len(batch.events) + len(batch.batches),
+            exc,
+        )
+        if not batch.done.done():
+            batch.done.set_exception(exc)
 
     async def ingest(
         self,

@@ -10,7 +10,7 @@ from monitor.collector import Collector
 from monitor.errors import StoreError
 from monitor.ledger.windows import Ledger
 from monitor.metrics import Metrics
-from monitor.results import Result
+from monitor.results import BatchRecord, QueueItem, Result
 from monitor.sla.counts import Rollup
 from monitor.store import MemoryStore, RollupKey
 from probes.base import Outcome
@@ -101,3 +101,62 @@ async def test_a_failing_store_keeps_every_result_and_says_so() -> None:
     assert not collector.store_failing
     assert (collector.staged, collector.written, store.batches) == (0, 15, 1)
     assert len(await store.results(T0 - 1, T0 + 100)) == 15
+
+
+class BatchesFailStore(MemoryStore):
+    """A memory store whose batch-event writes fail while ``failing`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing = True
+
+    async def write_batch_events(self, events: Sequence[BatchRecord]) -> list[bool]:
+        if self.failing:
+            raise StoreError("disk full")
+        return await super().write_batch_events(events)
+
+
+async def test_events_stored_before_a_failure_are_counted_once_through_the_retry() -> None:
+    """A request's exchanges commit, then its batch events fail: the sender is told to
+    retry; the exchanges are counted at once (live, as a restart would count them) and
+    the retry finds them duplicates, counted no second time."""
+    config = builders.config(
+        {
+            "name": "svc",
+            "probes": [{"name": "feed", "kind": "traffic"}],
+            "objectives": [
+                {
+                    "name": "fast",
+                    "kind": "latency",
+                    "threshold": 1,
+                    "target": 99,
+                    "source": "traffic",
+                },
+                {"name": "files", "kind": "batch", "deadline": "4d", "target": 99},
+            ],
+        }
+    )
+    store = BatchesFailStore()
+    ledger = Ledger(config, grace_minutes=1)
+    queue: asyncio.Queue[QueueItem] = asyncio.Queue(10)
+    collector = Collector(queue, ledger, store, Metrics(config), FakeClock(T0))
+    events = [
+        Result("svc", "feed", "traffic", T0 + i, 0.3, Outcome.OK, "", f"e{i}") for i in range(5)
+    ]
+    batches = [BatchRecord("svc", "b1", "F", "submitted", T0, 10)]
+    stop = asyncio.Event()
+    running = asyncio.create_task(collector.run(stop))
+    try:
+        try:
+            await collector.ingest(events, batches, timeout_s=5)
+            raise AssertionError("the batch write should have failed")
+        except StoreError:
+            pass
+        store.failing = False
+        again = await collector.ingest(events, batches, timeout_s=5)
+        assert again == [False] * 5 + [True]
+    finally:
+        stop.set()
+        await running
+    assert collector.accepted == 5  # once, at the first attempt
+    assert ledger.window_rollup("svc", ["feed"], "month", T0 + 60).attempts == 5
