@@ -149,11 +149,11 @@ class Daemon:
             publish=self.publish,
             on_change=self.apply_exclusions,
         )
-        #: Events of real traffic come in here, from the API and from MQTT.
         #: The batches handed in and processed (events of kind batch), for the batch
         #: objectives; fed by the collector as their events are stored.
         self.batches = BatchBook()
         self.collector.on_batch_events = self.batches.add
+        #: Events of real traffic and batches come in here, from the API and from MQTT.
         self.intake = Intake(
             config, self.clock, self.collector.ingest, self.metrics, self.batches.known
         )
