@@ -103,6 +103,10 @@ async def test_a_migrated_store_reports_what_the_old_code_reported(tmp_path: Pat
     for mine, old in zip(_budgets(got), _budgets(expected), strict=True):
         assert mine == pytest.approx(old, rel=1e-12, abs=1e-9)
     _coverage_beside_verdicts(got, expected)
+    # Added since (issue 13): where each objective's results come from (all probes then),
+    # and the batch objectives (none then).
+    assert [o.pop("source") for o in _objectives(got)] == ["probes"] * len(_objectives(got))
+    assert [s.pop("batches") for s in got["services"]] == [[]] * len(got["services"])
     assert got == expected
 
 
@@ -172,3 +176,7 @@ async def test_a_new_store_starts_at_the_current_version(tmp_path: Path) -> None
     await store.open()
     await store.aclose()
     assert _user_version(path) == SCHEMA_VERSION
+
+
+def _objectives(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [o for service in report["services"] for o in service["objectives"]]
