@@ -110,6 +110,20 @@ class Collector:
             log.exception("could not count a result of %s/%s", result.service, result.probe)
             return None
 
+    def _count_events(self, fresh: list[tuple[Result, Counted]]) -> None:
+        """Count newly stored events in the metrics (per body) and the ledger."""
+        try:
+            self.metrics.accepted.inc(len(fresh))
+            self.metrics.observe_many([event for event, _ in fresh])
+        except Exception:  # as in _count: a bug here must not stop the collector
+            log.exception("could not count %d events in the metrics", len(fresh))
+        add = self.ledger.add
+        for event, counted in fresh:
+            try:
+                add(event, counted)
+            except Exception:
+                log.exception("could not count an event of %s/%s", event.service, event.probe)
+
     async def take(self, item: QueueItem) -> None:
         """Take one item off the queue: stage a probe's result, or store a batch of events."""
         if isinstance(item, EventBatch):
@@ -123,17 +137,17 @@ class Collector:
         store error the sender gets the error (and retries): what was committed before it
         is counted already, and is a duplicate in the retry."""
         events = batch.events
-        counts = [self.ledger.count(e) for e in events]
+        counts = batch.counts
+        if counts is None:
+            counts = [self.ledger.count(e) for e in events]
         try:
             new = await self.store.write_events(events, counts) if events else []
         except StoreError as exc:
             self._refuse(batch, exc)
             return
-        stored = 0
-        for event, counted, is_new in zip(events, counts, new, strict=True):
-            if is_new:
-                stored += 1
-                self._count(event, counted)
+        fresh = [(e, c) for e, c, is_new in zip(events, counts, new, strict=True) if is_new]
+        stored = len(fresh)
+        self._count_events(fresh)
         self.accepted += stored
         self.written += stored
         self.metrics.written.inc(stored)
@@ -163,6 +177,7 @@ class Collector:
         self,
         events: list[Result],
         batches: list[BatchRecord] | None = None,
+        counts: list[Counted] | None = None,
         timeout_s: float = 30.0,
     ) -> list[bool]:
         """Store and count events through the results' queue; per exchange event, then
@@ -174,7 +189,7 @@ class Collector:
         """
         if self.closed:
             raise TimeoutError("the daemon is stopping")
-        batch = EventBatch(events, batches or [])
+        batch = EventBatch(events, batches or [], counts)
         async with asyncio.timeout(timeout_s):
             await self.queue.put(batch)
             return await asyncio.shield(batch.done)

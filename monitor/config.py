@@ -800,6 +800,9 @@ class IngestConfig(_Strict):
     max_age: Duration = 6 * 3600.0
     #: An event may start at most this far after the daemon's clock (clock skew).
     max_ahead: NonNegativeDuration = 60.0
+    #: Processes that parse and check event bodies beside the event loop, so ingest
+    #: uses another core (0: on the loop). Started only when some service takes events.
+    workers: int = Field(default=1, ge=0, le=32)
 
 
 class ReportsConfig(_Strict):

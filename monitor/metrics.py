@@ -12,7 +12,7 @@ global REGISTRY, so two daemons (or tests) in one process never collide.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import prometheus_client
 from prometheus_client import (
@@ -259,6 +259,32 @@ class Metrics:
         else:
             children.failure(result.outcome).inc()
             children.up.set(0)
+
+    def observe_many(self, results: Sequence[Result]) -> None:
+        """Count results in one go (a body of events): one increment per probe and
+        outcome, the latencies observed one by one (the histogram has no bulk update)."""
+        outcomes: dict[tuple[str, str, Outcome], int] = {}
+        last: dict[tuple[str, str], bool] = {}
+        for result in results:
+            key = (result.service, result.probe, result.outcome)
+            outcomes[key] = outcomes.get(key, 0) + 1
+            ok = result.outcome is Outcome.OK
+            last[(result.service, result.probe)] = ok
+            if ok:
+                children = self._children.get((result.service, result.probe))
+                if children is not None:
+                    children.duration.observe(result.latency_s)
+        for (service, probe, outcome), count in outcomes.items():
+            children = self._children.get((service, probe))
+            if children is None:
+                continue
+            children.attempts[attempt_outcome(outcome)].inc(count)
+            if outcome is not Outcome.OK:
+                children.failure(outcome).inc(count)
+        for probe_id, ok in last.items():
+            children = self._children.get(probe_id)
+            if children is not None:
+                children.up.set(1 if ok else 0)
 
     # --- the ledger's SealListener -----------------------------------------------------
 

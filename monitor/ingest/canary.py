@@ -110,7 +110,7 @@ class CanaryRunner:
         delay = 0.5
         while True:
             try:
-                await self._store([], [record])
+                await self._store([], [record], [])
                 return
             except (StoreError, TimeoutError) as exc:
                 log.error("batch canary event not stored (retry in %.1f s): %s", delay, exc)

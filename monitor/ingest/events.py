@@ -14,13 +14,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from monitor.config import Config, IngestConfig
 from monitor.results import BatchRecord, Result
+from monitor.sla.counts import Counted, count_result
+from monitor.sla.minutes import ProbeId
+from monitor.sla.objectives import probe_thresholds
 from probes.base import Outcome
 
 #: An event id: what a client retries with, so the event is counted once.
@@ -173,46 +176,131 @@ def parse_events(body: bytes) -> Iterator[tuple[int, ExchangeEvent | BatchEvent 
             yield number, LineError(number, _describe(exc))
 
 
-class EventReader:
-    """Checks events against the config and the clock and turns them into results."""
+class TooManyEvents(ValueError):
+    """A body with more events than ``ingest.max_events``."""
 
-    def __init__(
-        self, config: Config, known_batch: Callable[[str, str], bool] = lambda s, b: False
-    ) -> None:
-        self.settings: IngestConfig = config.ingest
-        #: Per service: its traffic feeds.
-        self._feeds = {
-            s.name: [p.name for p in s.probes if p.kind == "traffic"] for s in config.services
+
+@dataclass(slots=True)
+class Read:
+    """A body's events, checked: exchanges as results, batch events (with the line each
+    came from), and the errors."""
+
+    events: list[Result] = field(default_factory=list)
+    #: Per event, what it adds to its feed's rollups (worked out here: off the loop).
+    counts: list[Counted] = field(default_factory=list)
+    batches: list[BatchRecord] = field(default_factory=list)
+    batch_lines: list[int] = field(default_factory=list)
+    errors: list[LineError] = field(default_factory=list)
+
+    @property
+    def good(self) -> int:
+        """Events that passed every check."""
+        return len(self.events) + len(self.batches)
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderSpec:
+    """What checking an event needs of the config: small and picklable, so a worker
+    process (``monitor.ingest.pool``) checks exactly as the daemon does."""
+
+    #: Per service: its traffic feeds.
+    feeds: dict[str, tuple[str, ...]]
+    #: Per traffic feed: the thresholds its events are counted against (the ledger's).
+    thresholds: dict[ProbeId, tuple[float, ...]]
+    #: The services with a batch objective.
+    batch_services: frozenset[str]
+    #: The longest batch deadline: a batch event older than it and ``max_age`` is late.
+    batch_horizon: float
+    max_age: float
+    max_ahead: float
+    max_events: int
+
+    @classmethod
+    def of(cls, config: Config) -> ReaderSpec:
+        """The spec of a config."""
+        settings: IngestConfig = config.ingest
+        feeds = {
+            s.name: tuple(p.name for p in s.probes if p.kind == "traffic") for s in config.services
         }
-        self._batch_services = {s.name for s in config.services if s.batch_objectives}
-        self._known_batch = known_batch
-        #: The longest batch deadline: a batch event older than it and ``max_age`` is late.
-        self._batch_horizon = max(
-            (o.deadline for s in config.services for o in s.batch_objectives), default=0.0
+        return cls(
+            feeds=feeds,
+            thresholds={
+                key: value
+                for key, value in probe_thresholds(config).items()
+                if key[1] in feeds[key[0]]
+            },
+            batch_services=frozenset(s.name for s in config.services if s.batch_objectives),
+            batch_horizon=max(
+                (o.deadline for s in config.services for o in s.batch_objectives), default=0.0
+            ),
+            max_age=settings.max_age,
+            max_ahead=settings.max_ahead,
+            max_events=settings.max_events,
         )
 
+    @property
+    def takes_events(self) -> bool:
+        """True when some service has a traffic feed or a batch objective."""
+        return bool(self.batch_services) or any(self.feeds.values())
+
+
+class EventReader:
+    """Checks events against the config and the clock and turns them into results.
+
+    Whether a ``processed`` event's batch is known needs the daemon's batch book: the
+    intake checks that afterwards (``Intake.read``), so this runs in a worker as well."""
+
+    def __init__(self, spec: ReaderSpec) -> None:
+        self.spec = spec
+
+    def read(self, body: bytes, now: float) -> Read:
+        """The body's good events (results and batch records), and the others' errors.
+
+        Raises:
+            BodyError: the body as a whole cannot be read.
+            TooManyEvents: over ``ingest.max_events``.
+        """
+        limit = self.spec.max_events
+        read = Read()
+        for count, (number, event) in enumerate(parse_events(body), 1):
+            if count > limit:
+                raise TooManyEvents(f"more than ingest.max_events ({limit}) events")
+            checked = self.check(number, event, now)
+            if isinstance(checked, LineError):
+                read.errors.append(checked)
+            elif isinstance(checked, BatchRecord):
+                read.batches.append(checked)
+                read.batch_lines.append(number)
+            else:
+                read.events.append(checked)
+                read.counts.append(
+                    count_result(
+                        checked.ok,
+                        checked.outcome.value,
+                        checked.latency_s,
+                        self.spec.thresholds.get((checked.service, checked.probe), ()),
+                    )
+                )
+        return read
+
     def check(
-        self,
-        number: int,
-        event: ExchangeEvent | BatchEvent | LineError,
-        now: float,
-        submitted_here: frozenset[tuple[str, str]] = frozenset(),
+        self, number: int, event: ExchangeEvent | BatchEvent | LineError, now: float
     ) -> Result | BatchRecord | LineError:
         """The result (or batch record) of one valid event, or why the config or the clock
-        refuse it (a line that did not parse keeps its error). ``submitted_here``: the
-        batches the same body submits (a ``processed`` may come before its ``submitted``)."""
+        refuse it (a line that did not parse keeps its error)."""
         if isinstance(event, LineError):
             return event
         if isinstance(event, BatchEvent):
-            return self._check_batch(number, event, now, submitted_here)
-        feeds = self._feeds.get(event.service)
+            return self._check_batch(number, event, now)
+        spec = self.spec
+        feeds = spec.feeds.get(event.service)
         if feeds is None:
             return LineError(number, f"service: unknown service {event.service!r}")
         if not feeds:
             return LineError(number, f"service: {event.service!r} has no traffic feed")
         if event.feed is None:
             if len(feeds) > 1:
-                return LineError(number, f"feed: {event.service!r} has several: {feeds}")
+                return LineError(number, f"feed: {event.service!r} has several: {list(feeds)}")
             feed = feeds[0]
         elif event.feed in feeds:
             feed = event.feed
@@ -227,43 +315,38 @@ class EventReader:
                 return LineError(number, "end: before start")
         else:
             latency = event.duration_s or 0.0
-        if start > now + self.settings.max_ahead:
+        if start > now + spec.max_ahead:
             return LineError(number, "start: in the future (check the sender's clock)")
-        if start < now - self.settings.max_age:
+        if start < now - spec.max_age:
             return LineError(
                 number,
-                f"start: older than ingest.max_age ({self.settings.max_age:g} s): its minute "
+                f"start: older than ingest.max_age ({spec.max_age:g} s): its minute "
                 "is closed (a report correction changes a closed period)",
                 "late",
             )
         if not math.isfinite(latency):
             return LineError(number, "duration_s: not a number")
         return Result(
-            service=event.service,
-            probe=feed,
-            kind="traffic",
-            started_at=start,
-            latency_s=latency,
-            outcome=event.outcome,
-            detail=event.detail,
-            request_id=event.id,
+            event.service,
+            feed,
+            "traffic",
+            start,
+            latency,
+            event.outcome,
+            event.detail,
+            event.id,
         )
 
-    def _check_batch(
-        self,
-        number: int,
-        event: BatchEvent,
-        now: float,
-        submitted_here: frozenset[tuple[str, str]],
-    ) -> BatchRecord | LineError:
-        if event.service not in self._feeds:
+    def _check_batch(self, number: int, event: BatchEvent, now: float) -> BatchRecord | LineError:
+        spec = self.spec
+        if event.service not in spec.feeds:
             return LineError(number, f"service: unknown service {event.service!r}")
-        if event.service not in self._batch_services:
+        if event.service not in spec.batch_services:
             return LineError(number, f"service: {event.service!r} has no batch objective")
         at = event.at.timestamp()
-        if at > now + self.settings.max_ahead:
+        if at > now + spec.max_ahead:
             return LineError(number, "at: in the future (check the sender's clock)")
-        horizon = self._batch_horizon + self.settings.max_age
+        horizon = spec.batch_horizon + spec.max_age
         if at < now - horizon:
             return LineError(
                 number,
@@ -271,16 +354,34 @@ class EventReader:
                 "day is final (a report correction changes a closed period)",
                 "late",
             )
-        key = (event.service, event.batch)
-        if event.event == "processed" and not (key in submitted_here or self._known_batch(*key)):
-            return LineError(
-                number,
-                f"batch: unknown batch {event.batch!r}: send its submitted event first "
-                "(or in the same request)",
-            )
         return BatchRecord(
             event.service, event.id, event.batch, event.event, at, event.records, event.institution
         )
+
+
+def unknown_batches(read: Read, known_batch: Callable[[str, str], bool]) -> Read:
+    """The read with every ``processed`` event of a batch neither known nor submitted in
+    the same body moved to the errors (a ``processed`` may come before its
+    ``submitted`` in one body)."""
+    submitted = {(b.service, b.batch) for b in read.batches if b.event == "submitted"}
+    kept = Read(read.events, read.counts, errors=read.errors)
+    refused = []
+    for record, number in zip(read.batches, read.batch_lines, strict=True):
+        key = (record.service, record.batch)
+        if record.event == "processed" and not (key in submitted or known_batch(*key)):
+            refused.append(
+                LineError(
+                    number,
+                    f"batch: unknown batch {record.batch!r}: send its submitted event first "
+                    "(or in the same request)",
+                )
+            )
+        else:
+            kept.batches.append(record)
+            kept.batch_lines.append(number)
+    if refused:
+        kept.errors = sorted([*read.errors, *refused], key=lambda e: e.line)
+    return kept
 
 
 #: Pydantic's error types for an event that is not a JSON object.

@@ -11,30 +11,21 @@ from typing import Any
 
 from monitor.clock import Clock
 from monitor.config import Config
-from monitor.ingest.events import BatchEvent, EventReader, LineError, parse_events
+from monitor.ingest.events import (
+    EventReader,
+    LineError,
+    Read,
+    ReaderSpec,
+    unknown_batches,
+)
+from monitor.ingest.pool import ReadPool
 from monitor.metrics import Metrics
 from monitor.results import BatchRecord, Result
+from monitor.sla.counts import Counted
 
-#: Stores events and says, per event, whether it was new (``Collector.ingest``).
-Store = Callable[[list[Result], list[BatchRecord]], Awaitable[list[bool]]]
-
-
-@dataclass(slots=True)
-class Read:
-    """A body's events, checked: exchanges as results, batch events, and the errors."""
-
-    events: list[Result] = field(default_factory=list)
-    batches: list[BatchRecord] = field(default_factory=list)
-    errors: list[LineError] = field(default_factory=list)
-
-    @property
-    def good(self) -> int:
-        """Events that passed every check."""
-        return len(self.events) + len(self.batches)
-
-
-class TooManyEvents(ValueError):
-    """A body with more events than ``ingest.max_events``."""
+#: Stores events (with what each adds to its rollups) and batch events and says, per
+#: event, whether it was new (``Collector.ingest``).
+Store = Callable[[list[Result], list[BatchRecord], list[Counted]], Awaitable[list[bool]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,41 +67,29 @@ class Intake:
         store: Store,
         metrics: Metrics,
         known_batch: Callable[[str, str], bool] = lambda service, batch: False,
+        pool: ReadPool | None = None,
     ) -> None:
-        self.max_events = config.ingest.max_events
         self.clock = clock
         self._store = store
         self._metrics = metrics
-        self._reader = EventReader(config, known_batch)
+        self._known_batch = known_batch
+        self._reader = EventReader(ReaderSpec.of(config))
+        self._pool = pool
 
-    def read(self, body: bytes) -> Read:
-        """The body's good events (results and batch records), and the others' errors.
+    async def read(self, body: bytes) -> Read:
+        """The body's good events (results and batch records), and the others' errors:
+        read by a worker process when there is a pool, else on the loop.
 
         Raises:
             BodyError: the body as a whole cannot be read.
             TooManyEvents: over ``ingest.max_events``.
         """
         now = self.clock.now()
-        parsed = []
-        for count, item in enumerate(parse_events(body), 1):
-            if count > self.max_events:
-                raise TooManyEvents(f"more than ingest.max_events ({self.max_events}) events")
-            parsed.append(item)
-        submitted = frozenset(
-            (e.service, e.batch)
-            for _, e in parsed
-            if isinstance(e, BatchEvent) and e.event == "submitted"
-        )
-        read = Read()
-        for number, event in parsed:
-            checked = self._reader.check(number, event, now, submitted)
-            if isinstance(checked, LineError):
-                read.errors.append(checked)
-            elif isinstance(checked, BatchRecord):
-                read.batches.append(checked)
-            else:
-                read.events.append(checked)
-        return read
+        if self._pool is not None:
+            read = await self._pool.read(body, now)
+        else:
+            read = self._reader.read(body, now)
+        return unknown_batches(read, self._known_batch)
 
     async def take(self, read: Read) -> Taken:
         """Store the good events (answered once committed) and count what became of all.
@@ -123,7 +102,7 @@ class Intake:
         if read.good:
             started = time.perf_counter()
             try:
-                new = await self._store(read.events, read.batches)
+                new = await self._store(read.events, read.batches, read.counts)
             finally:
                 self._metrics.ingest_seconds.observe(time.perf_counter() - started)
         stored = sum(new)

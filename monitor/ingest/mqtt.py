@@ -21,8 +21,8 @@ import aiomqtt
 
 from monitor.config import Config, MqttIngestConfig
 from monitor.errors import StoreError
-from monitor.ingest.events import BodyError
-from monitor.ingest.intake import Intake, TooManyEvents
+from monitor.ingest.events import BodyError, TooManyEvents
+from monitor.ingest.intake import Intake
 from probes.settings import MqttBrokerSettings
 from probes.tls import ssl_context
 
@@ -95,7 +95,7 @@ class MqttEventSubscriber:
             log.error("events on %s: the payload is not bytes: dropped", message.topic)
             return
         try:
-            read = self._intake.read(bytes(payload))
+            read = await self._intake.read(bytes(payload))
         except (BodyError, TooManyEvents) as exc:
             log.error("events on %s: message dropped: %s", message.topic, exc)
             return

@@ -12,8 +12,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from monitor.errors import StoreError
-from monitor.ingest.events import BodyError
-from monitor.ingest.intake import Intake, TooManyEvents
+from monitor.ingest.events import BodyError, TooManyEvents
+from monitor.ingest.intake import Intake
 from monitor.web.views import Authorize, error_response
 
 
@@ -41,7 +41,7 @@ class IngestApi:
         if body is None:
             return error_response(413, f"the body is over ingest.max_body_bytes ({limit})")
         try:
-            read = self._intake.read(body)
+            read = await self._intake.read(body)
         except TooManyEvents as exc:
             return error_response(413, str(exc))
         except BodyError as exc:

@@ -11,6 +11,7 @@ from monitor.ingest.events import (
     EventReader,
     ExchangeEvent,
     LineError,
+    ReaderSpec,
     events_json_schema,
     parse_events,
 )
@@ -73,7 +74,7 @@ def test_an_event_becomes_a_result_of_its_feed_in_the_minute_it_started() -> Non
             ]
         }
     )
-    reader = EventReader(config)
+    reader = EventReader(ReaderSpec.of(config))
     event = ExchangeEvent.model_validate(_event(end="2026-11-18T11:06:01.5Z", duration_s=None))
     result = reader.check(1, event, NOW)
     assert isinstance(result, Result)

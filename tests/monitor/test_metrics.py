@@ -55,6 +55,31 @@ def test_every_threshold_is_a_bucket_bound_and_failures_are_not_observed() -> No
     )
 
 
+def test_counting_a_body_of_results_at_once_equals_counting_them_one_by_one() -> None:
+    config = builders.config(builders.service("svc", latency={"a": 0.25, "b": 1.5}))
+    outcomes = [Outcome.OK, Outcome.TIMEOUT, Outcome.OK, Outcome.STATUS, Outcome.OK]
+    results = [
+        Result("svc", "p", "http", 60.0 * n, 0.1 * n, outcome)
+        for n, outcome in enumerate(outcomes * 3)
+    ] + [Result("svc", "p", "http", 0.0, 9.0, Outcome.CONNECT)]  # the last one: down
+
+    def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in metrics.registry.collect()
+            for s in family.samples
+            if not s.name.endswith("_created")
+        }
+
+    one_by_one, at_once = Metrics(config), Metrics(config)
+    for result in results:
+        one_by_one.observe(result)
+    at_once.observe_many(results)
+    assert samples(at_once) == samples(one_by_one)
+    labels = {"service": "svc", "probe": "p"}
+    assert at_once.registry.get_sample_value("sla_probe_up", labels) == 0
+
+
 def test_each_metrics_object_has_its_own_registry() -> None:
     config = builders.config(builders.service("svc", latency={"a": 1}))
     one, two = Metrics(config), Metrics(config)
