@@ -57,7 +57,7 @@ class BatchService:
         """Hand in the batches that arrived up to ``now`` and plan their processing."""
         rate = self.settings.per_day / 86_400.0
         if self._next_at is None:
-            self._next_at = now + self._rng.expovariate(rate)
+            self._next_at = now - self.settings.history + self._rng.expovariate(rate)
         while self._next_at < now:
             at = self._next_at
             settings = self.settings

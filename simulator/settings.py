@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from probes.base import Duration
+from probes.base import Duration, parse_duration
+
+#: A duration that may be zero (``0s``: none).
+NonNegativeDuration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 
 
 class _Strict(BaseModel):
@@ -122,6 +125,11 @@ class BatchServiceSettings(_Strict):
     ingest_url: str = Field(pattern=r"^https?://")
     token_env: str = Field(min_length=1)
     send_every: Duration = 1.0
+    #: At start the service has already been running this long: the batches handed in
+    #: over it and the steps done by now are reported at once, so a monitor started
+    #: with it (the demo) has final and pending days from its first minute. The monitor
+    #: takes batch events up to its batch deadline + ``ingest.max_age`` old.
+    history: NonNegativeDuration = Field(default=0.0, le=90 * 86_400.0)
 
     @model_validator(mode="after")
     def _range(self) -> BatchServiceSettings:

@@ -31,15 +31,20 @@ def add_demo_options(demo: argparse.ArgumentParser) -> None:
 def demo_config(path: Path, args: argparse.Namespace) -> Config:
     """The demo config at ``path`` with the chosen ports; raises SlaMonitorError (one line,
     exit 1), naming the flag, when a port it needs is taken."""
-    document: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    text = path.read_text(encoding="utf-8")
+    parse_config(text, str(path), path.parent)  # a mistake: named by file, line and key
+    document: dict[str, Any] = yaml.safe_load(text)
     server = document.setdefault("server", {})
+    # The simulator's traffic and batch events reach the daemon's ingest API, with a
+    # token made for this run.
+    simulator = document.get("simulator", {})
+    streams = [*simulator.get("traffic", []), *simulator.get("batches", [])]
     if args.listen:
         old_listen = server.get("listen", "127.0.0.1:9177")
         server["listen"] = args.listen
-        for stream in document.get("simulator", {}).get("traffic", []):
+        for stream in streams:
             stream["ingest_url"] = stream["ingest_url"].replace(old_listen, args.listen)
-    # The simulator's traffic reaches the daemon with a token made for this run.
-    for stream in document.get("simulator", {}).get("traffic", []):
+    for stream in streams:
         variable = stream["token_env"]
         os.environ.setdefault(variable, secrets.token_urlsafe(24))
         tokens = server.setdefault("tokens", {})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -143,7 +145,7 @@ async def test_demo_shows_every_objective_and_one_breach(tmp_path: Path) -> None
     process = _spawn(["demo", "--config", str(config)], tmp_path / "config", log)
 
     def ready(body: dict[str, Any]) -> bool:
-        objectives = [o for s in body["services"] for o in s["objectives"]]
+        objectives = [o for s in body["services"] for o in s["objectives"] if o["kind"] != "batch"]
         integrated = next(o for o in objectives if o["objective"] == "integrated-4s")
         return (
             all(o["windows"]["1h"]["compliance"] is not None for o in objectives)
@@ -167,6 +169,7 @@ async def test_demo_shows_every_objective_and_one_breach(tmp_path: Path) -> None
         (s["name"], o["objective"]): (o["windows"]["1h"], o["target"])
         for s in body["services"]
         for o in s["objectives"]
+        if o["kind"] != "batch"
     }
     above = {key: w["compliance"] >= target for key, (w, target) in hour.items()}
     assert above == {
@@ -191,6 +194,18 @@ async def test_demo_shows_every_objective_and_one_breach(tmp_path: Path) -> None
     assert traffic["source"] == "traffic"
     assert traffic["windows"]["1h"]["valid"] > 0
     assert 'sla_events_total{result="invalid"} 0.0' in metrics
+    assert 'sla_events_total{result="late"} 0.0' in metrics
+    # The batch service's 10 days of history: days older than the 4-day deadline are final,
+    # the last four (and today) still pending.
+    batch = next(o for s in body["services"] for o in s["objectives"] if o["kind"] == "batch")
+    days = [d for w in ("previous_month", "month") for d in batch["windows"][w]["days"]]
+    today = dt.datetime.now(ZoneInfo("Europe/Brussels")).date()
+    ages = {(today - dt.date.fromisoformat(d["date"])).days: d["state"] for d in days}
+    assert sorted(ages) == list(range(11)), days
+    # Final: its deadline passed (it ended over 4 days ago), or (over) all processed.
+    assert {ages[age] for age in range(5, 11)} == {"final"}, days
+    assert ages[0] == "pending", days
+    assert all(d["submitted"] > 0 for d in days), days
     assert (tmp_path / "data" / "demo.sqlite3").exists()
 
 

@@ -235,7 +235,11 @@ def test_cli_check_config_accepts_good_file(path: Path) -> None:
 
 def test_demo_config_is_valid() -> None:
     config = load_config(DEMO)
-    assert [s.name for s in config.services] == ["online-messages", "integrated-services"]
+    assert [s.name for s in config.services] == [
+        "online-messages",
+        "integrated-services",
+        "data-requests",
+    ]
     assert config.simulator is not None
     assert config.server.port == 9177
 
