@@ -50,6 +50,8 @@ TOKEN = "bench-ingest-token-0123456789"
 #: The daemon's event loop (``--loop``) and its ``ingest.workers`` (``--workers``).
 LOOP = ["asyncio"]
 WORKERS = [1]
+#: Most events the MQTT gateway publishes in one run (``--mqtt-events``).
+MQTT_EVENTS = [1_000_000]
 
 
 def _config(folder: Path, port: int) -> dict[str, object]:
@@ -129,11 +131,13 @@ async def _sender(
 
 
 async def _publish(port: int, batch: int, until: float) -> int:
+    """Publish for ``seconds`` or ``MQTT_EVENTS`` events, whichever comes first (the
+    gateway publishes far faster than any daemon stores: the broker queues the rest)."""
     import aiomqtt
 
     published = 0
     async with aiomqtt.Client("127.0.0.1", port, identifier="bench-gateway") as gateway:
-        while time.monotonic() < until:
+        while time.monotonic() < until and published * batch < MQTT_EVENTS[0]:
             await gateway.publish("bench/events/g1", _body(0, published, batch, time.time()), qos=1)
             published += 1
     return published * batch
@@ -246,7 +250,9 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="py-spy the daemon into this folder")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument("--workers", type=int, default=1, help="the daemon's ingest.workers")
+    parser.add_argument("--mqtt-events", type=int, default=1_000_000)
     args = parser.parse_args()
+    MQTT_EVENTS[0] = args.mqtt_events
     LOOP[0] = args.loop
     WORKERS[0] = args.workers
     print_machine()

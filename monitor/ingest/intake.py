@@ -77,8 +77,18 @@ class Intake:
         self._pool = pool
 
     async def read(self, body: bytes) -> Read:
-        """The body's good events (results and batch records), and the others' errors:
-        read by a worker process when there is a pool, else on the loop.
+        """The body's good events (results and batch records), and the others' errors.
+
+        Raises:
+            BodyError: the body as a whole cannot be read.
+            TooManyEvents: over ``ingest.max_events``.
+        """
+        return self.known(await self.parse(body))
+
+    async def parse(self, body: bytes) -> Read:
+        """The body read and checked against the config and the clock (by a worker
+        process when there is a pool, else on the loop), not yet against the batches
+        known (``known``): that waits for the bodies before it to be stored.
 
         Raises:
             BodyError: the body as a whole cannot be read.
@@ -86,9 +96,12 @@ class Intake:
         """
         now = self.clock.now()
         if self._pool is not None:
-            read = await self._pool.read(body, now)
-        else:
-            read = self._reader.read(body, now)
+            return await self._pool.read(body, now)
+        return self._reader.read(body, now)
+
+    def known(self, read: Read) -> Read:
+        """The read with each ``processed`` event of a batch not known (nor submitted in
+        the same body) refused."""
         return unknown_batches(read, self._known_batch)
 
     async def take(self, read: Read) -> Taken:

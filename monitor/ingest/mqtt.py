@@ -21,7 +21,7 @@ import aiomqtt
 
 from monitor.config import Config, MqttIngestConfig
 from monitor.errors import StoreError
-from monitor.ingest.events import BodyError, TooManyEvents
+from monitor.ingest.events import BodyError, Read, TooManyEvents
 from monitor.ingest.intake import Intake
 from probes.settings import MqttBrokerSettings
 from probes.tls import ssl_context
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: Longest wait between two attempts to store a message's events while the store fails.
 _RETRY_MAX_S = 10.0
+#: Messages taken at once (Mosquitto sends at most 20 unacknowledged by default).
+_IN_FLIGHT = 4
 
 
 class MqttEventSubscriber:
@@ -82,23 +84,66 @@ class MqttEventSubscriber:
             await client.subscribe(self.settings.topic, qos=self.settings.qos)
             self.connected.set()
             log.info("events: subscribed to %s on %s", self.settings.topic, self.settings.broker)
-            async for message in client.messages:
-                await self._take(message)
-                client._client.ack(message.mid, message.qos)
-                self.messages += 1
+            # A few messages at a time: one is parsed (in an ingest worker) while the one
+            # before it is stored. They are stored in the order they came (a batch's
+            # processed event may follow its submitted one in the next message), each
+            # acknowledged once its own events are committed.
+            room = asyncio.Semaphore(_IN_FLIGHT)
+            taking: set[asyncio.Task[None]] = set()
+            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            turn.set_result(None)
+            try:
+                async for message in client.messages:
+                    await room.acquire()
+                    mine = asyncio.get_running_loop().create_future()
+                    task = asyncio.create_task(self._take_and_ack(client, message, turn, mine))
+                    task.add_done_callback(lambda _: room.release())
+                    taking.add(task)
+                    task.add_done_callback(taking.discard)
+                    turn = mine
+            finally:
+                # Unacknowledged ones are delivered again at the next connect (and
+                # counted once).
+                for task in taking:
+                    task.cancel()
+                await asyncio.gather(*taking, return_exceptions=True)
 
-    async def _take(self, message: aiomqtt.Message) -> None:
-        """Store the message's events, retrying while the store fails: it is acknowledged
-        only afterwards. A payload that can never be taken is logged and dropped."""
+    async def _take_and_ack(
+        self,
+        client: aiomqtt.Client,
+        message: aiomqtt.Message,
+        turn: asyncio.Future[None],
+        mine: asyncio.Future[None],
+    ) -> None:
+        """Parse the message, wait for the one before it to be stored, store it, ack it."""
+        try:
+            parsed = await self._parse(message)
+            await asyncio.shield(turn)
+            if parsed is not None:
+                await self._take(message, self._intake.known(parsed))
+            client._client.ack(message.mid, message.qos)
+            self.messages += 1
+        except Exception:  # a bug: the message stays unacknowledged (again at reconnect)
+            log.exception("events on %s: message not taken", message.topic)
+        finally:
+            if not mine.done():
+                mine.set_result(None)
+
+    async def _parse(self, message: aiomqtt.Message) -> Read | None:
+        """The message's events, or None when it can never be taken (logged)."""
         payload = message.payload
         if not isinstance(payload, bytes | bytearray):
             log.error("events on %s: the payload is not bytes: dropped", message.topic)
-            return
+            return None
         try:
-            read = await self._intake.read(bytes(payload))
+            return await self._intake.parse(bytes(payload))
         except (BodyError, TooManyEvents) as exc:
             log.error("events on %s: message dropped: %s", message.topic, exc)
-            return
+            return None
+
+    async def _take(self, message: aiomqtt.Message, read: Read) -> None:
+        """Store the message's events, retrying while the store fails: it is acknowledged
+        only afterwards."""
         delay = 0.5
         while True:
             try:

@@ -20,6 +20,7 @@ from pathlib import Path
 import aiomqtt
 import httpx
 import pytest
+import yaml
 
 from tests.support.brokers import Mosquitto, free_port
 from tests.support.events import start_daemon, traffic_daemon_config
@@ -122,6 +123,63 @@ async def test_mqtt_events_survive_a_killed_daemon_once_each(
             figures = (await client.get("/api/sla")).json()
         month = figures["services"][0]["objectives"][0]["windows"]["month"]
         assert (month["valid"], month["good"]) == (len(expected), len(expected) * 4 // 5)
+    finally:
+        if daemon.poll() is None:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(30)
+
+
+async def test_messages_are_stored_in_the_order_they_came(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Messages are parsed a few at a time but stored in order: a batch submitted in one
+    message and processed in the next, published back to back, is never refused as an
+    unknown batch (the processed event is checked once the message before is stored)."""
+    port = free_port()
+    config = _config(tmp_path, port, mosquitto.port)
+    document = yaml.safe_load(config.read_text())
+    document["services"][0]["objectives"].append(
+        {"name": "data-4d", "kind": "batch", "deadline": "4d", "target": 99}
+    )
+    config.write_text(yaml.safe_dump(document))
+    daemon = _start(config)
+    at = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=60)).isoformat()
+
+    def event(n: int, batch: int, what: str) -> str:
+        common = {"type": "batch", "service": "online", "at": at, "records": 10}
+        return json.dumps({**common, "id": f"ev{n}", "batch": f"B{batch}", "event": what})
+
+    messages = 60
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            for _ in range(300):
+                try:
+                    health = (await client.get("/healthz")).json()
+                except httpx.TransportError:
+                    health = {}
+                if health.get("events_mqtt") == "subscribed":
+                    break
+                await asyncio.sleep(0.1)
+            async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="gw-2") as gateway:
+                for n in range(messages):  # message n: B(n) handed in, B(n-1) processed
+                    lines = [event(2 * n, n, "submitted")]
+                    if n:
+                        lines.append(event(2 * n + 1, n - 1, "processed"))
+                    await gateway.publish(TOPIC, "\n".join(lines).encode(), qos=1)
+            store = tmp_path / "sla.sqlite3"
+
+            def rows() -> int:
+                try:
+                    with closing(sqlite3.connect(store)) as db:
+                        return int(db.execute("SELECT COUNT(*) FROM batch_events").fetchone()[0])
+                except sqlite3.OperationalError:
+                    return 0
+
+            await _until(lambda: rows() >= 2 * messages - 1, "every batch event")
+            metrics = (await client.get("/metrics")).text
+        assert rows() == 2 * messages - 1
+        assert 'sla_events_total{result="invalid"} 0.0' in metrics
+        assert f'sla_events_total{{result="stored"}} {2 * messages - 1}.0' in metrics
     finally:
         if daemon.poll() is None:
             daemon.send_signal(signal.SIGTERM)

@@ -350,3 +350,39 @@ async def test_a_batch_at_risk_pages_once_and_resolves_when_processed() -> None:
     book.add([BatchRecord("files", "e2", "F1", "processed", T0 + 90, 800)])
     events = h.alerter.evaluate(batch_figures(config, book, T0 + 120), T0 + 120)
     assert [e.kind for e in events if e.labels["rule"] == "batch-at-risk"] == ["resolved"]
+
+
+async def test_a_batch_objective_breached_for_the_month_is_alerted_once() -> None:
+    """Two batches handed in on 1 November: 1,000 records processed after a day, 50 after
+    five. Once that day's deadline has passed it is final at 1,000 / 1,050 (95.2 %) < 99 %:
+    the month is breached, alerted once; a pending day alone alerts nothing."""
+    config = builders.config(
+        builders.service("svc", latency={"fast": 1}),
+        {
+            "name": "files",
+            "objectives": [{"name": "data-4d", "kind": "batch", "deadline": "4d", "target": 99}],
+        },
+        alerting={"burn_rate": [], "month_forecast": {"enabled": False}, "resolve_after": 0},
+    )
+    h = Harness(config)
+    book = BatchBook()
+    submitted = dt.datetime(2026, 11, 1, 10, tzinfo=dt.UTC).timestamp()
+    book.add(
+        [
+            BatchRecord("files", "s1", "A", "submitted", submitted, 1000),
+            BatchRecord("files", "s2", "B", "submitted", submitted, 50),
+            BatchRecord("files", "p1", "A", "processed", submitted + 86400, 1000),
+        ]
+    )
+    pending = submitted + 2 * 86400  # 3 November: day 1 is pending (B unprocessed, in time)
+    events = h.alerter.evaluate(batch_figures(config, book, pending), pending)
+    assert [e for e in events if e.labels["rule"] == "month-breach"] == []
+    book.add([BatchRecord("files", "p2", "B", "processed", submitted + 5 * 86400, 50)])
+    final = submitted + 6 * 86400  # 7 November: 1 November's deadline has passed
+    events = h.alerter.evaluate(batch_figures(config, book, final), final)
+    [fired] = [e for e in events if e.labels["rule"] == "month-breach"]
+    assert fired.kind == "firing"
+    assert fired.labels["objective"] == "data-4d"
+    assert f"({100 * 1000 / 1050:.3f} % < 99.000 %)" in fired.summary, fired.summary
+    later = final + 3600
+    assert not h.alerter.evaluate(batch_figures(config, book, later), later)  # once
