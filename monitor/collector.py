@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 
 from monitor.clock import Clock
@@ -33,6 +34,9 @@ from monitor.store import RollupKey, Store
 from monitor.store.spool import Spool, replay
 
 log = logging.getLogger(__name__)
+
+#: Bodies of events stored at once (one written while the one before is counted).
+_STORING = 2
 
 
 class Collector:
@@ -85,6 +89,8 @@ class Collector:
         self.closed = False
         #: Told of the batch events newly stored (the batch book counts them).
         self.on_batch_events: Callable[[list[BatchRecord]], None] | None = None
+        #: Bodies of events being stored, oldest first.
+        self._storing: deque[asyncio.Task[None]] = deque()
 
     def accept(self, result: Result) -> None:
         """Count one result in metrics and ledger and stage it for the store."""
@@ -125,11 +131,23 @@ class Collector:
                 log.exception("could not count an event of %s/%s", event.service, event.probe)
 
     async def take(self, item: QueueItem) -> None:
-        """Take one item off the queue: stage a probe's result, or store a batch of events."""
+        """Take one item off the queue: stage a probe's result, or store a batch of events.
+
+        Events are stored by a task, up to ``_STORING`` bodies at once: while SQLite
+        writes one (in its thread), the loop counts the one before. Their transactions
+        still follow each other (the store's write lock), so a body's duplicates are
+        found among everything committed before it."""
         if isinstance(item, EventBatch):
-            await self._store_events(item)
+            while len(self._storing) >= _STORING:
+                await self._storing.popleft()
+            self._storing.append(asyncio.create_task(self._store_events(item)))
         else:
             self.accept(item)
+
+    async def settle(self) -> None:
+        """Wait until every body of events taken is stored and counted (or refused)."""
+        while self._storing:
+            await self._storing.popleft()
 
     async def _store_events(self, batch: EventBatch) -> None:
         """Store the events not seen before, then count them: an event is counted only
@@ -355,6 +373,7 @@ class Collector:
                 await self.take(self.queue.get_nowait())
             except asyncio.QueueEmpty:
                 break
+        await self.settle()
         for attempt in range(attempts):
             if await self.flush():
                 await self.write_decisions()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from monitor.collector import Collector
 from monitor.errors import StoreError
@@ -13,6 +14,7 @@ from monitor.metrics import Metrics
 from monitor.results import BatchRecord, QueueItem, Result
 from monitor.sla.counts import Rollup
 from monitor.store import MemoryStore, RollupKey
+from monitor.store.sqlite import SqliteStore
 from probes.base import Outcome
 from tests.fakes import FakeClock
 from tests.support import builders
@@ -160,3 +162,55 @@ async def test_events_stored_before_a_failure_are_counted_once_through_the_retry
         await running
     assert collector.accepted == 5  # once, at the first attempt
     assert ledger.window_rollup("svc", ["feed"], "month", T0 + 60).attempts == 5
+
+
+async def test_bodies_stored_side_by_side_count_each_id_once(tmp_path: Path) -> None:
+    """Twelve bodies of events posted at once to a collector on a real SQLite file (two
+    stored at a time): each overlaps the one before by half its ids. Every id is counted
+    once, in the ledger and the metrics, and each answer says which of its ids were new:
+    those no earlier-committed body held."""
+    config = builders.config(
+        {
+            "name": "svc",
+            "probes": [{"name": "feed", "kind": "traffic"}],
+            "objectives": [
+                {
+                    "name": "fast",
+                    "kind": "latency",
+                    "threshold": 1,
+                    "target": 99,
+                    "source": "traffic",
+                }
+            ],
+        }
+    )
+    store = SqliteStore(tmp_path / "sla.sqlite3")
+    await store.open()
+    ledger = Ledger(config, grace_minutes=1)
+    metrics = Metrics(config)
+    queue: asyncio.Queue[QueueItem] = asyncio.Queue(100)
+    collector = Collector(queue, ledger, store, metrics, FakeClock(T0))
+    bodies = [
+        [
+            Result("svc", "feed", "traffic", T0 + i, 0.3, Outcome.OK, "", f"e{i}")
+            for i in range(50 * b, 50 * b + 100)
+        ]
+        for b in range(12)
+    ]
+    stop = asyncio.Event()
+    running = asyncio.create_task(collector.run(stop))
+    try:
+        answers = await asyncio.gather(*(collector.ingest(body, timeout_s=10) for body in bodies))
+    finally:
+        stop.set()
+        await running
+        await store.aclose()
+    unique = 50 * 12 + 50
+    assert sum(sum(answer) for answer in answers) == unique
+    for body, answer in zip(bodies, answers, strict=True):
+        # Committed in the order taken: a body's first half was in the body before it.
+        assert answer == [body is bodies[0] or i >= 50 for i in range(100)]
+    assert collector.accepted == unique
+    assert ledger.window_rollup("svc", ["feed"], "month", T0 + 900).attempts == unique
+    labels = {"service": "svc", "probe": "feed", "kind": "traffic", "outcome": "ok"}
+    assert metrics.registry.get_sample_value("sla_probe_attempts_total", labels) == unique
