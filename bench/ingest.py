@@ -30,6 +30,7 @@ from contextlib import closing
 from pathlib import Path
 
 import httpx
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -160,7 +161,7 @@ def run_mqtt(batch: int, seconds: float, folder: Path) -> dict[str, float]:
         try:
             wait_healthy(port, daemon)
             _wait_subscribed(port)
-            meter = CpuMeter([daemon.pid])
+            meter = CpuMeter([daemon.pid, *_children(daemon.pid)])
             meter.start()
             started = time.monotonic()
             sent = asyncio.run(_publish(broker, batch, started + seconds))
@@ -168,7 +169,8 @@ def run_mqtt(batch: int, seconds: float, folder: Path) -> dict[str, float]:
             while _rows(folder) < sent and time.monotonic() - started < seconds * 20:
                 time.sleep(0.05)
             elapsed = time.monotonic() - started
-            cpu = meter.stop()[daemon.pid]
+            used = meter.stop()
+            cpu = used.pop(daemon.pid)
         finally:
             stop(daemon)
     rows = _rows(folder)
@@ -178,6 +180,7 @@ def run_mqtt(batch: int, seconds: float, folder: Path) -> dict[str, float]:
         "events_per_s": rows / elapsed,
         "published_per_s": sent / published_in,
         "daemon_cpu_pct": cpu,
+        "workers_cpu_pct": sum(used.values()),
     }
 
 
@@ -190,6 +193,11 @@ def _wait_subscribed(port: int) -> None:
                 return
         time.sleep(0.1)
     raise TimeoutError("the daemon did not subscribe")
+
+
+def _children(pid: int) -> list[int]:
+    """The daemon's child processes: its ingest workers (and multiprocessing's tracker)."""
+    return [child.pid for child in psutil.Process(pid).children(recursive=True)]
 
 
 def _rows(folder: Path) -> int:
@@ -206,7 +214,7 @@ def run_once(
     daemon = spawn("run", config, LOOP[0], folder / "daemon.log")
     try:
         wait_healthy(port, daemon)
-        meter = CpuMeter([daemon.pid])
+        meter = CpuMeter([daemon.pid, *_children(daemon.pid)])
         answers: list[float] = []
         stored: list[int] = []
         meter.start()
@@ -225,7 +233,8 @@ def run_once(
 
         asyncio.run(all_senders())
         elapsed = time.monotonic() - started
-        cpu = meter.stop()[daemon.pid]  # percent of one core
+        used = meter.stop()  # percent of one core
+        cpu = used.pop(daemon.pid)
     finally:
         stop(daemon)
     rows = _rows(folder)
@@ -237,6 +246,7 @@ def run_once(
         "p50_ms": quantile(answers, 0.5) * 1000,
         "p99_ms": quantile(answers, 0.99) * 1000,
         "daemon_cpu_pct": cpu,
+        "workers_cpu_pct": sum(used.values()),
     }
 
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -22,11 +25,22 @@ log = logging.getLogger(__name__)
 
 #: The reader of a worker process, set once when it starts.
 _reader: EventReader | None = None
+#: How often a worker checks that the daemon that started it is still there.
+_WATCH_S = 1.0
 
 
-def _start_worker(spec: ReaderSpec) -> None:
+def _start_worker(spec: ReaderSpec, daemon: int) -> None:
     global _reader
     _reader = EventReader(spec)
+    # A worker holds its own end of the pipe it reads: a daemon that is SIGKILLed never
+    # closes it. Leave once the daemon is gone (this process is then someone else's).
+    threading.Thread(target=_exit_with, args=(daemon,), daemon=True).start()
+
+
+def _exit_with(daemon: int) -> None:
+    while os.getppid() == daemon:
+        time.sleep(_WATCH_S)
+    os._exit(0)
 
 
 def _read(body: bytes, now: float) -> Read:
@@ -55,7 +69,7 @@ class ReadPool:
             self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(self.spec,),
+            initargs=(self.spec, os.getpid()),
         )
 
     async def start(self) -> None:

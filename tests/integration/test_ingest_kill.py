@@ -73,6 +73,27 @@ def _stored(path: Path) -> list[str]:
         return [str(row[0]) for row in db.execute("SELECT request_id FROM results")]
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            if f"\nPPid:\t{pid}\n" in status.read_text():
+                found.append(int(status.parent.name))
+        except OSError:  # gone meanwhile
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for its new parent to reap it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
 async def test_every_answered_event_survives_a_kill_and_retries_count_once(
     tmp_path: Path,
 ) -> None:
@@ -111,9 +132,17 @@ async def test_every_answered_event_survives_a_kill_and_retries_count_once(
                 task.add_done_callback(in_flight.discard)
                 request += 1
             await asyncio.sleep(0.005)
+        workers = _children(daemon.pid)
+        assert workers, "the daemon reads bodies in an ingest worker (and has its tracker)"
         os.kill(daemon.pid, signal.SIGKILL)
         daemon.wait(10)
         await asyncio.gather(*in_flight)
+        # The daemon's worker processes do not outlive it.
+        for _ in range(100):
+            if not any(_alive(pid) for pid in workers):
+                break
+            await asyncio.sleep(0.1)
+        assert not [pid for pid in workers if _alive(pid)], "orphaned ingest workers"
         assert answered
         on_disk = _stored(tmp_path / "sla.sqlite3")
         # Nothing answered is lost.
