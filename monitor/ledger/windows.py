@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.config import Config
 from monitor.ledger.history import History
+from monitor.ledger.ring import RING, MinuteRing
 from monitor.results import DaySummary, HourSummary, Result, ServiceMinute
 from monitor.sla.counts import Counted, Rollup, count_result
 from monitor.sla.eligibility import Eligibility
@@ -50,8 +51,6 @@ from monitor.store import HistoryReader, RollupKey, RollupReader
 log = logging.getLogger(__name__)
 
 _DAY = 1440  # minutes in a UTC day
-#: Minutes of decisions kept in memory: the previous month is at most 62 days back.
-_RING = 64 * _DAY
 #: Sealed minutes kept in full for a while, so a result that arrives after its minute was
 #: sealed (a long queue, a slow flush) still corrects that minute's availability state.
 _RECENT_SEALED = 15
@@ -75,44 +74,6 @@ class _ProbeLedger:
         for sums in self.groups:
             for window in windows:
                 sums[window].merge(rollup, sign)
-
-
-class _Ring:
-    """One byte per minute for the last ``_RING`` minutes, indexed by epoch minute."""
-
-    def __init__(self) -> None:
-        self.codes = bytearray(_RING)
-
-    def __getitem__(self, minute: int) -> int:
-        return self.codes[minute % _RING]
-
-    def __setitem__(self, minute: int, code: int) -> None:
-        self.codes[minute % _RING] = code
-
-    def put_span(self, first_minute: int, digits: str) -> None:
-        """Set the minutes from ``first_minute`` from digit text: an hour or a UTC day, so
-        the span never straddles the ring's end (its length is a multiple of 1,440)."""
-        at = first_minute % _RING
-        self.codes[at : at + len(digits)] = digits.encode().translate(_DIGITS)
-
-    def count(self, first: int, last: int, codes: Iterable[int] = MinuteCode) -> dict[int, int]:
-        """Counts of each code (of ``codes``) over minutes [first, last] (at most ``_RING``
-        minutes); codes that do not occur are left out."""
-        if last < first:
-            return {}
-        a, b = first % _RING, last % _RING
-        if last - first + 1 >= _RING:
-            chunks = [self.codes]
-        elif a <= b:
-            chunks = [self.codes[a : b + 1]]
-        else:
-            chunks = [self.codes[a:], self.codes[: b + 1]]
-        counts: dict[int, int] = {}
-        for code in codes:
-            total = sum(chunk.count(code) for chunk in chunks)
-            if total:
-                counts[code] = total
-        return counts
 
 
 class SealListener(Protocol):
@@ -164,11 +125,17 @@ class Ledger:
             s.name: self.classifier.objectives_of(s.name) for s in config.services
         }
         self._depends_on = {s.name: tuple(s.depends_on) for s in config.services}
+        #: Bumped by every result of an open minute: the open minutes' decisions, made
+        #: for each window of each figure computation, are kept until it changes.
+        self._open_stamp = 0
+        self._open_memo: dict[tuple[str, int], dict[ObjectiveKey, MinuteCode] | None] = {}
+        self._open_sums: dict[tuple[str, tuple[str, ...], int, int], Rollup] = {}
+        self._memo_of: tuple[int, int | None, int] = (-1, None, -1)
         availability = [key for keys in self._objectives_of.values() for key in keys]
         #: Per service: was the sealed minute eligible (UP) or excluded (its reason)?
-        self._exclusions = {s.name: _Ring() for s in config.services}
+        self._exclusions = {s.name: MinuteRing() for s in config.services}
         #: Per availability objective: the sealed minute's code.
-        self._states = {key: _Ring() for key in availability}
+        self._states = {key: MinuteRing() for key in availability}
         self._recent: dict[int, dict[ProbeId, Rollup]] = {}
         self._window_end: int | None = None  # the current minute the sums are slid to
         self._sealed_through: int | None = None
@@ -224,6 +191,7 @@ class Ledger:
             if rollup is None:
                 rollup = ledger.open[minute] = Rollup()
             rollup.add_counted(counted)
+            self._open_stamp += 1
             return counted
         # Late: its minute is sealed. Count it where that minute was counted.
         late = Rollup()
@@ -447,7 +415,7 @@ class Ledger:
         if self._sealed_through is None:
             return set()
         sealed = self._sealed_through
-        low = sealed - _RING + 1
+        low = sealed - RING + 1
         candidates = sorted(
             {m for first, end in spans for m in range(max(first, low), min(end, sealed + 1))}
         )
@@ -638,6 +606,7 @@ class Ledger:
                 continue  # a probe removed from the config since
             if minute > sealed:
                 ledger.open[minute] = rollup
+                self._open_stamp += 1
             else:
                 by_minute.setdefault(minute, {})[(service, probe)] = rollup
         # Sealed but never persisted (the daemon was killed): persist the decision now,
@@ -700,11 +669,33 @@ class Ledger:
         which = self._sums_name(window, now)
         group = self._group_of(service, names)
         total = Rollup() if which is None else group[which].copy()
-        for name in names:
-            for minute, rollup in self._probes[(service, name)].open.items():
-                if first <= minute <= last and self._open_eligible(service, minute):
-                    total.merge(rollup)
+        total.merge(self._open_sum(service, names, first, last))
         return total
+
+    def _open_sum(self, service: str, names: tuple[str, ...], first: int, last: int) -> Rollup:
+        """The probes' eligible open rollups in [first, last], summed once per change of
+        the open minutes (the windows of one figure computation share it)."""
+        self._check_memo()
+        if self._sealed_through is not None:
+            first = max(first, self._sealed_through + 1)  # the same for every long window
+        key = (service, names, first, last)
+        total = self._open_sums.get(key)
+        if total is None:
+            total = self._open_sums[key] = Rollup()
+            for name in names:
+                for minute, rollup in self._probes[(service, name)].open.items():
+                    if first <= minute <= last and self._open_eligible(service, minute):
+                        total.merge(rollup)
+        return total
+
+    def _check_memo(self) -> None:
+        """Forget the open minutes' decisions and sums once they may have changed: a result,
+        a seal, or a change of maintenance or corrections."""
+        stamp = (self._open_stamp, self._sealed_through, self.eligibility.version)
+        if stamp != self._memo_of:
+            self._open_memo.clear()
+            self._open_sums.clear()
+            self._memo_of = stamp
 
     def _group_of(self, service: str, probes: tuple[str, ...]) -> dict[str, Rollup]:
         """The sealed sums per window of an objective's group of probes."""
@@ -737,9 +728,10 @@ class Ledger:
         which = self._sums_name(window, now)
         group = self._group_of(service, tuple(probes))
         sealed_end = min(self._sealed_through if self._sealed_through is not None else -1, last)
-        # Only the two codes of a minute that was due results: 2 scans of the ring, not 7.
+        # The window's counts are kept from the last call (MinuteRing.window_count).
         due = (MinuteCode.UP, MinuteCode.UNMONITORED)
-        eligible = sum(self._exclusions[service].count(first, sealed_end, due).values())
+        counts = self._exclusions[service].window_count(window, first, sealed_end)
+        eligible = sum(counts.get(code, 0) for code in due)
         attempts = 0 if which is None else group[which].attempts
         return CoverageBasis(attempts, eligible)
 
@@ -751,24 +743,35 @@ class Ledger:
         """
         first, last = self.window_range(window, now)
         sealed_end = min(self._sealed_through if self._sealed_through is not None else last, last)
-        counts = {MinuteCode(c): n for c, n in self._states[key].count(first, sealed_end).items()}
+        sealed = self._states[key].window_count(window, first, sealed_end)
+        counts = {MinuteCode(c): n for c, n in sealed.items()}
         # Minutes before the ring's reach (never happens for the configured windows).
         counts.pop(MinuteCode.UNKNOWN, None)
-        service = key.service
-        depends_on = self.config.service(service).depends_on
         for minute in range(max(first, sealed_end + 1), last + 1):
-            rollups = {
-                (s, p): self._probes[(s, p)].open[minute]
-                for s in (service, *depends_on)
-                for p in self._service_probes[s]
-                if minute in self._probes[(s, p)].open
-            }
-            if not any(k[0] == service for k in rollups):
-                continue
-            _, codes = self._decide(minute, rollups, sealed=False, only=service)
-            code = codes[key]
-            counts[code] = counts.get(code, 0) + 1
+            codes = self._open_codes(key.service, minute)
+            if codes is not None:
+                code = codes[key]
+                counts[code] = counts.get(code, 0) + 1
         return counts
+
+    def _open_codes(self, service: str, minute: int) -> dict[ObjectiveKey, MinuteCode] | None:
+        """The codes an open minute of ``service`` has as it stands (None: no result of
+        it yet), decided once per change of the open minutes or the eligibility."""
+        self._check_memo()
+        key = (service, minute)
+        if key in self._open_memo:
+            return self._open_memo[key]
+        rollups = {
+            (s, p): self._probes[(s, p)].open[minute]
+            for s in (service, *self._depends_on[service])
+            for p in self._service_probes[s]
+            if minute in self._probes[(s, p)].open
+        }
+        codes = None
+        if any(k[0] == service for k in rollups):
+            codes = self._decide(minute, rollups, sealed=False, only=service)[1]
+        self._open_memo[key] = codes
+        return codes
 
     def codes_between(
         self, key: ObjectiveKey, first: int, last: int, now: float
@@ -776,32 +779,17 @@ class Ledger:
         """The code of each minute in [first, last] of an availability objective: as
         sealed, or as it stands for a minute still open (UNKNOWN when it has no result)."""
         codes = []
-        service = key.service
-        depends_on = self.config.service(service).depends_on
         for minute in range(first, last + 1):
             if self.is_sealed(minute):
                 codes.append(MinuteCode(self._states[key][minute]))
                 continue
-            rollups = {
-                (s, p): self._probes[(s, p)].open[minute]
-                for s in (service, *depends_on)
-                for p in self._service_probes[s]
-                if minute in self._probes[(s, p)].open
-            }
-            if not any(k[0] == service for k in rollups):
-                codes.append(MinuteCode.UNKNOWN)
-                continue
-            _, decided = self._decide(minute, rollups, sealed=False, only=service)
-            codes.append(decided[key])
+            decided = self._open_codes(key.service, minute)
+            codes.append(MinuteCode.UNKNOWN if decided is None else decided[key])
         return codes
 
     def is_sealed(self, minute: int) -> bool:
         """True once the minute's decisions are final."""
         return self._sealed_through is not None and minute <= self._sealed_through
-
-
-#: Digits of a compacted hour ("0".."6") to minute codes, in C.
-_DIGITS = bytes.maketrans(b"0123456", bytes(range(7)))
 
 
 def _count(result: Result, ledger: _ProbeLedger | None) -> Counted:

@@ -6,6 +6,7 @@ Every figure anyone shows is a ratio of counts made here (through ``monitor.sla.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -241,14 +242,24 @@ def error_budget(valid: int, good: int, target_ratio: float) -> Budget:
     bad = valid - good
     if valid == 0:
         return Budget(0, 0, 0.0, None, None)
-    # As the target was written (99.5 %, 99.9 %): in binary floating point 1 - 0.995 is
-    # 0.0050000000000000044, which would show as noise in every budget. Targets have at
-    # most six decimals as a ratio, so the nearest fraction of denominator <= 10**6 is it.
-    allowed_ratio = 1 - Fraction(target_ratio).limit_denominator(1_000_000)
-    allowed = Fraction(valid) * allowed_ratio
-    remaining = float(1 - bad / allowed)
-    burn = float(Fraction(bad, valid) / allowed_ratio)
-    return Budget(valid, bad, float(allowed), remaining, burn)
+    # The allowed bad ratio p / q exactly; each figure is then one ratio of integers,
+    # which Python's int division rounds correctly: the same floats as with Fractions
+    # (and ~6x faster: every window of every objective at every scrape).
+    p, q = _allowed_ratio(target_ratio)
+    remaining = (valid * p - bad * q) / (valid * p)
+    burn = (bad * q) / (valid * p)
+    return Budget(valid, bad, (valid * p) / q, remaining, burn)
+
+
+@functools.lru_cache(maxsize=256)
+def _allowed_ratio(target_ratio: float) -> tuple[int, int]:
+    """1 - target as the fraction it was written as (numerator, denominator).
+
+    As the target was written (99.5 %, 99.9 %): in binary floating point 1 - 0.995 is
+    0.0050000000000000044, which would show as noise in every budget. Targets have at most
+    six decimals as a ratio, so the nearest fraction of denominator <= 10**6 is it."""
+    allowed = 1 - Fraction(target_ratio).limit_denominator(1_000_000)
+    return allowed.numerator, allowed.denominator
 
 
 def availability(up_minutes: int, down_minutes: int) -> float | None:

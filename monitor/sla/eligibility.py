@@ -249,6 +249,8 @@ class Eligibility:
         self._excluded: dict[str, tuple[list[float], list[float]]] = {}
         self._services = [s.name for s in config.services]
         self._corrected: dict[str, tuple[list[float], list[float]]] = {}
+        #: Bumped by every change (what was decided from it before may differ now).
+        self.version = 0
         self.replace_stored_maintenance(())
 
     def replace_stored_maintenance(self, windows: Iterable[MaintenanceWindow]) -> None:
@@ -272,6 +274,7 @@ class Eligibility:
             excluded[service] = (starts, ends)
         # Swapped whole, so a reader never sees half of an update.
         self._by_service, self._excluded = by_service, excluded
+        self.version += 1
 
     def replace_corrections(self, spans: Iterable[CorrectedSpan]) -> None:
         """Replace the periods declared unmonitored by report corrections."""
@@ -281,6 +284,7 @@ class Eligibility:
                 if name in per_service and start < end:
                     per_service[name].append((start, end))
         self._corrected = {s: _union(sorted(v)) for s, v in per_service.items() if v}
+        self.version += 1
 
     def corrected_spans(self) -> list[CorrectedSpan]:
         """The corrected periods, per service."""

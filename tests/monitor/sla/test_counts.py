@@ -278,6 +278,24 @@ def test_burn_rate_is_one_when_bad_ratio_equals_one_minus_target(
     assert budget.remaining_ratio == pytest.approx(0.0, abs=1e-9)
 
 
+@given(
+    valid=st.integers(min_value=1, max_value=10**12),
+    bad_share=st.fractions(min_value=0, max_value=1),
+    target_ratio=st.sampled_from([0.5, 0.9, 0.99, 0.995, 0.999, 0.9999, 0.999999, 0.123456]),
+)
+def test_budget_figures_are_the_exact_ratios_rounded_once(
+    valid: int, bad_share: Fraction, target_ratio: float
+) -> None:
+    """Each figure is the exact rational (the target as written, e.g. 99.5 % = 199/200)
+    rounded to a float once: no float noise from 1 - 0.995."""
+    bad = int(valid * bad_share)
+    allowed_ratio = 1 - Fraction(str(target_ratio))
+    budget = error_budget(valid=valid, good=valid - bad, target_ratio=target_ratio)
+    assert budget.allowed == float(valid * allowed_ratio)
+    assert budget.remaining_ratio == float(1 - bad / (valid * allowed_ratio))
+    assert budget.burn_rate == float(Fraction(bad, valid) / allowed_ratio)
+
+
 def test_budget_of_no_events_is_undefined() -> None:
     budget = error_budget(valid=0, good=0, target_ratio=0.99)
     assert budget.remaining_ratio is None
