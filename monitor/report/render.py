@@ -22,6 +22,7 @@ from monitor.report.charts import draw_charts, latency_groups
 from monitor.report.model import MINUTE_STATES, ObjectiveReport, Report, YearReport
 from monitor.report.pdf import html_to_pdf
 from monitor.sla.figures import QUANTILES
+from monitor.sla.treatments import treatments
 
 Format = Literal["html", "pdf", "md", "json", "csv"]
 FORMATS: tuple[Format, ...] = get_args(Format)
@@ -126,6 +127,16 @@ class _Words:
         return {"lang": self.lang, "t": self.t, "text": self.text, "promise": self.promise}
 
 
+def availability_objectives(report: Report) -> list[tuple[str, ObjectiveReport]]:
+    """(service, objective) of every availability objective with minute counts."""
+    return [
+        (s.name, o)
+        for s in report.services
+        for o in s.objectives
+        if o.kind == "availability" and o.minute_states is not None
+    ]
+
+
 def floors(report: Report) -> str:
     """The coverage floors of the report's objectives, in words (``90 %``, or a range)."""
     values = sorted({o.coverage_floor for o in report.objectives() if o.coverage_floor is not None})
@@ -155,7 +166,13 @@ def _environment() -> jinja2.Environment:
         threshold=threshold,
         cell=markdown_cell,
     )
-    env.globals.update(MINUTE_STATES=MINUTE_STATES, QUANTILES=QUANTILES, floors=floors)
+    env.globals.update(
+        MINUTE_STATES=MINUTE_STATES,
+        QUANTILES=QUANTILES,
+        floors=floors,
+        treatments=treatments,
+        available=availability_objectives,
+    )
     return env
 
 

@@ -114,6 +114,38 @@ def test_markdown_and_html_show_the_same_figures(report: Report, fmt: str) -> No
     assert "monotonic clock" in text
 
 
+def test_the_appendix_shows_availability_under_each_treatment(report: Report) -> None:
+    """Each availability objective's month under the contract's rule and the four other
+    treatments of maintenance and unmonitored minutes, in every document and language."""
+    markdown = render(report, "md").decode()
+    pages = {lang: render(report, "html", lang=lang).decode() for lang in ("en", "fr", "nl")}
+    assert "## Appendix: availability under each treatment of excluded time" in markdown
+    assert "Annexe : la disponibilité selon le traitement du temps exclu" in pages["fr"]
+    assert "Bijlage: de beschikbaarheid per behandeling van uitgesloten tijd" in pages["nl"]
+    for service in report.services:
+        for objective in service.objectives:
+            if objective.kind != "availability":
+                continue
+            states = objective.minute_states
+            assert states is not None
+            up, down = states["up"], states["down"]
+            maintenance, unmonitored = states["maintenance"], states["unmonitored"]
+            by_hand = [
+                up / (up + down),
+                (up + maintenance) / (up + down + maintenance),
+                up / (up + down + maintenance),
+                (up + unmonitored) / (up + down + unmonitored),
+                up / (up + down + unmonitored),
+            ]
+            assert by_hand[0] == objective.achieved  # (a) is the verdict's figure
+            cells = " | ".join(_pct(r) for r in by_hand[1:])
+            row = f"| {service.name} | {objective.objective} | **{_pct(by_hand[0])}** | {cells} |"
+            assert row in markdown
+            html_row = "".join(f"<td>{_pct(r)}</td>" for r in by_hand[1:])
+            for page in pages.values():
+                assert f"<td><b>{_pct(by_hand[0])}</b></td>{html_row}" in page
+
+
 def test_html_embeds_black_and_white_readable_svg_charts(report: Report) -> None:
     page = render(report, "html").decode()
     images = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', page)
