@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -50,6 +51,10 @@ from probes.base import Outcome
 #: How long a statement waits for another connection's write lock (the CLI and the daemon
 #: write the same file), in milliseconds.
 BUSY_TIMEOUT_MS = 5000
+#: ``PRAGMA auto_vacuum`` of a store that gives freed pages back after a prune.
+_INCREMENTAL = 2
+
+log = logging.getLogger(__name__)
 
 _MAINTENANCE_COLUMNS = (
     'id, service, "start", "end", reason, announced_at, created_by, created_at,'
@@ -90,11 +95,24 @@ class SqliteStore:
             # Another process (the CLI adding maintenance) may hold the write lock briefly:
             # wait for it rather than fail with "database is locked".
             await self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            # Before anything creates a table: a new store gives the pages a prune frees
+            # back to the file system (``prune``); an existing one keeps its mode.
+            await self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             await self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode survives a crash of the process (not of the OS) with
             # no lost commit, at ~10 % more throughput than FULL.
             await self._db.execute(f"PRAGMA synchronous={self._synchronous}")
             await migrate(self._db, self.path, self._clock.now())
+            async with self._db.execute("PRAGMA auto_vacuum") as cursor:
+                row = await cursor.fetchone()
+            if row is not None and row[0] != _INCREMENTAL:
+                log.info(
+                    "the store %s keeps the space pruning frees (made before stores vacuumed"
+                    " incrementally): to give it back, stop the daemon and run sqlite3 %s"
+                    " 'PRAGMA auto_vacuum=INCREMENTAL; VACUUM;' (needs its size free)",
+                    self.path,
+                    self.path,
+                )
         except (OSError, aiosqlite.Error) as exc:
             if self._db is not None:  # its thread would keep the file (and the process)
                 await self._db.close()
@@ -382,7 +400,19 @@ class SqliteStore:
                 "DELETE FROM days WHERE day < ?", (rollups_before_minute // 1440,)
             )
             deleted += cursor.rowcount
+        if deleted:
+            await self._vacuum()
         return deleted
+
+    async def _vacuum(self) -> None:
+        """Give the pages deleted rows left free back to the file system (a store made
+        with incremental auto-vacuum; a no-op for older ones)."""
+        async with self._lock:
+            try:
+                # A script, not execute(): execute steps the pragma once, freeing one page.
+                await self.db.executescript("PRAGMA incremental_vacuum;")
+            except (OSError, aiosqlite.Error) as exc:
+                raise StoreError(f"cannot vacuum the store {self.path}: {exc}") from exc
 
     async def write_minute_states(self, minutes: Sequence[ServiceMinute]) -> None:
         """Persist minute decisions in one transaction."""
