@@ -99,9 +99,11 @@ def _parser() -> argparse.ArgumentParser:
     add_maintenance_parser(commands)
 
     from monitor.cli.alerts import add_alerts_parser
+    from monitor.cli.evidence import add_evidence_parser
     from monitor.cli.report import add_report_parser
 
     add_report_parser(commands)
+    add_evidence_parser(commands)
     add_alerts_parser(commands)
     add_health_parser(commands)
 
@@ -191,6 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from monitor.cli.report import run_report
 
             return run_report(config, args)
+        if args.command == "evidence":
+            from monitor.cli.evidence import run_evidence
+
+            return run_evidence(config, path, args)
         if args.command == "dashboards":
             return _dashboards(config, args)
     except ConfigError as exc:

@@ -1,0 +1,1 @@
+"""Evidence a month's figures can be checked with: ``pack`` writes it."""
