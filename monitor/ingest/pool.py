@@ -73,12 +73,19 @@ class ReadPool:
         )
 
     async def start(self) -> None:
-        """Start the workers and wait until each has its spec (~1 s: imports)."""
-        self._executor = self._new_executor()
+        """Start the workers and wait until each has its spec (~1 s: imports). Workers
+        that cannot start are logged, and bodies are read on the loop instead."""
+        executor = self._new_executor()
         loop = asyncio.get_running_loop()
-        await asyncio.gather(
-            *(loop.run_in_executor(self._executor, _ready) for _ in range(self.workers))
-        )
+        try:
+            await asyncio.gather(
+                *(loop.run_in_executor(executor, _ready) for _ in range(self.workers))
+            )
+        except (OSError, BrokenProcessPool) as exc:
+            log.error("ingest workers did not start (%s): bodies are read on the loop", exc)
+            executor.shutdown(wait=False, cancel_futures=True)
+            return
+        self._executor = executor
 
     async def read(self, body: bytes, now: float) -> Read:
         """The body read by a worker (on the loop when the pool is not running).

@@ -4,10 +4,13 @@ replaced and its body is still read."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import logging
 import os
 import signal
+from typing import Any
 
 import pytest
 
@@ -120,5 +123,32 @@ async def test_a_dead_worker_is_replaced_and_its_body_still_read() -> None:
         assert pool.restarts == 1
         assert await pool.read(_body(), NOW) == expected  # by the new worker
         assert pool._executor is not executor
+    finally:
+        await pool.aclose()
+
+
+def _explode() -> None:
+    raise RuntimeError("this worker cannot start")
+
+
+class _Unloadable:
+    """Pickles, but a worker cannot load it: its initializer fails."""
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (_explode, ())
+
+
+async def test_workers_that_cannot_start_leave_the_reading_to_the_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spec = _spec()
+    broken = dataclasses.replace(spec, thresholds={("online", "messages"): _Unloadable()})  # type: ignore[dict-item]
+    pool = ReadPool(broken, 1)
+    with caplog.at_level(logging.ERROR, logger="monitor.ingest.pool"):
+        await pool.start()
+    try:
+        assert "ingest workers did not start" in caplog.text
+        read = await pool.read(b'{"type": "exchange"}\n', NOW)  # on the loop, as its spec says
+        assert [e.line for e in read.errors] == [1]
     finally:
         await pool.aclose()
