@@ -27,10 +27,8 @@ from monitor.config_paths import store_identity
 from monitor.errors import StoreError
 from monitor.incidents import IncidentBook, IncidentDetector, StatusEvent, UserNotices
 from monitor.ingest.canary import canary_runners
-from monitor.ingest.events import ReaderSpec
 from monitor.ingest.intake import Intake
 from monitor.ingest.mqtt import MqttEventSubscriber
-from monitor.ingest.pool import ReadPool
 from monitor.ledger.compaction import compact_days, recompact_days
 from monitor.ledger.windows import Ledger
 from monitor.maintenance import MaintenanceService
@@ -156,19 +154,8 @@ class Daemon:
         self.batches = BatchBook()
         self.collector.on_batch_events = self.batches.add
         #: Events of real traffic and batches come in here, from the API and from MQTT.
-        spec = ReaderSpec.of(config)
-        self.read_pool = (
-            ReadPool(spec, config.ingest.workers)
-            if config.ingest.workers and spec.takes_events
-            else None
-        )
         self.intake = Intake(
-            config,
-            self.clock,
-            self.collector.ingest,
-            self.metrics,
-            self.batches.known,
-            self.read_pool,
+            config, self.clock, self.collector.ingest, self.metrics, self.batches.known
         )
         self.canaries = canary_runners(config, self.clock, self.collector.ingest, self.metrics)
         self.events_subscriber = (
@@ -342,8 +329,7 @@ class Daemon:
             await self.dispatcher.start()
             await self.server.start()
             try:
-                if self.read_pool is not None:
-                    await self.read_pool.start()
+                await self.intake.pool.start()
                 jobs = await self._build_jobs()
                 self.scheduler = Scheduler(
                     jobs,
@@ -364,8 +350,7 @@ class Daemon:
                     await job.probe.aclose()
                 await self.resources.aclose()
                 await self.server.stop()
-                if self.read_pool is not None:
-                    await self.read_pool.aclose()
+                await self.intake.pool.aclose()
                 await self.dispatcher.aclose()
             if not self.collector.staged:  # all written or spooled: a clean stop
                 await self._mark("stopped")

@@ -12,10 +12,8 @@ from typing import Any
 from monitor.clock import Clock
 from monitor.config import Config
 from monitor.ingest.events import (
-    EventReader,
     LineError,
     Read,
-    ReaderSpec,
     unknown_batches,
 )
 from monitor.ingest.pool import ReadPool
@@ -73,8 +71,8 @@ class Intake:
         self._store = store
         self._metrics = metrics
         self._known_batch = known_batch
-        self._reader = EventReader(ReaderSpec.of(config))
-        self._pool = pool
+        #: Reads bodies: in ``ingest.workers`` processes once started, else on the loop.
+        self.pool = pool if pool is not None else ReadPool.of(config)
 
     async def read(self, body: bytes) -> Read:
         """The body's good events (results and batch records), and the others' errors.
@@ -87,17 +85,14 @@ class Intake:
 
     async def parse(self, body: bytes) -> Read:
         """The body read and checked against the config and the clock (by a worker
-        process when there is a pool, else on the loop), not yet against the batches
+        process when the pool has one, else on the loop), not yet against the batches
         known (``known``): that waits for the bodies before it to be stored.
 
         Raises:
             BodyError: the body as a whole cannot be read.
             TooManyEvents: over ``ingest.max_events``.
         """
-        now = self.clock.now()
-        if self._pool is not None:
-            return await self._pool.read(body, now)
-        return self._reader.read(body, now)
+        return await self.pool.read(body, self.clock.now())
 
     def known(self, read: Read) -> Read:
         """The read with each ``processed`` event of a batch not known (nor submitted in

@@ -19,6 +19,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from monitor.config import Config
 from monitor.ingest.events import EventReader, Read, ReaderSpec
 
 log = logging.getLogger(__name__)
@@ -53,14 +54,22 @@ def _ready() -> bool:
 
 
 class ReadPool:
-    """Worker processes that read event bodies (``ingest.workers`` of them)."""
+    """Worker processes that read event bodies (``ingest.workers`` of them; none: every
+    body is read on the loop)."""
 
     def __init__(self, spec: ReaderSpec, workers: int) -> None:
         self.spec = spec
         self.workers = workers
+        self._reader = EventReader(spec)
         self._executor: ProcessPoolExecutor | None = None
         #: Workers that died and were replaced (their body was read on the loop).
         self.restarts = 0
+
+    @classmethod
+    def of(cls, config: Config) -> ReadPool:
+        """The pool ``ingest.workers`` asks for; no worker when no service takes events."""
+        spec = ReaderSpec.of(config)
+        return cls(spec, config.ingest.workers if spec.takes_events else 0)
 
     def _new_executor(self) -> ProcessPoolExecutor:
         # spawn, not fork: the daemon has threads (SQLite's, the pool's own), and a fork
@@ -75,6 +84,8 @@ class ReadPool:
     async def start(self) -> None:
         """Start the workers and wait until each has its spec (~1 s: imports). Workers
         that cannot start are logged, and bodies are read on the loop instead."""
+        if not self.workers:
+            return
         executor = self._new_executor()
         loop = asyncio.get_running_loop()
         try:
@@ -94,7 +105,7 @@ class ReadPool:
             BodyError, TooManyEvents: as ``EventReader.read``.
         """
         if self._executor is None:
-            return EventReader(self.spec).read(body, now)
+            return self._reader.read(body, now)
         try:
             return await asyncio.get_running_loop().run_in_executor(
                 self._executor, _read, body, now
@@ -104,7 +115,7 @@ class ReadPool:
             log.error("an ingest worker died: it is replaced; this body is read on the loop")
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = self._new_executor()
-            return EventReader(self.spec).read(body, now)
+            return self._reader.read(body, now)
 
     async def aclose(self) -> None:
         """Stop the workers once they finish what they are reading."""
