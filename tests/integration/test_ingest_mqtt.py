@@ -73,6 +73,19 @@ def _stored(path: Path) -> list[str]:
         return []
 
 
+async def _subscribed(client: httpx.AsyncClient) -> None:
+    """Wait until the daemon says it has subscribed to the events' topic."""
+    for _ in range(300):
+        try:
+            health = (await client.get("/healthz")).json()
+        except httpx.TransportError:
+            health = {}
+        if health.get("events_mqtt") == "subscribed":
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the daemon did not subscribe to the events' topic")
+
+
 async def _until(condition: object, what: str, timeout_s: float = 60) -> None:
     assert callable(condition)
     for _ in range(int(timeout_s * 10)):
@@ -93,14 +106,7 @@ async def test_mqtt_events_survive_a_killed_daemon_once_each(
     try:
         async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="gateway-1") as gateway:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                for _ in range(300):  # its session exists once it has subscribed
-                    try:
-                        health = (await client.get("/healthz")).json()
-                    except httpx.TransportError:
-                        health = {}
-                    if health.get("events_mqtt") == "subscribed":
-                        break
-                    await asyncio.sleep(0.1)
+                await _subscribed(client)  # its session exists once it has subscribed
             await gateway.publish(TOPIC, _payload(published), qos=1)
             published += 1
             await _until(lambda: len(_stored(store)) == BATCH, "the first batch")
@@ -152,14 +158,7 @@ async def test_messages_are_stored_in_the_order_they_came(
     messages = 60
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            for _ in range(300):
-                try:
-                    health = (await client.get("/healthz")).json()
-                except httpx.TransportError:
-                    health = {}
-                if health.get("events_mqtt") == "subscribed":
-                    break
-                await asyncio.sleep(0.1)
+            await _subscribed(client)
             async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="gw-2") as gateway:
                 for n in range(messages):  # message n: B(n) handed in, B(n-1) processed
                     lines = [event(2 * n, n, "submitted")]

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from monitor.collector import Collector
+from monitor.config import Config
 from monitor.errors import StoreError
 from monitor.ledger.windows import Ledger
 from monitor.metrics import Metrics
@@ -118,26 +119,24 @@ class BatchesFailStore(MemoryStore):
         return await super().write_batch_events(events)
 
 
+def _traffic_config(batch: bool = False) -> Config:
+    """Service ``svc``: the traffic feed ``feed`` with ``fast`` (1 s, 99 %) on it, and
+    with ``batch`` a batch objective ``files``."""
+    objectives: list[dict[str, object]] = [
+        {"name": "fast", "kind": "latency", "threshold": 1, "target": 99, "source": "traffic"}
+    ]
+    if batch:
+        objectives.append({"name": "files", "kind": "batch", "deadline": "4d", "target": 99})
+    return builders.config(
+        {"name": "svc", "probes": [{"name": "feed", "kind": "traffic"}], "objectives": objectives}
+    )
+
+
 async def test_events_stored_before_a_failure_are_counted_once_through_the_retry() -> None:
     """A request's exchanges commit, then its batch events fail: the sender is told to
     retry; the exchanges are counted at once (live, as a restart would count them) and
     the retry finds them duplicates, counted no second time."""
-    config = builders.config(
-        {
-            "name": "svc",
-            "probes": [{"name": "feed", "kind": "traffic"}],
-            "objectives": [
-                {
-                    "name": "fast",
-                    "kind": "latency",
-                    "threshold": 1,
-                    "target": 99,
-                    "source": "traffic",
-                },
-                {"name": "files", "kind": "batch", "deadline": "4d", "target": 99},
-            ],
-        }
-    )
+    config = _traffic_config(batch=True)
     store = BatchesFailStore()
     ledger = Ledger(config, grace_minutes=1)
     queue: asyncio.Queue[QueueItem] = asyncio.Queue(10)
@@ -169,21 +168,7 @@ async def test_bodies_stored_side_by_side_count_each_id_once(tmp_path: Path) -> 
     stored at a time): each overlaps the one before by half its ids. Every id is counted
     once, in the ledger and the metrics, and each answer says which of its ids were new:
     those no earlier-committed body held."""
-    config = builders.config(
-        {
-            "name": "svc",
-            "probes": [{"name": "feed", "kind": "traffic"}],
-            "objectives": [
-                {
-                    "name": "fast",
-                    "kind": "latency",
-                    "threshold": 1,
-                    "target": 99,
-                    "source": "traffic",
-                }
-            ],
-        }
-    )
+    config = _traffic_config()
     store = SqliteStore(tmp_path / "sla.sqlite3")
     await store.open()
     ledger = Ledger(config, grace_minutes=1)

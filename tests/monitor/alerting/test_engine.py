@@ -322,11 +322,10 @@ async def test_coverage_below_the_floor_raises_one_ticket_and_resolves() -> None
     assert labels["alertname"] == "SlaCoverageLow"
 
 
-async def test_a_batch_at_risk_pages_once_and_resolves_when_processed() -> None:
-    """A batch of 800 records handed in 3.5 days ago against a 4-day deadline, 1 day of
-    margin: at risk until its processing is reported, then clear (resolved after the
-    configured quiet time)."""
-    config = builders.config(
+def _batch_config() -> Config:
+    """Service ``files`` with ``data-4d`` (4 days, 99 %) beside a probed one; alerts
+    resolve at once."""
+    return builders.config(
         builders.service("svc", latency={"fast": 1}),
         {
             "name": "files",
@@ -334,6 +333,13 @@ async def test_a_batch_at_risk_pages_once_and_resolves_when_processed() -> None:
         },
         alerting={"burn_rate": [], "month_forecast": {"enabled": False}, "resolve_after": 0},
     )
+
+
+async def test_a_batch_at_risk_pages_once_and_resolves_when_processed() -> None:
+    """A batch of 800 records handed in 3.5 days ago against a 4-day deadline, 1 day of
+    margin: at risk until its processing is reported, then clear (resolved after the
+    configured quiet time)."""
+    config = _batch_config()
     h = Harness(config)
     book = BatchBook()
     submitted = T0 - 3.5 * 86400
@@ -356,14 +362,7 @@ async def test_a_batch_objective_breached_for_the_month_is_alerted_once() -> Non
     """Two batches handed in on 1 November: 1,000 records processed after a day, 50 after
     five. Once that day's deadline has passed it is final at 1,000 / 1,050 (95.2 %) < 99 %:
     the month is breached, alerted once; a pending day alone alerts nothing."""
-    config = builders.config(
-        builders.service("svc", latency={"fast": 1}),
-        {
-            "name": "files",
-            "objectives": [{"name": "data-4d", "kind": "batch", "deadline": "4d", "target": 99}],
-        },
-        alerting={"burn_rate": [], "month_forecast": {"enabled": False}, "resolve_after": 0},
-    )
+    config = _batch_config()
     h = Harness(config)
     book = BatchBook()
     submitted = dt.datetime(2026, 11, 1, 10, tzinfo=dt.UTC).timestamp()
