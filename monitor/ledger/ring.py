@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
+from monitor.sla.counts import add_counts
 from monitor.sla.minutes import MinuteCode
 
 _DAY = 1440  # minutes in a UTC day
@@ -86,8 +87,8 @@ class MinuteRing:
                 return dict(counts)
             if self._slid(old_first, old_last, version, first, last):
                 counts = dict(counts)
-                _add(counts, self.count(max(old_last + 1, first), last), 1)
-                _add(counts, self.count(old_first, min(first - 1, old_last)), -1)
+                add_counts(counts, self.count(max(old_last + 1, first), last), 1)
+                add_counts(counts, self.count(old_first, min(first - 1, old_last)), -1)
                 self._kept[window] = (first, last, self._version, counts)
                 return dict(counts)
         counts = self.count(first, last)
@@ -111,12 +112,3 @@ class MinuteRing:
             if lo <= old_last and hi >= old_first:
                 return False
         return True
-
-
-def _add(counts: dict[int, int], other: dict[int, int], sign: int) -> None:
-    for code, n in other.items():
-        total = counts.get(code, 0) + sign * n
-        if total:
-            counts[code] = total
-        else:
-            counts.pop(code, None)

@@ -150,9 +150,9 @@ class Rollup:
         self.attempts += sign * other.attempts
         self.ok += sign * other.ok
         self.latency_sum_us += sign * other.latency_sum_us
-        _add_counts(self.failures, other.failures, sign)
-        _add_counts(self.good, other.good, sign)
-        _add_counts(self.buckets, other.buckets, sign)
+        add_counts(self.failures, other.failures, sign)
+        add_counts(self.good, other.good, sign)
+        add_counts(self.buckets, other.buckets, sign)
 
     def copy(self) -> Rollup:
         """An independent copy."""
@@ -200,7 +200,9 @@ class Rollup:
         )
 
 
-def _add_counts(target: dict[K, int], source: Mapping[K, int], sign: int) -> None:
+def add_counts(target: dict[K, int], source: Mapping[K, int], sign: int) -> None:
+    """Add (``sign=1``) or remove (``sign=-1``) counts per key, in place; a count that
+    reaches zero is dropped."""
     for key, count in source.items():
         value = target.get(key, 0) + sign * count
         if value:
