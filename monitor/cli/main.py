@@ -101,9 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     from monitor.cli.alerts import add_alerts_parser
     from monitor.cli.evidence import add_evidence_parser
     from monitor.cli.report import add_report_parser
+    from monitor.cli.verify import add_verify_parser
 
     add_report_parser(commands)
     add_evidence_parser(commands)
+    add_verify_parser(commands)
     add_alerts_parser(commands)
     add_health_parser(commands)
 
@@ -148,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "import-openslo":
             return _import_openslo(args.path, args.out)
+        if args.command == "verify":
+            from monitor.cli.verify import run_verify
+
+            return run_verify(args)
         if args.command == "demo":
             path, config = args.config, demo_config(args.config, args)
         else:

@@ -127,7 +127,11 @@ async def write_pack(
     maintenance = await _write_csv(
         out / "maintenance.csv", MAINTENANCE_COLUMNS, _each([_maintenance_row(r) for r in records])
     )
-    batches = [b for b in await store.batch_events(start) if b.at < end]
+    # Every event of the batches handed in during the month, their processing after the
+    # month's end included: it decides whether the month's last days were in time.
+    events = await store.batch_events(start)
+    handed_in = {(b.service, b.batch) for b in events if b.event == "submitted" and b.at < end}
+    batches = [b for b in events if (b.service, b.batch) in handed_in]
     batch_events = await _write_csv(
         out / "batch_events.csv",
         BATCH_COLUMNS,
@@ -293,7 +297,9 @@ maintenance.csv: the maintenance windows recorded at run time that touch the mon
   removed_at, removed_by           when and by whom it was removed (it excludes nothing)
   correction           why it was recorded with an announcement in the past
 
-batch_events.csv: batches handed in (submitted, with their volume in records) and processed
+batch_events.csv: every event of the batches handed in during the month: hand-ins
+  (submitted, with their volume in records) and processing, the processing after the
+  month's end included (it decides whether the last days were in time)
   service, id, batch, event, at, records, institution
 
 reports/vNNN/: the archived versions of the month's report as sla-monitor froze them:

@@ -217,10 +217,15 @@ ALERTS = Alerts(
 )
 
 
-async def seed(store: Store, *, decisions: bool = True) -> None:
-    """Write the month: rollups, one day of raw results, decisions, maintenance, alerts."""
+async def seed(store: Store, *, decisions: bool = True, all_raw: bool = False) -> None:
+    """Write the month: rollups, one day of raw results (``all_raw``: every day's, as if
+    none was pruned yet), decisions, maintenance, alerts."""
     thresholds = {"core": (1.0, 2.0), "portal": (4.0,)}
-    raw_day = range(minute_of("2026-10-14T00:00"), minute_of("2026-10-15T00:00"))
+    raw_day = (
+        range(FIRST, AFTER)
+        if all_raw
+        else range(minute_of("2026-10-14T00:00"), minute_of("2026-10-15T00:00"))
+    )
     batch: dict[RollupKey, Rollup] = {}
     results: list[Result] = []
     records: list[ServiceMinute] = []
@@ -272,7 +277,7 @@ async def compact(store: Store, cfg: Config) -> int:
     return len(hours)
 
 
-def seed_file(path: Path) -> Path:
+def seed_file(path: Path, *, all_raw: bool = False) -> Path:
     """Seed the scenario (with hour summaries) into a new SQLite file; return its path."""
     import asyncio
 
@@ -282,7 +287,7 @@ def seed_file(path: Path) -> Path:
         store = SqliteStore(path)
         await store.open()
         try:
-            await seed(store)
+            await seed(store, all_raw=all_raw)
             await compact(store, config())
         finally:
             await store.aclose()

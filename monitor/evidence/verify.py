@@ -1,0 +1,676 @@
+"""``sla-monitor verify PACK``: recompute a month's figures from an evidence pack alone and
+compare them with the archived report.
+
+This is a second implementation on purpose (issue 15): it imports nothing from the rest of
+sla-monitor — no config models, rollups, ledger or store — and reads only the pack's plain
+files with the standard library and PyYAML (and ``holidays`` when the config names a
+country). It follows the rules the report's method section states, written out here as
+plainly as we could, so a mistake in the daemon's optimised paths shows as a mismatch
+instead of being repeated. A reader checking our arithmetic should be able to read this
+file alone.
+
+The rules, per service and per minute M (epoch minute: ``[M*60, M*60 + 60)`` seconds):
+
+1. Excluded, in this order: outside the service's hours (weekly rules in the config's
+   zone; a public holiday closes its whole local date); inside announced maintenance (a
+   window excludes minutes whose start lies in ``[max(start, announced_at + lead time),
+   end)``); inside a period a report correction declared unmonitored.
+2. Per availability objective: unmonitored when its probes have no result in M; else
+   ``provider_unavailable`` when a provider (``depends_on``) was out in M (down, or in
+   maintenance); else down when more than ``down_ratio`` of the results failed (and at
+   least one did); else up. Availability = up / (up + down).
+3. Per latency objective: every result of its probes in a minute not excluded by (1) is
+   valid; it is good when its outcome is ``ok`` and its latency is at or under the
+   threshold.
+4. Per batch objective: a batch belongs to the local date of its first hand-in; it counts
+   its records (or 1 per batch, all of it in time or not); records are in time when
+   processed at or before hand-in + deadline. A date is final when the report was made
+   after its end + the deadline, or after its end with every batch of it processed;
+   the month's figure is over the final dates. Events after the report was made are
+   not counted (the report could not see them).
+
+Quantiles in the report are estimates from latency histograms; they are not verified.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
+STATES = ("up", "down", "unmonitored", "outside_hours", "maintenance", "provider_unavailable")
+
+
+class PackUnreadable(ValueError):
+    """The folder is not an evidence pack (a file is missing or cannot be read)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Check:
+    """One figure or hash: what the report (or manifest) says, what the pack gives."""
+
+    what: str  # "core/availability up minutes", "SHA256SUMS results.csv", ...
+    reported: str
+    recomputed: str
+    status: str  # "match", "MISMATCH", "not checked"
+    days: tuple[str, ...] = ()  # local dates where it differs
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Verification:
+    """Everything ``verify`` checked."""
+
+    month: str
+    version: int
+    checks: tuple[Check, ...]
+
+    @property
+    def mismatches(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "MISMATCH"]
+
+    @property
+    def unchecked(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "not checked"]
+
+    @property
+    def tampered_days(self) -> list[str]:
+        return sorted({d for c in self.mismatches for d in c.days})
+
+
+def verify_pack(pack: Path) -> Verification:
+    """Check the manifest, recompute every figure of the pack's month, compare.
+
+    Raises:
+        PackUnreadable: not a pack (no SHA256SUMS, config, results or archived report).
+    """
+    for name in ("SHA256SUMS", "config.yaml", "results.csv", "maintenance.csv"):
+        if not (pack / name).is_file():
+            raise PackUnreadable(f"{pack} is not an evidence pack: {name} is missing")
+    checks = list(_manifest(pack))
+    version, report = _latest_report(pack)
+    try:
+        config = yaml.safe_load((pack / "config.yaml").read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise PackUnreadable(f"config.yaml cannot be read: {exc}") from None
+    month = _Month(report["period"])
+    services = [_Service(s, month.zone) for s in config.get("services", [])]
+    lead = _seconds(config.get("maintenance_lead_time", 0))
+    calendar = _Calendar(services, _stored_maintenance(pack), _corrections(report), lead)
+    results = _Results.read(pack / "results.csv", services, month)
+    recomputed = _recompute(services, calendar, results, month, report)
+    checks += _compare(services, recomputed, report, results, month)
+    checks += _batches(pack, services, report, month)
+    return Verification(report["period"]["month"], version, tuple(checks))
+
+
+# --- the manifest --------------------------------------------------------------------
+
+
+def _manifest(pack: Path) -> Iterator[Check]:
+    """Every file listed in SHA256SUMS has its hash; every file is listed."""
+    listed: dict[str, str] = {}
+    for line in (pack / "SHA256SUMS").read_text(encoding="utf-8").splitlines():
+        digest, sep, name = line.partition("  ")
+        if sep:
+            listed[name] = digest
+    present = {p.relative_to(pack).as_posix() for p in pack.rglob("*") if p.is_file()} - {
+        "SHA256SUMS"
+    }
+    bad = []
+    for name, digest in sorted(listed.items()):
+        path = pack / name
+        if not path.is_file():
+            bad.append(f"{name} missing")
+        elif _sha256(path) != digest:
+            bad.append(f"{name} changed")
+    bad += [f"{name} not listed" for name in sorted(present - set(listed))]
+    yield Check(
+        "manifest SHA256SUMS",
+        f"{len(listed)} files",
+        "all match" if not bad else "; ".join(bad),
+        "match" if not bad else "MISMATCH",
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _latest_report(pack: Path) -> tuple[int, dict[str, Any]]:
+    versions = sorted(
+        (int(p.name[1:]), p)
+        for p in (pack / "reports").glob("v[0-9][0-9][0-9]")
+        if (p / "report.json").is_file()
+    )
+    if not versions:
+        raise PackUnreadable(f"{pack} holds no archived report (reports/vNNN/report.json)")
+    number, folder = versions[-1]
+    return number, json.loads((folder / "report.json").read_text(encoding="utf-8"))
+
+
+# --- time ----------------------------------------------------------------------------
+
+
+class _Month:
+    """The report's period: epoch minutes [first, after) and the local date of each."""
+
+    def __init__(self, period: dict[str, Any]) -> None:
+        self.zone = ZoneInfo(period["timezone"])
+        self.first = int(dt.datetime.fromisoformat(period["start"]).timestamp()) // 60
+        self.after = int(dt.datetime.fromisoformat(period["end"]).timestamp()) // 60
+
+    def minutes(self) -> range:
+        return range(self.first, self.after)
+
+    def date_of(self, minute: int) -> str:
+        return dt.datetime.fromtimestamp(minute * 60, self.zone).date().isoformat()
+
+
+def _seconds(value: Any) -> float:
+    """A config duration: a number of seconds, or ``250ms``, ``4s``, ``5m``, ``1h``, ``4d``."""
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if match is None:
+        raise PackUnreadable(f"config.yaml: {value!r} is not a duration")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def _epoch(value: Any, zone: ZoneInfo) -> float:
+    """A config time (YAML timestamp or ISO text); naive times are in the config's zone."""
+    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.timestamp()
+
+
+def _days(value: Any) -> set[int]:
+    """``mon-fri`` (wrapping past Sunday), ``mon`` or a list of names -> weekday numbers."""
+    if isinstance(value, list):
+        return {WEEKDAYS.index(str(v).strip().lower()) for v in value}
+    first, _, last = str(value).strip().lower().partition("-")
+    begin = WEEKDAYS.index(first)
+    end = WEEKDAYS.index(last) if last else begin
+    return {(begin + k) % 7 for k in range((end - begin) % 7 + 1)}
+
+
+def _clock(text: Any) -> int:
+    hours, minutes = str(text).split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+# --- the config, read plainly ---------------------------------------------------------
+
+
+class _Service:
+    def __init__(self, raw: dict[str, Any], zone: ZoneInfo) -> None:
+        self.name: str = raw["name"]
+        self.zone = zone
+        self.kinds = {p["name"]: p.get("kind", "http") for p in raw.get("probes", [])}
+        self.depends_on: list[str] = list(raw.get("depends_on", []))
+        self.objectives: list[dict[str, Any]] = list(raw.get("objectives", []))
+        schedule = raw.get("schedule") or {}
+        # (weekdays, start minute, end minute past the start day's midnight: > 1440 when
+        # the rule runs past midnight)
+        self.rules: list[tuple[set[int], int, int]] | None = None
+        if schedule.get("hours") is not None:
+            self.rules = []
+            for rule in schedule["hours"]:
+                start, end = _clock(rule["start"]), _clock(rule["end"])
+                self.rules.append((_days(rule["days"]), start, end if end > start else end + 1440))
+        holidays = schedule.get("holidays") or {}
+        self.closed_dates = {str(d) for d in holidays.get("extra_dates", [])}
+        self.country = holidays.get("country")
+        self.subdivision = holidays.get("subdivision")
+        self._holiday_years: dict[int, set[str]] = {}
+        self.windows = [
+            (
+                _epoch(w["start"], zone),
+                _epoch(w["end"], zone),
+                None if w.get("announced_at") is None else _epoch(w["announced_at"], zone),
+            )
+            for w in raw.get("maintenance", [])
+        ]
+
+    def probes_of(self, objective: dict[str, Any]) -> list[str]:
+        if objective.get("probes"):
+            return list(objective["probes"])
+        source = objective.get("source", "probes")
+        return [
+            name
+            for name, kind in self.kinds.items()
+            if source == "both" or (kind == "traffic") == (source == "traffic")
+        ]
+
+    def is_holiday(self, date: dt.date) -> bool:
+        if date.isoformat() in self.closed_dates:
+            return True
+        if self.country is None:
+            return False
+        if date.year not in self._holiday_years:
+            import holidays
+
+            days = holidays.country_holidays(self.country, subdiv=self.subdivision, years=date.year)
+            self._holiday_years[date.year] = {d.isoformat() for d in days}
+        return date.isoformat() in self._holiday_years[date.year]
+
+    def open_at(self, minute: int) -> bool:
+        if self.rules is None and self.country is None and not self.closed_dates:
+            return True
+        wall = dt.datetime.fromtimestamp(minute * 60, self.zone)
+        if self.is_holiday(wall.date()):
+            return False
+        rules = self.rules if self.rules is not None else [(set(range(7)), 0, 1440)]
+        now = wall.hour * 60 + wall.minute
+        today, yesterday = wall.weekday(), (wall.weekday() - 1) % 7
+        for days, start, end in rules:
+            if today in days and start <= now < min(end, 1440):
+                return True
+            if yesterday in days and end > 1440 and now < end - 1440:
+                return True
+        return False
+
+
+def _stored_maintenance(pack: Path) -> list[tuple[str, float, float, float]]:
+    """(service, start, end, announced_at) of the windows recorded at run time, not removed."""
+    with (pack / "maintenance.csv").open(newline="", encoding="utf-8") as file:
+        return [
+            (row["service"], float(row["start"]), float(row["end"]), float(row["announced_at"]))
+            for row in csv.DictReader(file)
+            if not row["removed_at"]
+        ]
+
+
+def _corrections(report: dict[str, Any]) -> list[tuple[str | None, float, float]]:
+    return [
+        (span.get("service"), float(span["start"]), float(span["end"]))
+        for correction in report.get("corrections", [])
+        for span in correction.get("unmonitored", [])
+    ]
+
+
+class _Calendar:
+    """Rule 1: why a minute does not count for a service, or None."""
+
+    def __init__(
+        self,
+        services: list[_Service],
+        stored: list[tuple[str, float, float, float]],
+        corrected: list[tuple[str | None, float, float]],
+        lead: float,
+    ) -> None:
+        self.hours = {s.name: s for s in services}
+        self.maintenance: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        for s in services:
+            for start, end, announced in s.windows:
+                begin = start if announced is None else max(start, announced + lead)
+                self.maintenance[s.name].append((begin, end))
+        for name, start, end, announced in stored:
+            self.maintenance[name].append((max(start, announced + lead), end))
+        self.corrected: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        for only, start, end in corrected:
+            for s in services:
+                if only is None or only == s.name:
+                    self.corrected[s.name].append((start, end))
+
+    def exclusion(self, service: str, minute: int) -> str | None:
+        if not self.hours[service].open_at(minute):
+            return "outside_hours"
+        begin = minute * 60
+        if any(start <= begin < end for start, end in self.maintenance[service]):
+            return "maintenance"
+        if any(start <= begin < end for start, end in self.corrected[service]):
+            return "corrected"
+        return None
+
+
+# --- the raw results ----------------------------------------------------------------
+
+
+class _Results:
+    """Per (service, probe, minute): [results, ok, good at each of the service's
+    thresholds], and which (service, local date)s have any raw result."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str, int], list[int]] = {}
+        self.thresholds: dict[str, list[float]] = {}
+        self.dated: set[tuple[str, str]] = set()
+        self.rows = 0
+
+    @classmethod
+    def read(cls, path: Path, services: list[_Service], month: _Month) -> _Results:
+        self = cls()
+        for s in services:
+            self.thresholds[s.name] = sorted(
+                {_seconds(o["threshold"]) for o in s.objectives if o["kind"] == "latency"}
+            )
+        with path.open(newline="", encoding="utf-8") as file:
+            for row in csv.DictReader(file):
+                minute = int(float(row["started_at"]) // 60)
+                if not month.first <= minute < month.after or row["service"] not in self.thresholds:
+                    continue
+                self.rows += 1
+                key = (row["service"], row["probe"], minute)
+                thresholds = self.thresholds[row["service"]]
+                entry = self.counts.get(key)
+                if entry is None:
+                    entry = self.counts[key] = [0] * (2 + len(thresholds))
+                entry[0] += 1
+                if row["outcome"] == "ok":
+                    entry[1] += 1
+                    latency = float(row["latency_s"])
+                    for k, threshold in enumerate(thresholds):
+                        if latency <= threshold:
+                            entry[2 + k] += 1
+        for service, _, minute in self.counts:
+            self.dated.add((service, month.date_of(minute)))
+        return self
+
+    def of(self, service: str, probes: Iterable[str], minute: int) -> tuple[int, int]:
+        """(results, ok) of some probes in a minute."""
+        results = ok = 0
+        for probe in probes:
+            entry = self.counts.get((service, probe, minute))
+            if entry is not None:
+                results += entry[0]
+                ok += entry[1]
+        return results, ok
+
+    def good(self, service: str, probes: Iterable[str], minute: int, threshold: float) -> int:
+        index = 2 + self.thresholds[service].index(threshold)
+        return sum(
+            entry[index]
+            for probe in probes
+            if (entry := self.counts.get((service, probe, minute))) is not None
+        )
+
+
+# --- rules 2 and 3 ------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Figure:
+    """One objective's recomputed counts, for the month and per local date."""
+
+    month: dict[str, int] = dataclasses.field(default_factory=lambda: defaultdict(int))
+    days: dict[str, dict[str, int]] = dataclasses.field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(int))
+    )
+
+    def add(self, date: str, key: str, count: int = 1) -> None:
+        self.month[key] += count
+        self.days[date][key] += count
+
+
+def _order(services: list[_Service]) -> list[_Service]:
+    """Providers before the services that depend on them."""
+    by_name = {s.name: s for s in services}
+    order: list[_Service] = []
+
+    def visit(service: _Service) -> None:
+        if service in order:
+            return
+        for provider in service.depends_on:
+            visit(by_name[provider])
+        order.append(service)
+
+    for service in services:
+        visit(service)
+    return order
+
+
+def _recompute(
+    services: list[_Service],
+    calendar: _Calendar,
+    results: _Results,
+    month: _Month,
+    report: dict[str, Any],
+) -> dict[tuple[str, str], _Figure]:
+    figures: dict[tuple[str, str], _Figure] = {}
+    dates = [month.date_of(m) for m in month.minutes()]
+    #: Per service, the minutes it was out (down, or in maintenance) for its dependants.
+    out: dict[str, set[int]] = {}
+    for service in _order(services):
+        out[service.name] = set()
+        for minute in month.minutes():
+            date = dates[minute - month.first]
+            exclusion = calendar.exclusion(service.name, minute)
+            provider_out = any(minute in out[p] for p in service.depends_on)
+            all_results, all_ok = results.of(service.name, service.kinds, minute)
+            if exclusion == "maintenance" or _down(all_results, all_ok, 0.5):
+                out[service.name].add(minute)
+            for objective in service.objectives:
+                figure = figures.setdefault((service.name, objective["name"]), _Figure())
+                probes = service.probes_of(objective)
+                n, ok = results.of(service.name, probes, minute)
+                if objective["kind"] == "latency":
+                    if exclusion is None:
+                        threshold = _seconds(objective["threshold"])
+                        figure.add(date, "valid", n)
+                        figure.add(
+                            date, "good", results.good(service.name, probes, minute, threshold)
+                        )
+                    continue
+                if objective["kind"] != "availability":
+                    continue
+                if exclusion is not None:
+                    state = "unmonitored" if exclusion == "corrected" else exclusion
+                elif n == 0:
+                    state = "unmonitored"
+                elif provider_out:
+                    state = "provider_unavailable"
+                elif _down(n, ok, float(objective.get("down_ratio", 0.5))):
+                    state = "down"
+                else:
+                    state = "up"
+                figure.add(date, state)
+                if state == "down":
+                    out[service.name].add(minute)
+    return figures
+
+
+def _down(results: int, ok: int, ratio: float) -> bool:
+    failed = results - ok
+    return failed >= 1 and failed > ratio * results
+
+
+# --- comparing ----------------------------------------------------------------------
+
+
+def _compare(
+    services: list[_Service],
+    figures: dict[tuple[str, str], _Figure],
+    report: dict[str, Any],
+    results: _Results,
+    month: _Month,
+) -> Iterator[Check]:
+    reported = {
+        (o["service"], o["objective"]): o for s in report["services"] for o in s["objectives"]
+    }
+    for service in services:
+        for objective in service.objectives:
+            if objective["kind"] not in ("latency", "availability"):
+                continue
+            key = (service.name, objective["name"])
+            name = f"{service.name}/{objective['name']}"
+            if key not in reported:
+                yield Check(name, "absent", "in the config", "MISMATCH")
+                continue
+            figure, entry = figures.get(key, _Figure()), reported[key]
+            keys = ("valid", "good") if objective["kind"] == "latency" else STATES
+            report_days = {d["date"]: _counts(d, keys) for d in entry["days"]}
+            ours_days = {d: {k: v.get(k, 0) for k in keys} for d, v in figure.days.items()}
+            # A day whose results were all pruned (raw retention) cannot be recomputed.
+            pruned = sorted(
+                d
+                for d, counts in report_days.items()
+                if (service.name, d) not in results.dated and _measured(counts, objective)
+            )
+            differing = tuple(
+                d
+                for d in sorted(set(report_days) | set(ours_days))
+                if d not in pruned
+                and report_days.get(d, dict.fromkeys(keys, 0))
+                != ours_days.get(d, dict.fromkeys(keys, 0))
+            )
+            month_reported = _counts(entry, keys)
+            month_ours = {k: figure.month.get(k, 0) for k in keys}
+            if pruned:
+                yield Check(
+                    name,
+                    _show(month_reported, objective),
+                    f"no raw results on {len(pruned)} day(s) ({pruned[0]} ...): pruned",
+                    "not checked" if not differing else "MISMATCH",
+                    differing,
+                )
+                continue
+            same = month_reported == month_ours and not differing
+            yield Check(
+                name,
+                _show(month_reported, objective),
+                _show(month_ours, objective),
+                "match" if same else "MISMATCH",
+                differing,
+            )
+
+
+def _counts(entry: dict[str, Any], keys: Iterable[str]) -> dict[str, int]:
+    if "valid" in keys:
+        return {"valid": int(entry["valid"]), "good": int(entry["good"])}
+    states = entry.get("minute_states") or {}
+    return {k: int(states.get(k, 0)) for k in keys}
+
+
+def _measured(counts: dict[str, int], objective: dict[str, Any]) -> bool:
+    if objective["kind"] == "latency":
+        return counts["valid"] > 0
+    return counts["up"] + counts["down"] + counts["provider_unavailable"] > 0
+
+
+def _show(counts: dict[str, int], objective: dict[str, Any]) -> str:
+    if objective["kind"] == "latency":
+        valid, good = counts["valid"], counts["good"]
+        share = f" = {100 * good / valid:.4f} %" if valid else ""
+        return f"{good}/{valid} good{share}"
+    up, down = counts["up"], counts["down"]
+    share = f" = {100 * up / (up + down):.4f} %" if up + down else ""
+    others = ", ".join(f"{k} {counts[k]}" for k in STATES[2:] if counts[k])
+    return f"{up} up / {up + down}{share}" + (f" ({others})" if others else "")
+
+
+# --- rule 4: batch objectives ----------------------------------------------------------
+
+
+def _batches(
+    pack: Path, services: list[_Service], report: dict[str, Any], month: _Month
+) -> Iterator[Check]:
+    objectives = [(s.name, o) for s in services for o in s.objectives if o["kind"] == "batch"]
+    if not objectives:
+        return
+    now = dt.datetime.fromisoformat(report["generated_at"]).timestamp()
+    # Per (service, batch): first hand-in, volume, and (at, records) of each processing.
+    submitted: dict[tuple[str, str], list[float]] = {}
+    processed: dict[tuple[str, str], list[tuple[float, int]]] = defaultdict(list)
+    with (pack / "batch_events.csv").open(newline="", encoding="utf-8") as file:
+        for row in csv.DictReader(file):
+            key, at, records = (row["service"], row["batch"]), float(row["at"]), int(row["records"])
+            if at > now:  # after the report was made: it could not count it
+                continue
+            if row["event"] == "submitted":
+                first, volume = submitted.get(key, [at, 0.0])
+                submitted[key] = [min(first, at), volume + records]
+            else:
+                processed[key].append((at, records))
+    reported = {
+        (s["name"], b["objective"]): b for s in report["services"] for b in s.get("batches", [])
+    }
+    for service, objective in objectives:
+        name = f"{service}/{objective['name']}"
+        entry = reported.get((service, objective["name"]))
+        if entry is None:
+            yield Check(name, "absent", "in the config", "MISMATCH")
+            continue
+        days = _batch_days(service, objective, submitted, processed, month, now)
+        ours = {d: days[d] for d in sorted(days)}
+        theirs = {
+            d["date"]: (d["state"], d["submitted"], d["in_time"], d["unprocessed"])
+            for d in entry["days"]
+        }
+        differing = tuple(
+            d for d in sorted(set(ours) | set(theirs)) if ours.get(d) != theirs.get(d)
+        )
+        final = [v for v in ours.values() if v[0] == "final"]
+        valid, good = sum(v[1] for v in final), sum(v[2] for v in final)
+        yield Check(
+            name,
+            _show_batch(int(entry["good"]), int(entry["valid"]), int(entry["pending_days"])),
+            _show_batch(good, valid, len(ours) - len(final)),
+            "match"
+            if not differing and (valid, good) == (entry["valid"], entry["good"])
+            else "MISMATCH",
+            differing,
+        )
+
+
+def _batch_days(
+    service: str,
+    objective: dict[str, Any],
+    submitted: dict[tuple[str, str], list[float]],
+    processed: dict[tuple[str, str], list[tuple[float, int]]],
+    month: _Month,
+    now: float,
+) -> dict[str, tuple[str, int, int, int]]:
+    """Per local hand-in date of the month: (state, submitted, in time, unprocessed)."""
+    deadline = _seconds(objective["deadline"])
+    by_records = objective.get("measure", "records") == "records"
+    days: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    complete: dict[str, bool] = defaultdict(lambda: True)
+    for (name, batch), (first, volume_f) in submitted.items():
+        minute = int(first // 60)
+        if name != service or not month.first <= minute < month.after:
+            continue
+        volume = int(volume_f)
+        steps = processed.get((name, batch), [])
+        in_time = min(volume, sum(r for at, r in steps if at <= min(first + deadline, now)))
+        done = min(volume, sum(r for at, r in steps if at <= now))
+        date = month.date_of(minute)
+        counts = days[date]
+        if by_records:
+            counts[0] += volume
+            counts[1] += in_time
+            counts[2] += volume - done
+        else:
+            counts[0] += 1
+            counts[1] += in_time >= volume
+            counts[2] += done < volume
+        complete[date] = complete[date] and volume > 0 and done >= volume
+    out = {}
+    for date, (handed, good, left) in days.items():
+        end = dt.datetime.combine(
+            dt.date.fromisoformat(date) + dt.timedelta(days=1), dt.time(), month.zone
+        ).timestamp()
+        final = now >= end + deadline or (now >= end and complete[date])
+        out[date] = ("final" if final else "pending", handed, good, left)
+    return out
+
+
+def _show_batch(good: int, valid: int, pending: int) -> str:
+    share = f" = {100 * good / valid:.4f} %" if valid else ""
+    return f"{good}/{valid} in time{share}" + (f", {pending} days pending" if pending else "")
