@@ -262,6 +262,11 @@ Check that no file changed since it was made:
 
     sha256sum -c SHA256SUMS
 
+Recompute every figure of the month from these files alone and compare with the archived
+report (a second implementation, plain Python over the rows; exit 0 when all match):
+
+    sla-monitor verify .
+
 Times are UTC epoch seconds (results, maintenance, batch events) or epoch minutes
 (minutes.csv: minute M is [M*60, M*60 + 60) seconds), with an ISO 8601 UTC column beside
 them where a person reads them. The month runs from local midnight on the 1st to local

@@ -39,9 +39,11 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -175,12 +177,19 @@ class _Month:
         self.zone = ZoneInfo(period["timezone"])
         self.first = int(dt.datetime.fromisoformat(period["start"]).timestamp()) // 60
         self.after = int(dt.datetime.fromisoformat(period["end"]).timestamp()) // 60
+        self._dates: list[str] = []
 
     def minutes(self) -> range:
         return range(self.first, self.after)
 
     def date_of(self, minute: int) -> str:
         return dt.datetime.fromtimestamp(minute * 60, self.zone).date().isoformat()
+
+    def date_at(self, minute: int) -> str:
+        """``date_of`` for a minute of the month, from a table made once."""
+        if not self._dates:
+            self._dates = [self.date_of(m) for m in self.minutes()]
+        return self._dates[minute - self.first]
 
 
 def _seconds(value: Any) -> float:
@@ -361,27 +370,40 @@ class _Results:
             self.thresholds[s.name] = sorted(
                 {_seconds(o["threshold"]) for o in s.objectives if o["kind"] == "latency"}
             )
-        with path.open(newline="", encoding="utf-8") as file:
-            for row in csv.DictReader(file):
-                minute = int(float(row["started_at"]) // 60)
-                if not month.first <= minute < month.after or row["service"] not in self.thresholds:
-                    continue
-                self.rows += 1
-                key = (row["service"], row["probe"], minute)
-                thresholds = self.thresholds[row["service"]]
-                entry = self.counts.get(key)
-                if entry is None:
-                    entry = self.counts[key] = [0] * (2 + len(thresholds))
-                entry[0] += 1
-                if row["outcome"] == "ok":
-                    entry[1] += 1
-                    latency = float(row["latency_s"])
-                    for k, threshold in enumerate(thresholds):
-                        if latency <= threshold:
-                            entry[2 + k] += 1
+        parts = _split(path, os.cpu_count() or 1)
+        if len(parts) == 1:
+            counts, self.rows = _read_part(
+                path, *parts[0], self.thresholds, month.first, month.after
+            )
+            self.counts = counts
+        else:
+            # The rows are independent: each core counts a part of the file, then the parts
+            # are added up (a minute split between two parts is summed, not replaced).
+            with ProcessPoolExecutor(len(parts)) as pool:
+                futures = [
+                    pool.submit(
+                        _read_part, path, begin, end, self.thresholds, month.first, month.after
+                    )
+                    for begin, end in parts
+                ]
+                for future in futures:
+                    counts, rows = future.result()
+                    self.rows += rows
+                    self._merge(counts)
         for service, _, minute in self.counts:
-            self.dated.add((service, month.date_of(minute)))
+            self.dated.add((service, month.date_at(minute)))
         return self
+
+    def _merge(self, counts: dict[tuple[str, str, int], list[int]]) -> None:
+        if not self.counts:
+            self.counts = counts
+            return
+        for key, entry in counts.items():
+            mine = self.counts.get(key)
+            if mine is None:
+                self.counts[key] = entry
+            else:
+                self.counts[key] = [a + b for a, b in zip(mine, entry, strict=True)]
 
     def of(self, service: str, probes: Iterable[str], minute: int) -> tuple[int, int]:
         """(results, ok) of some probes in a minute."""
@@ -400,6 +422,67 @@ class _Results:
             for probe in probes
             if (entry := self.counts.get((service, probe, minute))) is not None
         )
+
+
+def _split(path: Path, parts: int) -> list[tuple[int, int]]:
+    """Byte ranges [begin, end) of about equal size; a line belongs to the range its first
+    byte is in (the header is skipped by the first)."""
+    size = path.stat().st_size
+    if parts <= 1 or size < 64 << 20:  # small packs: one process is faster than several
+        return [(0, size)]
+    step = size // parts
+    return [(k * step, size if k == parts - 1 else (k + 1) * step) for k in range(parts)]
+
+
+def _read_part(
+    path: Path,
+    begin: int,
+    end: int,
+    thresholds: dict[str, list[float]],
+    first: int,
+    after: int,
+) -> tuple[dict[tuple[str, str, int], list[int]], int]:
+    """Count the results.csv lines starting in bytes [begin, end): per (service, probe,
+    minute) [results, ok, good at each of the service's thresholds]."""
+    counts: dict[tuple[str, str, int], list[int]] = {}
+    rows = 0
+    with path.open("rb") as file:
+        header = next(csv.reader([file.readline().decode("utf-8")]))
+        at = file.tell()
+        if begin > at:
+            file.seek(begin - 1)
+            at = begin - 1 + len(file.readline())  # to the first line starting at >= begin
+
+        def lines() -> Iterator[str]:
+            nonlocal at
+            for raw in file:
+                if at >= end:
+                    return
+                at += len(raw)
+                yield raw.decode("utf-8")
+
+        column = {name: i for i, name in enumerate(header)}
+        c_service, c_probe, c_started = column["service"], column["probe"], column["started_at"]
+        c_latency, c_outcome = column["latency_s"], column["outcome"]
+        for row in csv.reader(lines()):
+            minute = int(float(row[c_started]) // 60)
+            service = row[c_service]
+            limits = thresholds.get(service)
+            if limits is None or not first <= minute < after:
+                continue
+            rows += 1
+            key = (service, row[c_probe], minute)
+            entry = counts.get(key)
+            if entry is None:
+                entry = counts[key] = [0] * (2 + len(limits))
+            entry[0] += 1
+            if row[c_outcome] == "ok":
+                entry[1] += 1
+                latency = float(row[c_latency])
+                for k, threshold in enumerate(limits):
+                    if latency <= threshold:
+                        entry[2 + k] += 1
+    return counts, rows
 
 
 # --- rules 2 and 3 ------------------------------------------------------------------
@@ -444,31 +527,36 @@ def _recompute(
     report: dict[str, Any],
 ) -> dict[tuple[str, str], _Figure]:
     figures: dict[tuple[str, str], _Figure] = {}
-    dates = [month.date_of(m) for m in month.minutes()]
     #: Per service, the minutes it was out (down, or in maintenance) for its dependants.
     out: dict[str, set[int]] = {}
     for service in _order(services):
         out[service.name] = set()
+        # (kind, figure, probes, latency threshold, down ratio) of each objective
+        specs = [
+            (
+                o["kind"],
+                figures.setdefault((service.name, o["name"]), _Figure()),
+                service.probes_of(o),
+                _seconds(o["threshold"]) if o["kind"] == "latency" else 0.0,
+                float(o.get("down_ratio", 0.5)),
+            )
+            for o in service.objectives
+            if o["kind"] in ("latency", "availability")
+        ]
         for minute in month.minutes():
-            date = dates[minute - month.first]
+            date = month.date_at(minute)
             exclusion = calendar.exclusion(service.name, minute)
             provider_out = any(minute in out[p] for p in service.depends_on)
             all_results, all_ok = results.of(service.name, service.kinds, minute)
             if exclusion == "maintenance" or _down(all_results, all_ok, 0.5):
                 out[service.name].add(minute)
-            for objective in service.objectives:
-                figure = figures.setdefault((service.name, objective["name"]), _Figure())
-                probes = service.probes_of(objective)
+            for kind, figure, probes, threshold, ratio in specs:
                 n, ok = results.of(service.name, probes, minute)
-                if objective["kind"] == "latency":
+                if kind == "latency":
                     if exclusion is None:
-                        threshold = _seconds(objective["threshold"])
+                        good = results.good(service.name, probes, minute, threshold)
                         figure.add(date, "valid", n)
-                        figure.add(
-                            date, "good", results.good(service.name, probes, minute, threshold)
-                        )
-                    continue
-                if objective["kind"] != "availability":
+                        figure.add(date, "good", good)
                     continue
                 if exclusion is not None:
                     state = "unmonitored" if exclusion == "corrected" else exclusion
@@ -476,7 +564,7 @@ def _recompute(
                     state = "unmonitored"
                 elif provider_out:
                     state = "provider_unavailable"
-                elif _down(n, ok, float(objective.get("down_ratio", 0.5))):
+                elif _down(n, ok, ratio):
                     state = "down"
                 else:
                     state = "up"
