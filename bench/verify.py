@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from monitor.evidence.pack import RESULT_COLUMNS
+
 ROOT = Path(__file__).resolve().parents[1]
 ZONE = ZoneInfo("Europe/Brussels")
 START = dt.datetime(2026, 10, 1, tzinfo=ZONE)
@@ -59,19 +61,7 @@ def generate(folder: Path, services: int, interval: int, seed: int = 7) -> int:
     rows = 0
     with (folder / "results.csv").open("w", newline="", encoding="utf-8") as file:
         out = csv.writer(file, lineterminator="\n")
-        out.writerow(
-            [
-                "service",
-                "probe",
-                "kind",
-                "started_at",
-                "started_at_utc",
-                "latency_s",
-                "outcome",
-                "detail",
-                "request_id",
-            ]
-        )
+        out.writerow(RESULT_COLUMNS)
         per_minute = 60 // interval
         for minute in range(first, after):
             date = dt.datetime.fromtimestamp(minute * 60, ZONE).date().isoformat()
@@ -173,11 +163,8 @@ def _report(days: dict[str, dict[str, dict[str, int]]]) -> dict[str, Any]:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def main() -> None:

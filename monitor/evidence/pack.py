@@ -248,11 +248,8 @@ def _utc(epoch_s: float) -> str:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def _readme(month: Month, zone: ZoneInfo, results: int, minutes: int) -> str:
