@@ -6,9 +6,10 @@ with its 25-hour day) at one result per ``--interval`` seconds: 100 services at 
 26.8 M result rows. Every 1,000th result fails alone (its minute stays up); each service
 has an outage of ``k % 45 + 1`` minutes on day ``k % 31 + 1`` (every result fails: down).
 The generator counts the figures as it writes (the ground truth) into the pack's
-``report.json``, so the run also checks that verify matches at scale; then it times
-``python -m monitor verify PACK`` as a process, ``--repeats`` times, and prints the median
-wall time, the peak RSS and the rows per second.
+``report.json``, and digests each day's bytes into ``digests.csv``, so the run also
+checks that verify matches at scale; then it times ``python -m monitor verify PACK`` as a
+process, ``--repeats`` times, and prints the median wall time, the peak RSS and the rows
+per second.
 
     python bench/verify.py [--services 100] [--interval 10] [--repeats 3] [--dir DIR]
 """
@@ -19,6 +20,7 @@ import argparse
 import csv
 import datetime as dt
 import hashlib
+import io
 import json
 import random
 import resource
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from monitor.evidence.digest import GENESIS, chain_of
 from monitor.evidence.pack import RESULT_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,13 +62,19 @@ def generate(folder: Path, services: int, interval: int, seed: int = 7) -> int:
         n: defaultdict(lambda: defaultdict(int)) for n in names
     }
     rows = 0
-    with (folder / "results.csv").open("w", newline="", encoding="utf-8") as file:
-        out = csv.writer(file, lineterminator="\n")
+    # Per local date: [rows, SHA-256 of their bytes as written] (the daemon's digest).
+    hashed: dict[str, list[Any]] = defaultdict(lambda: [0, hashlib.sha256()])
+    with (folder / "results.csv").open("wb") as file:
+        buffer = io.StringIO()
+        out = csv.writer(buffer, lineterminator="\n")
         out.writerow(RESULT_COLUMNS)
+        file.write(buffer.getvalue().encode())
         per_minute = 60 // interval
         for minute in range(first, after):
             date = dt.datetime.fromtimestamp(minute * 60, ZONE).date().isoformat()
             utc = dt.datetime.fromtimestamp(minute * 60, dt.UTC).isoformat()
+            buffer.seek(0)
+            buffer.truncate()
             for name in names:
                 day = days[name][date]
                 down = minute in outages[name]
@@ -84,6 +93,17 @@ def generate(folder: Path, services: int, interval: int, seed: int = 7) -> int:
                 is_down = failed >= 1 and failed > 0.5 * per_minute
                 day["down" if is_down else "up"] += 1
                 rows += per_minute
+            data = buffer.getvalue().encode()
+            file.write(data)
+            hashed[date][0] += per_minute * len(names)
+            hashed[date][1].update(data)
+    previous = GENESIS
+    links = ["date,results,results_sha256,previous,chain,made_at\n"]
+    for date, (count, sha) in sorted(hashed.items()):
+        chain = chain_of(previous, date, count, sha.hexdigest())
+        links.append(f"{date},{count},{sha.hexdigest()},{previous},{chain},0.0\n")
+        previous = chain
+    (folder / "digests.csv").write_text("".join(links), encoding="utf-8")
     (folder / "maintenance.csv").write_text(
         "id,service,start,end,reason,announced_at,source,created_by,created_at,removed_at,"
         "removed_by,correction,origin\n",

@@ -25,6 +25,7 @@ from monitor.collector import Collector
 from monitor.config import Config
 from monitor.config_paths import store_identity
 from monitor.errors import StoreError
+from monitor.evidence.service import DigestService
 from monitor.incidents import IncidentBook, IncidentDetector, StatusEvent, UserNotices
 from monitor.ingest.canary import canary_runners
 from monitor.ingest.intake import Intake
@@ -101,6 +102,11 @@ class Daemon:
             base_dir=base_dir,
             steady=self.clock_watch.steady,
         )
+        # Each settled day's raw results digested into a hash chain, by a child process.
+        digest_store = path if store is None else None
+        self.digests = DigestService(
+            config, digest_store, self.clock.now, self.clock_watch.steady, self.store.digests
+        )
         self.metrics = Metrics(config)
         # A minute is sealed once every result that started in it has surely arrived.
         grace = grace_minutes(config)
@@ -172,6 +178,7 @@ class Daemon:
             reports=self.reports,
             clock=self.clock,
             ingest=IngestApi(self.intake, config.ingest.max_body_bytes),
+            evidence=self.digests,
         )
         self.resources = ProbeResources(config.brokers)
         self.scheduler: Scheduler | None = None
@@ -453,19 +460,16 @@ class Daemon:
             group.create_task(self.collector.run(probes_done), name="collector")
             # A bug in a side task must not take the probes and the collector down with it
             # (the TaskGroup would cancel them, and staged results would be lost).
-            housekeeping = group.create_task(
-                _keep_running("housekeeping", self._housekeeping), name="housekeeping"
-            )
-            alerting = group.create_task(
-                _keep_running("alerting", self._evaluate_alerts), name="alerting"
-            )
-            detecting = group.create_task(
-                _keep_running("incidents", self._detect_incidents), name="incidents"
-            )
-            reporting = group.create_task(
-                _keep_running("monthly report", self.reports.run), name="monthly-report"
-            )
-            side = [housekeeping, alerting, detecting, reporting]
+            side = [
+                group.create_task(_keep_running(name, loop), name=name.replace(" ", "-"))
+                for name, loop in (
+                    ("housekeeping", self._housekeeping),
+                    ("alerting", self._evaluate_alerts),
+                    ("incidents", self._detect_incidents),
+                    ("monthly report", self.reports.run),
+                    ("daily digest", self.digests.run),
+                )
+            ]
             for runner in self.canaries:
                 side.append(
                     group.create_task(

@@ -11,6 +11,7 @@ party can check without sla-monitor.
       maintenance.csv   the maintenance windows touching the month, with when they were
                         announced and recorded, by whom, and their removal
       batch_events.csv  batches handed in and processed during the month
+      digests.csv       each day's digest of its raw results, chained to the day before
       reports/vNNN/     the archived versions of the month's report (report.json, its
                         documents, the archive manifest with its corrections)
 
@@ -25,6 +26,7 @@ import csv
 import dataclasses
 import datetime as dt
 import hashlib
+import io
 import shutil
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
@@ -33,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.report.model import Month
 from monitor.results import BatchRecord, Result, ServiceMinute
-from monitor.store.records import MaintenanceRecord
+from monitor.store.records import DayDigest, MaintenanceRecord
 
 #: Columns of each CSV file, as README.txt documents them.
 RESULT_COLUMNS = (
@@ -64,6 +66,7 @@ MAINTENANCE_COLUMNS = (
     "origin",
 )
 BATCH_COLUMNS = ("service", "id", "batch", "event", "at", "records", "institution")
+DIGEST_COLUMNS = ("date", "results", "results_sha256", "previous", "chain", "made_at")
 
 
 class EvidenceStore(Protocol):
@@ -82,6 +85,8 @@ class EvidenceStore(Protocol):
     ) -> list[MaintenanceRecord]: ...
 
     async def batch_events(self, since: float) -> list[BatchRecord]: ...
+
+    async def digests(self) -> list[DayDigest]: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -137,10 +142,25 @@ async def write_pack(
         BATCH_COLUMNS,
         _each([[getattr(b, c) for c in BATCH_COLUMNS] for b in batches]),
     )
+    digests = await _month_digests(store, month, zone)
+    await _write_csv(
+        out / "digests.csv",
+        DIGEST_COLUMNS,
+        _each([[getattr(d, c) for c in DIGEST_COLUMNS] for d in digests]),
+    )
     versions = _copy(config_file, None if reports is None else reports / str(month), out)
     (out / "README.txt").write_text(_readme(month, zone, results, minutes), encoding="utf-8")
     files = _sums(out)
     return Pack(out, results, minutes, maintenance, batch_events, versions, files)
+
+
+async def _month_digests(store: EvidenceStore, month: Month, zone: ZoneInfo) -> list[DayDigest]:
+    """The digests of the month's days, and of the day before (the link they chain to)."""
+    first, after = month.bounds(zone)
+    start = dt.datetime.fromtimestamp(first * 60, zone).date()
+    end = dt.datetime.fromtimestamp(after * 60, zone).date()
+    before = (start - dt.timedelta(days=1)).isoformat()
+    return [d for d in await store.digests() if before <= d.date < end.isoformat()]
 
 
 # The pack is made by the CLI, not on the daemon's loop: plain blocking file work.
@@ -193,24 +213,37 @@ async def _each(rows: Iterable[Sequence[object]]) -> AsyncIterator[Sequence[obje
         yield row
 
 
-async def _results(store: EvidenceStore, start: float, end: float) -> AsyncIterator[list[object]]:
+async def _results(store: EvidenceStore, start: float, end: float) -> AsyncIterator[list[str]]:
     """The month's raw results an hour at a time, in time order."""
     at = start
     while at < end:
         until = min(at + 3600.0, end)
         for r in await store.results(at, until):
-            yield [
-                r.service,
-                r.probe,
-                r.kind,
-                repr(r.started_at),
-                _utc(r.started_at),
-                repr(r.latency_s),
-                r.outcome.value,
-                r.detail,
-                r.request_id,
-            ]
+            yield result_row(r)
         at = until
+
+
+def result_row(r: Result) -> list[str]:
+    """A raw result as a row of results.csv (RESULT_COLUMNS); the daily digest hashes the
+    same rows (``csv_line``), so ``verify`` checks a day from the pack's bytes alone."""
+    return [
+        r.service,
+        r.probe,
+        r.kind,
+        repr(r.started_at),
+        _utc(r.started_at),
+        repr(r.latency_s),
+        r.outcome.value,
+        r.detail or "",
+        r.request_id or "",
+    ]
+
+
+def csv_line(row: Sequence[object]) -> str:
+    """One row exactly as results.csv holds it (the csv module's quoting, ``\n``)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(row)
+    return buffer.getvalue()
 
 
 async def _minutes(store: EvidenceStore, first: int, after: int) -> AsyncIterator[list[object]]:
@@ -303,6 +336,19 @@ batch_events.csv: every event of the batches handed in during the month: hand-in
   (submitted, with their volume in records) and processing, the processing after the
   month's end included (it decides whether the last days were in time)
   service, id, batch, event, at, records, institution
+
+digests.csv: the daemon's daily digests of the month's days (and of the day before, the
+  link the first chains to), made when each day was over; a digest is never rewritten
+  date                 the local date
+  results              how many raw results started that day
+  results_sha256       SHA-256 of those rows' lines exactly as results.csv holds them, in
+                       the file's order (start time, then the order they were stored)
+  previous             the chain of the day before (64 zeros for the first day digested)
+  chain                SHA-256 of the text, each line ending in a newline (\\n):
+                       previous, date, results, results_sha256
+  made_at              when the digest was made (UTC epoch s)
+  A row of results.csv changed, added or removed after its day was digested no longer
+  matches its day's digest; a digest changed breaks every later chain.
 
 reports/vNNN/: the archived versions of the month's report as sla-monitor froze them:
   report.json (the figures), its documents, and manifest.json (SHA-256 of each, and the

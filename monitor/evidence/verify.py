@@ -29,9 +29,13 @@ The rules, per service and per minute M (epoch minute: ``[M*60, M*60 + 60)`` sec
    the month's figure is over the final dates. Events after the report was made are
    not counted (the report could not see them).
 
+Then the daily digests (``digests.csv``): every link of the chain is recomputed, and each
+digested day's rows of ``results.csv`` are hashed as the file holds them and compared with
+its digest, so a row changed, added or removed after its day was digested names the day.
+
 Quantiles in the report are estimates from latency histograms; they are not verified.
 
-One file of ~760 lines on purpose: the whole second implementation reads in one place.
+One file of ~870 lines on purpose: the whole second implementation reads in one place.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import csv
 import dataclasses
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -117,6 +122,7 @@ def verify_pack(pack: Path) -> Verification:
     recomputed = _recompute(services, calendar, results, month, report)
     checks += _compare(services, recomputed, report, results, month)
     checks += _batches(pack, services, report, month)
+    checks += _digests(pack, results, month, report.get("evidence"))
     return Verification(report["period"]["month"], version, tuple(checks))
 
 
@@ -360,6 +366,7 @@ class _Results:
         self.counts: dict[tuple[str, str, int], list[int]] = {}
         self.thresholds: dict[str, list[float]] = {}
         self.dated: set[tuple[str, str]] = set()
+        self.days: DayHashes = {}
         self.rows = 0
 
     @classmethod
@@ -369,26 +376,25 @@ class _Results:
             self.thresholds[s.name] = sorted(
                 {_seconds(o["threshold"]) for o in s.objectives if o["kind"] == "latency"}
             )
-        parts = _split(path, os.cpu_count() or 1)
+        parts = _split(path, os.cpu_count() or 1, month)
         if len(parts) == 1:
-            counts, self.rows = _read_part(
-                path, *parts[0], self.thresholds, month.first, month.after
-            )
-            self.counts = counts
+            answers = [_read_part(path, *parts[0], self.thresholds, month)]
         else:
             # The rows are independent: each core counts a part of the file, then the parts
             # are added up (a minute split between two parts is summed, not replaced).
             with ProcessPoolExecutor(len(parts)) as pool:
                 futures = [
-                    pool.submit(
-                        _read_part, path, begin, end, self.thresholds, month.first, month.after
-                    )
+                    pool.submit(_read_part, path, begin, end, self.thresholds, month)
                     for begin, end in parts
                 ]
-                for future in futures:
-                    counts, rows = future.result()
-                    self.rows += rows
-                    self._merge(counts)
+                answers = [future.result() for future in futures]
+        for counts, rows, days in answers:
+            self.rows += rows
+            self._merge(counts)
+            for date, hashed in days.items():
+                # A date in two parts: the file is not in time order (the digest of such a
+                # day cannot match; the counts above are still right).
+                self.days[date] = hashed if date not in self.days else [-1, "out of order"]
         for service, _, minute in self.counts:
             self.dated.add((service, month.date_at(minute)))
         return self
@@ -423,14 +429,38 @@ class _Results:
         )
 
 
-def _split(path: Path, parts: int) -> list[tuple[int, int]]:
-    """Byte ranges [begin, end) of about equal size; a line belongs to the range its first
+def _split(path: Path, parts: int, month: _Month) -> list[tuple[int, int]]:
+    """Byte ranges [begin, end) of about equal size, each ending where a local date ends
+    (so each day is hashed whole by one process); a line belongs to the range its first
     byte is in (the header is skipped by the first)."""
     size = path.stat().st_size
     if parts <= 1 or size < 64 << 20:  # small packs: one process is faster than several
         return [(0, size)]
-    step = size // parts
-    return [(k * step, size if k == parts - 1 else (k + 1) * step) for k in range(parts)]
+    cuts = [0]
+    with path.open("rb") as file:
+        started_at = next(csv.reader([file.readline().decode("utf-8")])).index("started_at")
+        for k in range(1, parts):
+            file.seek(k * size // parts)
+            file.readline()  # the rest of a line begun before
+            date = None
+            while True:
+                at = file.tell()
+                line = file.readline()
+                if not line:
+                    break
+                started = next(csv.reader([line.decode("utf-8")]))[started_at]
+                day = month.date_of(int(float(started) // 60))
+                if date is not None and day != date:
+                    break
+                date = day
+            if at > cuts[-1]:
+                cuts.append(at)
+    cuts.append(size)
+    return [(a, b) for a, b in itertools.pairwise(cuts) if a < b]
+
+
+#: Per local date: [raw results, SHA-256 of their lines as the file holds them].
+DayHashes = dict[str, list[Any]]
 
 
 def _read_part(
@@ -438,19 +468,22 @@ def _read_part(
     begin: int,
     end: int,
     thresholds: dict[str, list[float]],
-    first: int,
-    after: int,
-) -> tuple[dict[tuple[str, str, int], list[int]], int]:
-    """Count the results.csv lines starting in bytes [begin, end): per (service, probe,
-    minute) [results, ok, good at each of the service's thresholds]."""
+    month: _Month,
+) -> tuple[dict[tuple[str, str, int], list[int]], int, DayHashes]:
+    """Count the results.csv records starting in bytes [begin, end): per (service, probe,
+    minute) [results, ok, good at each of the service's thresholds]; and hash each local
+    date's records, byte for byte, in the file's order."""
     counts: dict[tuple[str, str, int], list[int]] = {}
+    days: DayHashes = {}
     rows = 0
+    first, after = month.first, month.after
     with path.open("rb") as file:
         header = next(csv.reader([file.readline().decode("utf-8")]))
         at = file.tell()
         if begin > at:
             file.seek(begin - 1)
             at = begin - 1 + len(file.readline())  # to the first line starting at >= begin
+        record: list[bytes] = []  # the raw lines of the record being read
 
         def lines() -> Iterator[str]:
             nonlocal at
@@ -458,13 +491,22 @@ def _read_part(
                 if at >= end:
                     return
                 at += len(raw)
+                record.append(raw)
                 yield raw.decode("utf-8")
 
         column = {name: i for i, name in enumerate(header)}
         c_service, c_probe, c_started = column["service"], column["probe"], column["started_at"]
         c_latency, c_outcome = column["latency_s"], column["outcome"]
         for row in csv.reader(lines()):
+            raw = b"".join(record)
+            record.clear()
             minute = int(float(row[c_started]) // 60)
+            date = month.date_at(minute) if first <= minute < after else month.date_of(minute)
+            day = days.get(date)
+            if day is None:
+                day = days[date] = [0, hashlib.sha256()]
+            day[0] += 1
+            day[1].update(raw)
             service = row[c_service]
             limits = thresholds.get(service)
             if limits is None or not first <= minute < after:
@@ -481,7 +523,7 @@ def _read_part(
                 for k, threshold in enumerate(limits):
                     if latency <= threshold:
                         entry[2 + k] += 1
-    return counts, rows
+    return counts, rows, {d: [n, h.hexdigest()] for d, (n, h) in days.items()}
 
 
 # --- rules 2 and 3 ------------------------------------------------------------------
@@ -660,6 +702,69 @@ def _show(counts: dict[str, int], objective: dict[str, Any]) -> str:
     share = f" = {100 * up / (up + down):.4f} %" if up + down else ""
     others = ", ".join(f"{k} {counts[k]}" for k in STATES[2:] if counts[k])
     return f"{up} up / {up + down}{share}" + (f" ({others})" if others else "")
+
+
+# --- the daily digests ---------------------------------------------------------------
+
+
+def _digests(
+    pack: Path, results: _Results, month: _Month, head: dict[str, Any] | None
+) -> Iterator[Check]:
+    """Each link of digests.csv holds, the report's link is one of them, and each digested
+    day of the month has exactly the rows, byte for byte, that results.csv holds for it."""
+    path = pack / "digests.csv"
+    rows = []
+    if path.is_file():
+        with path.open(newline="", encoding="utf-8") as file:
+            rows = list(csv.DictReader(file))
+    if not rows:
+        yield Check("daily digests", "none in the pack", "no day was digested", "not checked")
+        return
+    broken = []
+    previous = None
+    for row in rows:
+        text = f"{row['previous']}\n{row['date']}\n{row['results']}\n{row['results_sha256']}\n"
+        link = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if link != row["chain"] or previous not in (None, row["previous"]):
+            broken.append(row["date"])
+        previous = row["chain"]
+    if head is not None:
+        # The report froze the chain's link of its month: the pack's must be the same.
+        chains = {r["date"]: r["chain"] for r in rows}
+        same = chains.get(head["date"]) == head["chain"]
+        yield Check(
+            "report's chain link",
+            f"{head['date']} {head['chain'][:16]}",
+            "in digests.csv" if same else f"digests.csv has {chains.get(head['date'], 'none')}",
+            "match" if same else "MISMATCH",
+            () if same else (head["date"],),
+        )
+    yield Check(
+        "digest chain",
+        f"{len(rows)} links, newest {rows[-1]['date']} {rows[-1]['chain'][:16]}",
+        "every link holds" if not broken else f"broken at {', '.join(broken)}",
+        "MISMATCH" if broken else "match",
+        tuple(broken),
+    )
+    dates = sorted({month.date_at(m) for m in month.minutes()})
+    digested = {r["date"]: r for r in rows if r["date"] in dates}
+    empty = [0, hashlib.sha256(b"").hexdigest()]
+    differing = tuple(
+        d
+        for d in sorted(digested)
+        if results.days.get(d, empty)
+        != [int(digested[d]["results"]), digested[d]["results_sha256"]]
+    )
+    missing = [d for d in dates if d not in digested]
+    pack_rows = sum(int(digested[d]["results"]) for d in digested)
+    yield Check(
+        "daily digests of results.csv",
+        f"{len(digested)} of {len(dates)} days digested, {pack_rows} rows",
+        f"{len(digested) - len(differing)} days match"
+        + (f"; {len(missing)} days not digested ({missing[0]} ...)" if missing else ""),
+        "MISMATCH" if differing else "not checked" if missing else "match",
+        differing,
+    )
 
 
 # --- rule 4: batch objectives ----------------------------------------------------------

@@ -36,6 +36,7 @@ from monitor.report.model import (
     BatchObjectiveReport,
     Budget,
     Correction,
+    EvidenceHead,
     Incident,
     MaintenanceEntry,
     MethodItem,
@@ -506,7 +507,20 @@ async def build_report(
         corrections=list(corrections),
         method=method(config),
         contract=config.contract,
+        evidence=await _evidence(store, month, zone),
     )
+
+
+async def _evidence(store: Store, month: Month, zone: ZoneInfo) -> EvidenceHead | None:
+    """The chain's link of the month's last digested day (dates compare as text)."""
+    first, after = month.bounds(zone)
+    start = dt.datetime.fromtimestamp(first * 60, zone).date().isoformat()
+    end = dt.datetime.fromtimestamp(after * 60, zone).date().isoformat()
+    digests = [d for d in await store.digests() if d.date < end]
+    if not digests:
+        return None
+    days = sum(1 for d in digests if d.date >= start)
+    return EvidenceHead(date=digests[-1].date, chain=digests[-1].chain, days=days)
 
 
 __all__ = ["build_report", "method"]

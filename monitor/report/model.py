@@ -348,6 +348,14 @@ class MethodItem(_Model):
     text: str
 
 
+class EvidenceHead(_Model):
+    """Where the daily digests' hash chain stood for the month when the report was made."""
+
+    date: str = Field(description="the newest local date digested, up to the month's last day")
+    chain: str = Field(description="its link (SHA-256): every raw result up to that day")
+    days: int = Field(description="days of the month digested")
+
+
 class Report(_Model):
     """The monthly SLA report: the machine-readable twin of the document."""
 
@@ -364,6 +372,9 @@ class Report(_Model):
     method: list[MethodItem]
     contract: ContractConfig | None = Field(
         default=None, description="the config's contract section: what the report is signed against"
+    )
+    evidence: EvidenceHead | None = Field(
+        default=None, description="the digests' chain for the month (null: no day digested)"
     )
 
     def only(self, service: str) -> Report:

@@ -45,15 +45,16 @@ class ReportJobError(ReportError):
     """The report child process failed."""
 
 
-async def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Run one job in a child process and return its answer (a JSON object).
+async def run_job(job: dict[str, Any], module: str = "monitor.report.service") -> dict[str, Any]:
+    """Run one job in a child process (``python -m module``: this one, or another child
+    that reads the store, such as the daily digest) and return its answer (a JSON object).
 
     Cancelling the caller kills the child, so a stopping daemon never waits for a report.
     """
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "monitor.report.service",
+        module,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -13,6 +13,7 @@ from monitor.sla.counts import Counted, Rollup
 from monitor.sla.eligibility import MaintenanceWindow
 from monitor.store.records import (
     Alert,
+    DayDigest,
     Incident,
     IncidentUpdate,
     MaintenanceRecord,
@@ -70,6 +71,19 @@ class BatchLog(Protocol):
     async def batch_events(self, since: float) -> list[BatchRecord]:
         """Events of batches with an event at or after ``since``, every event of those
         batches, in time order."""
+        ...
+
+
+class DigestLog(Protocol):
+    """The daily digests of the raw results, a hash chain (evidence)."""
+
+    async def write_digest(self, digest: DayDigest) -> bool:
+        """Store a day's digest; False (and nothing changed) when that day has one: a
+        digest is never rewritten."""
+        ...
+
+    async def digests(self) -> list[DayDigest]:
+        """Every digest, oldest day first."""
         ...
 
 
@@ -292,6 +306,7 @@ class Store(
     Lifecycle,
     ResultLog,
     BatchLog,
+    DigestLog,
     MinuteHistory,
     AlertStore,
     MaintenanceStore,

@@ -14,6 +14,7 @@ from monitor.sla.counts import Counted, Rollup
 from monitor.sla.eligibility import MaintenanceWindow
 from monitor.store.records import (
     Alert,
+    DayDigest,
     Incident,
     IncidentUpdate,
     MaintenanceRecord,
@@ -35,6 +36,7 @@ class MemoryStore:
     def __init__(self, *, clock: Clock | None = None) -> None:
         self._results: list[Result] = []
         self._batch_events: list[BatchRecord] = []
+        self._digests: dict[str, DayDigest] = {}
         self._marks: dict[RunMark, float] = {}
         self._rollups: dict[RollupKey, Rollup] = {}
         self._minutes: dict[tuple[int, str], ServiceMinute] = {}
@@ -77,6 +79,17 @@ class MemoryStore:
         self._results.extend(results)
         for key, delta in deltas.items():
             self._rollups.setdefault(key, Rollup()).merge(delta)
+
+    async def write_digest(self, digest: DayDigest) -> bool:
+        """Keep a day's digest unless that day has one."""
+        if digest.date in self._digests:
+            return False
+        self._digests[digest.date] = digest
+        return True
+
+    async def digests(self) -> list[DayDigest]:
+        """Every digest, oldest day first."""
+        return [self._digests[d] for d in sorted(self._digests)]
 
     async def write_batch_events(self, events: Sequence[BatchRecord]) -> list[bool]:
         """Append the batch events not seen before."""

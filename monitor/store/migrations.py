@@ -173,6 +173,19 @@ CREATE TABLE IF NOT EXISTS batch_events (
 CREATE INDEX IF NOT EXISTS batch_events_by_time ON batch_events (at);
 """
 
+#: Version 7: each local day's raw results digested and chained to the day before
+#: (``monitor.evidence.digest``); never pruned: a digest outlives the rows it summarises.
+_V7_DIGESTS = """
+CREATE TABLE IF NOT EXISTS digests (
+    date TEXT PRIMARY KEY,
+    results INTEGER NOT NULL,
+    results_sha256 TEXT NOT NULL,
+    previous TEXT NOT NULL,
+    chain TEXT NOT NULL,
+    made_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
 #: The script that brings version n-1 to version n, at index n-1.
 MIGRATIONS: tuple[str, ...] = (
     _V1_TABLES + _MAINTENANCE_TRIGGERS + _V1_INCIDENTS,
@@ -181,6 +194,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V4_ORIGIN,
     _V5_EVENT_IDS,
     _V6_BATCH_EVENTS,
+    _V7_DIGESTS,
 )
 #: The version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -37,6 +37,19 @@ class RunMarks:
 
 
 @dataclass(frozen=True, slots=True)
+class DayDigest:
+    """One local day's raw results digested and chained to the day before: a later change
+    of the day's rows, or of an earlier day's digest, no longer matches (evidence)."""
+
+    date: str  # the local date, YYYY-MM-DD
+    results: int  # raw results that started that day
+    results_sha256: str  # SHA-256 of their lines in the evidence pack's results.csv form
+    previous: str  # the chain of the day before (64 zeros for the first day digested)
+    chain: str  # SHA-256 of previous, date, results and results_sha256
+    made_at: float  # UTC epoch seconds
+
+
+@dataclass(frozen=True, slots=True)
 class MaintenanceRecord:
     """A stored maintenance window with its audit trail."""
 

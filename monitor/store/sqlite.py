@@ -8,7 +8,7 @@ The CLI writes them from another process while the daemon runs, so the daemon po
 ``maintenance_version()`` and reloads when it changes. Removal is a soft delete: a removed
 window stays on file for the audit trail and the monthly report.
 
-One class on one connection (~810 lines): every method shares its lock and its one write
+One class on one connection (~830 lines): every method shares its lock and its one write
 transaction helper; the schema is ``monitor.store.migrations``.
 """
 
@@ -20,6 +20,7 @@ import json
 import logging
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from monitor.sla.eligibility import MaintenanceWindow
 from monitor.store.migrations import migrate
 from monitor.store.records import (
     Alert,
+    DayDigest,
     Incident,
     IncidentUpdate,
     MaintenanceRecord,
@@ -364,6 +366,24 @@ class SqliteStore:
                 wanted,
             )
         return [((s, p, m), Rollup.from_dict(json.loads(b))) for s, p, m, b in rows]
+
+    async def write_digest(self, digest: DayDigest) -> bool:
+        """Store a day's digest unless that day has one."""
+        async with self._write() as db:
+            cursor = await db.execute(
+                "INSERT OR IGNORE INTO digests (date, results, results_sha256, previous, chain,"
+                " made_at) VALUES (?, ?, ?, ?, ?, ?)",
+                astuple(digest),
+            )
+            return cursor.rowcount == 1
+
+    async def digests(self) -> list[DayDigest]:
+        """Every digest, oldest day first."""
+        async with self._lock:
+            rows = await self._fetch("SELECT * FROM digests ORDER BY date")
+        return [
+            DayDigest(str(d), int(n), str(h), str(p), str(c), float(m)) for d, n, h, p, c, m in rows
+        ]
 
     async def results(self, start: float, end: float, service: str | None = None) -> list[Result]:
         """Raw results that started in ``[start, end)``."""

@@ -2,7 +2,7 @@
 the OpenAPI 3.1 description served at ``/api/openapi.json``.
 
 Request schemas are generated from the models, so the document cannot drift from what the
-server accepts; response schemas are written here, next to them. One module (~630 lines)
+server accepts; response schemas are written here, next to them. One module (~670 lines)
 on purpose: the models, the response schemas and the paths are one document, each part
 naming the others; split, every path would import across the cut.
 """
@@ -249,6 +249,33 @@ _RESPONSE_SCHEMAS: dict[str, Any] = {
             "services": {"type": "array", "items": _ref("ServiceStatus")},
             "maintenance": {"type": "array", "items": _ref("Maintenance")},
             "incidents": {"type": "array", "items": _ref("Incident")},
+        }
+    ),
+    "Evidence": _object(
+        {
+            "head": {
+                "description": "the newest link (null: no day digested yet)",
+                "anyOf": [
+                    _object({"date": {"type": "string"}, "chain": {"type": "string"}}),
+                    {"type": "null"},
+                ],
+            },
+            "days_digested": {"type": "integer"},
+            "first_day": {"type": ["string", "null"]},
+            "digests": {
+                "type": "array",
+                "description": "newest first; columns as in an evidence pack's digests.csv",
+                "items": _object(
+                    {
+                        "date": {"type": "string"},
+                        "results": {"type": "integer"},
+                        "results_sha256": {"type": "string"},
+                        "previous": {"type": "string"},
+                        "chain": {"type": "string"},
+                        "made_at": {"type": "number"},
+                    }
+                ),
+            },
         }
     ),
     "Sla": _object(
@@ -574,6 +601,12 @@ def openapi_document(config: Config, routes: Iterable[str] = ()) -> dict[str, An
             }
         },
     }
+    if "/api/evidence" in set(routes):
+        paths["/api/evidence"] = {
+            "get": read(
+                "The daily digests' hash chain: its head and newest links.", _ref("Evidence")
+            )
+        }
     if "/api/reports/{month}" in set(routes):
         report = read(
             "The monthly SLA report of a calendar month.",

@@ -130,6 +130,7 @@ class Server:
         reports: ExtraRoutes | None = None,
         clock: Clock | None = None,
         ingest: ExtraRoutes | None = None,
+        evidence: ExtraRoutes | None = None,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
@@ -153,6 +154,8 @@ class Server:
             reports.register(self.app, self._authorized)
         if ingest is not None:  # POST /api/ingest (monitor.web.ingest)
             ingest.register(self.app, self._authorized)
+        if evidence is not None:  # GET /api/evidence (monitor.evidence.service)
+            evidence.register(self.app, self._authorized)
 
     async def start(self) -> None:
         """Bind and serve."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -132,8 +133,10 @@ def _verify(pack: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_verify_recomputes_every_figure_and_names_each_tampered_day(tmp_path: Path) -> None:
     """The scenario month (outage, maintenance announced on time and late, a monitor gap,
     a provider, service hours, a DST change) with every raw result kept, plus a
-    correction: verify matches on every figure. Then, in copies of the pack, one raw row
-    flipped, one removed, and a maintenance announcement moved: verify names each day."""
+    correction, the daemon's daily digests made before the report: verify matches on every
+    figure, digest and link. Then, in copies of the pack, one raw row flipped, one removed,
+    a maintenance announcement moved, a batch processed later and a day's digest replaced:
+    verify names each day."""
     store = sc.seed_file(tmp_path / "sla.sqlite3", all_raw=True)
     asyncio.run(_hand_in(store, BATCHES))
     config = tmp_path / "config.yaml"
@@ -144,6 +147,18 @@ def test_verify_recomputes_every_figure_and_names_each_tampered_day(tmp_path: Pa
         "reports": {"directory": str(tmp_path / "reports"), "formats": ["json"]},
     }
     config.write_text(yaml.safe_dump(document), encoding="utf-8")
+    # The daemon's daily digests, made as the daemon makes them (a child process on the
+    # file), before the month's report, which freezes the chain's link of October 31.
+    job = {"store": str(store), "timezone": "Europe/Brussels", "now": sc.NOW,
+           "settle_s": 3600.0, "retention_days": 60}  # fmt: skip
+    digested = subprocess.run(
+        [sys.executable, "-m", "monitor.evidence.digest"], input=json.dumps(job),
+        capture_output=True, text=True, timeout=300, env={"PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    answer = json.loads(digested.stdout.splitlines()[-1])
+    assert answer["status"] == "ok", digested.stdout + digested.stderr
+    assert "2026-10-01" in answer["days"]
+    assert "2026-11-09" in answer["days"]  # the last day over by an hour at NOW
     first = _cli("report", "--config", str(config), "--month", "2026-10", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     # The monitor was faulty for two hours on the 8th: a correction makes them unmonitored.
@@ -157,11 +172,19 @@ def test_verify_recomputes_every_figure_and_names_each_tampered_day(tmp_path: Pa
     made = _cli("evidence", "--config", str(config), "--month", "2026-10", "--out", str(pack),
                 cwd=tmp_path)  # fmt: skip
     assert made.returncode == 0, made.stderr
+    # The digests of the month's days, counted here from the store with sqlite3.
+    with closing(sqlite3.connect(store)) as db:
+        per_day = dict(db.execute("SELECT date, results FROM digests").fetchall())
+    assert sum(per_day[f"2026-10-{d:02d}"] for d in range(1, 32)) == len(
+        _rows(pack / "results.csv")
+    )
 
     checked = _verify(pack, tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "report version 2" in checked.stdout
-    assert "MATCH: all 7 checks" in checked.stdout
+    assert "MATCH: all 10 checks" in checked.stdout
+    assert "report's chain link" in checked.stdout
+    assert "31 days match" in checked.stdout
     # The ground truth, from the scenario's own definition (not from verify or the report):
     # core's availability over the month's monitored, eligible minutes.
     gap_core = set(sc.GAP)
@@ -206,11 +229,20 @@ def test_verify_recomputes_every_figure_and_names_each_tampered_day(tmp_path: Pa
                 row["at"] = repr(float(row["at"]) + 7 * 86400)
         _write_rows(path, rows)
 
+    def rewrite_digest(copy: Path) -> None:  # the 10th's digest replaced by another
+        path = copy / "digests.csv"
+        rows = _rows(path)
+        for row in rows:
+            if row["date"] == "2026-10-10":
+                row["results_sha256"] = hashlib.sha256(b"other rows").hexdigest()
+        _write_rows(path, rows)
+
     for name, edit, day in (
         ("flipped", flip, "2026-10-03"),
         ("dropped", drop, "2026-10-21"),
         ("announced", announce_later, "2026-10-20"),
         ("processed", process_later, "2026-10-05"),
+        ("digest", rewrite_digest, "2026-10-10"),
     ):
         result = tampered(name, edit)
         assert result.returncode == 1, (name, result.stdout)
@@ -218,6 +250,10 @@ def test_verify_recomputes_every_figure_and_names_each_tampered_day(tmp_path: Pa
         verdict = result.stdout.splitlines()[-1]
         assert verdict.startswith("MISMATCH"), (name, verdict)
         assert verdict.endswith(f"on {day}"), (name, verdict)
+        # A row changed or removed after its day was digested: the day's digest says so.
+        digest_named = f"daily digests of results.csv: differs on {day}" in result.stdout
+        assert digest_named == (name in ("flipped", "dropped", "digest")), (name, result.stdout)
+    assert "digest chain: differs on 2026-10-10" in result.stdout
 
 
 #: A service measured by batch events alone: 99 % of each day's records within 4 days.

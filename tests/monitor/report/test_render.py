@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import html
 import io
 import json
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from monitor.report.model import Month, Report
+from monitor.report.model import EvidenceHead, Month, Report
 from monitor.report.render import CSV_COLUMNS, render, render_year
 from monitor.report.year import year_report
 from tests.monitor.report import scenario as sc
@@ -45,7 +46,7 @@ def test_json_is_the_model_with_a_documented_schema(report: Report) -> None:
     assert document == report.model_dump(mode="json")
     assert list(document) == [
         "schema_version", "kind", "generator", "generated_at", "version", "period", "verdict",
-        "counts", "services", "corrections", "method", "contract",
+        "counts", "services", "corrections", "method", "contract", "evidence",
     ]  # fmt: skip
     assert (document["schema_version"], document["kind"]) == (2, "sla-monthly-report")
     # docs/report.schema.json documents the keys; a change to the model must update it.
@@ -234,3 +235,22 @@ def test_yearly_summary_side_by_side(report: Report) -> None:
     rows = list(csv.DictReader(io.StringIO(render_year(summary, "csv").decode())))
     assert len(rows) == 5 * 12
     assert render_year(summary, "pdf").startswith(b"%PDF-")
+
+
+def test_the_evidence_section_shows_the_chains_link_in_each_language(report: Report) -> None:
+    assert report.evidence is None  # the seeded store has no digest: no section
+    assert b"daily digests" not in render(report, "md")
+    chain = hashlib.sha256(b"the link of October 31").hexdigest()
+    linked = report.model_copy(
+        update={"evidence": EvidenceHead(date="2026-10-31", chain=chain, days=31)}
+    )
+    markdown = render(linked, "md").decode()
+    assert f"Up to 2026-10-31 (31 of the month's days digested) the chain is `{chain}`" in markdown
+    for lang, words in (
+        ("en", "Up to 2026-10-31 (31 of the month's days digested)"),
+        ("fr", "Jusqu'au 2026-10-31 (31 jours du mois condensés)"),
+        ("nl", "Tot 2026-10-31 (31 dagen van de maand gehasht)"),
+    ):
+        page = render(linked, "html", lang=lang).decode()
+        assert words in html.unescape(page), lang
+        assert chain in page

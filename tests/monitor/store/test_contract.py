@@ -14,7 +14,7 @@ from monitor.errors import StoreError
 from monitor.results import Result
 from monitor.sla.counts import Rollup, bucket_index, count_result
 from monitor.store import RollupKey, SqliteStore, Store
-from monitor.store.records import Alert, AlertStatus
+from monitor.store.records import Alert, AlertStatus, DayDigest
 from probes.base import Outcome
 
 THRESHOLDS = (1.0, 2.0)
@@ -374,3 +374,16 @@ async def test_alerts_are_typed_records_newest_first(store: Store) -> None:
     assert [a.alert_id for a in await store.load_alerts(limit=1)] == ["c"]
     await store.save_alert(alert("a", "resolved", T0))  # replaced, not added
     assert [a.status for a in await store.load_alerts() if a.alert_id == "a"] == ["resolved"]
+
+
+async def test_a_days_digest_is_kept_once_and_read_back_in_date_order(store: Store) -> None:
+    first = DayDigest("2026-01-02", 3, "a" * 64, "0" * 64, "b" * 64, T0)
+    earlier = DayDigest("2026-01-01", 0, "c" * 64, "0" * 64, "d" * 64, T0)
+    assert await store.write_digest(first)
+    assert await store.write_digest(earlier)
+    # A digest is never rewritten: a second one for the same day changes nothing.
+    assert not await store.write_digest(DayDigest("2026-01-02", 9, "e" * 64, "", "", T0 + 1))
+    assert await store.digests() == [earlier, first]
+    # Pruning every raw result keeps the digests (they outlive the rows they summarise).
+    await store.prune(T0 + 10 * 86400, M0 + 10 * 1440)
+    assert await store.digests() == [earlier, first]

@@ -65,6 +65,8 @@ async def test_a_store_from_before_versions_migrates_without_losing_a_row(tmp_pa
     after["maintenance"] = [row[:-2] for row in after["maintenance"]]
     # Version 6 added the batch events' table: empty.
     assert after.pop("batch_events") == []
+    # Version 7 added the daily digests' table: empty (the daemon digests from its start).
+    assert after.pop("digests") == []
     assert after == before
     with sqlite3.connect(path) as db:
         history = db.execute("SELECT version, sla_monitor FROM schema_history").fetchall()
@@ -77,6 +79,7 @@ async def test_a_store_from_before_versions_migrates_without_losing_a_row(tmp_pa
     again = _rows(path)
     again["maintenance"] = [row[:-2] for row in again["maintenance"]]
     assert again.pop("batch_events") == []
+    assert again.pop("digests") == []
     assert again == before
 
 
@@ -107,6 +110,8 @@ async def test_a_migrated_store_reports_what_the_old_code_reported(tmp_path: Pat
     # and the batch objectives (none then).
     assert [o.pop("source") for o in _objectives(got)] == ["probes"] * len(_objectives(got))
     assert [s.pop("batches") for s in got["services"]] == [[]] * len(got["services"])
+    # and the digests' chain (no day of that store was digested).
+    assert got.pop("evidence") is None
     assert got == expected
 
 

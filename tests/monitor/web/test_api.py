@@ -16,6 +16,7 @@ from openapi_spec_validator import validate as validate_openapi
 from monitor.app import Daemon
 from monitor.config import Config
 from monitor.store import MemoryStore
+from monitor.store.records import DayDigest
 from tests.fakes import FakeClock
 from tests.support.schemathesis import run_schemathesis
 from tests.support.stack import validate
@@ -339,6 +340,7 @@ async def test_openapi_document_is_valid_and_complete(api: Api) -> None:
         "/api/incidents/{id}/resolve",
         "/api/alerts",
         "/api/alerts/{alert_id}/ack",
+        "/api/evidence",
     ):
         assert path in document["paths"], path
     maintenance = document["paths"]["/api/maintenance/{id}"]
@@ -351,6 +353,23 @@ async def test_openapi_document_is_valid_and_complete(api: Api) -> None:
         r.resource.canonical for r in api.daemon.server.app.router.routes() if r.resource
     }
     assert ("/api/reports/{month}" in document["paths"]) == reports
+
+
+async def test_evidence_shows_the_chains_head_and_newest_links_first(api: Api) -> None:
+    empty = (await api.client.get("/api/evidence")).json()
+    assert empty == {"head": None, "days_digested": 0, "first_day": None, "digests": []}
+    links = [
+        DayDigest(f"2026-11-{d:02d}", d, f"{d:064x}", f"{d - 1:064x}", f"{d + 100:064x}", T0)
+        for d in range(1, 31)
+    ]
+    for link in links:
+        assert await api.daemon.store.write_digest(link)
+    shown = (await api.client.get("/api/evidence")).json()
+    assert shown["head"] == {"date": "2026-11-30", "chain": f"{130:064x}"}
+    assert shown["days_digested"] == 30
+    assert shown["first_day"] == "2026-11-01"
+    assert [d["date"] for d in shown["digests"]][:2] == ["2026-11-30", "2026-11-29"]
+    assert shown["digests"][0]["results_sha256"] == f"{30:064x}"
 
 
 async def test_feed_lists_incidents_and_maintenance(api: Api) -> None:
