@@ -46,6 +46,7 @@ import datetime as dt
 import hashlib
 import itertools
 import json
+import multiprocessing
 import os
 import re
 from collections import defaultdict
@@ -119,7 +120,7 @@ def verify_pack(pack: Path) -> Verification:
     lead = _seconds(config.get("maintenance_lead_time", 0))
     calendar = _Calendar(services, _stored_maintenance(pack), _corrections(report), lead)
     results = _Results.read(pack / "results.csv", services, month)
-    recomputed = _recompute(services, calendar, results, month, report)
+    recomputed = _recompute_on_every_core(services, calendar, results, month)
     checks += _compare(services, recomputed, report, results, month)
     checks += _batches(pack, services, report, month)
     checks += _digests(pack, results, month, report.get("evidence"))
@@ -483,23 +484,30 @@ def _read_part(
         if begin > at:
             file.seek(begin - 1)
             at = begin - 1 + len(file.readline())  # to the first line starting at >= begin
-        record: list[bytes] = []  # the raw lines of the record being read
 
-        def lines() -> Iterator[str]:
+        def records() -> Iterator[tuple[bytes, list[str]]]:
+            """(its bytes, its fields) of each record: a line, or lines while a quoted
+            field runs on (an odd count of quotes so far)."""
             nonlocal at
-            for raw in file:
+            pending = b""
+            for line in file:
                 if at >= end:
                     return
-                at += len(raw)
-                record.append(raw)
-                yield raw.decode("utf-8")
+                at += len(line)
+                raw = pending + line if pending else line
+                if raw.count(b'"') % 2:
+                    pending = raw
+                    continue
+                pending = b""
+                text = raw.decode("utf-8")
+                # Most rows hold no quote: a plain split is the CSV reading of them.
+                row = next(csv.reader([text])) if '"' in text else text.rstrip("\n").split(",")
+                yield raw, row
 
         column = {name: i for i, name in enumerate(header)}
         c_service, c_probe, c_started = column["service"], column["probe"], column["started_at"]
         c_latency, c_outcome = column["latency_s"], column["outcome"]
-        for row in csv.reader(lines()):
-            raw = b"".join(record)
-            record.clear()
+        for raw, row in records():
             minute = int(float(row[c_started]) // 60)
             date = month.date_at(minute) if first <= minute < after else month.date_of(minute)
             day = days.get(date)
@@ -560,12 +568,71 @@ def _order(services: list[_Service]) -> list[_Service]:
     return order
 
 
+#: From this many (service, probe, minute) counts on, the decisions run on every core.
+PARALLEL_FROM = 1_000_000
+#: What the forked workers of ``_recompute_on_every_core`` read (inherited, not pickled).
+_SHARED: tuple[list[_Service], _Calendar, _Results, _Month] | None = None
+
+
+def _recompute_on_every_core(
+    services: list[_Service], calendar: _Calendar, results: _Results, month: _Month
+) -> dict[tuple[str, str], _Figure]:
+    """``_recompute``, with the services split across the cores: services linked by
+    ``depends_on`` stay together (a provider is decided before its dependants)."""
+    groups = _linked(services)
+    workers = min(os.cpu_count() or 1, len(groups))
+    if workers <= 1 or len(results.counts) < PARALLEL_FROM:  # small packs: one process
+        return _recompute(services, calendar, results, month)
+    shares: list[list[str]] = [[] for _ in range(workers)]
+    for group in sorted(groups, key=len, reverse=True):  # the largest to the least loaded
+        min(shares, key=len).extend(group)
+    global _SHARED
+    _SHARED = (services, calendar, results, month)
+    try:
+        context = multiprocessing.get_context("fork")  # the counts are shared, not copied
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            parts = list(pool.map(_recompute_share, shares))
+    finally:
+        _SHARED = None
+    figures: dict[tuple[str, str], _Figure] = {}
+    for part in parts:
+        for key, (month_counts, days) in part.items():
+            figure = figures[key] = _Figure()
+            figure.month.update(month_counts)
+            for date, counts in days.items():
+                figure.days[date].update(counts)
+    return figures
+
+
+def _recompute_share(
+    names: list[str],
+) -> dict[tuple[str, str], tuple[dict[str, int], dict[str, dict[str, int]]]]:
+    assert _SHARED is not None
+    services, calendar, results, month = _SHARED
+    chosen = [s for s in services if s.name in set(names)]
+    return {
+        key: (dict(f.month), {d: dict(c) for d, c in f.days.items()})
+        for key, f in _recompute(chosen, calendar, results, month).items()
+    }
+
+
+def _linked(services: list[_Service]) -> list[list[str]]:
+    """The groups of services linked by ``depends_on`` (either way)."""
+    group = {s.name: {s.name} for s in services}
+    for s in services:
+        for provider in s.depends_on:
+            joined = group[s.name] | group[provider]
+            for name in joined:
+                group[name] = joined
+    unique = {id(g): g for g in group.values()}
+    return [sorted(g) for g in unique.values()]
+
+
 def _recompute(
     services: list[_Service],
     calendar: _Calendar,
     results: _Results,
     month: _Month,
-    report: dict[str, Any],
 ) -> dict[tuple[str, str], _Figure]:
     figures: dict[tuple[str, str], _Figure] = {}
     #: Per service, the minutes it was out (down, or in maintenance) for its dependants.

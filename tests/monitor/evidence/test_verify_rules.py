@@ -4,10 +4,25 @@ evening before, a lead time, a config window in local time, traffic-only objecti
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import hashlib
+import io
+import random
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from monitor.evidence.verify import _Calendar, _Service
+import pytest
+
+from monitor.evidence import verify
+from monitor.evidence.verify import (
+    _Calendar,
+    _Month,
+    _recompute,
+    _recompute_on_every_core,
+    _Results,
+    _Service,
+)
 
 ZONE = ZoneInfo("Europe/Brussels")
 
@@ -73,3 +88,71 @@ def test_an_objectives_source_picks_probes_or_traffic_feeds() -> None:
     assert night.probes_of({"kind": "latency", "source": "traffic"}) == ["feed"]
     assert night.probes_of({"kind": "latency", "source": "both"}) == ["p", "feed"]
     assert night.probes_of({"kind": "latency", "probes": ["feed"]}) == ["feed"]
+
+
+def test_the_decisions_split_across_cores_equal_those_made_in_one_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A provider and its dependant stay in one worker; four services, a day, seeded."""
+    rng = random.Random(5)
+    period = {"timezone": "Europe/Brussels", "start": "2026-11-30T00:00:00+01:00",
+              "end": "2026-12-01T00:00:00+01:00"}  # fmt: skip
+    month = _Month(period)
+    objectives = [
+        {"name": "fast", "kind": "latency", "threshold": "1s"},
+        {"name": "up", "kind": "availability"},
+    ]
+    raw = [
+        {"name": name, "probes": [{"name": "p", "kind": "http"}], "objectives": objectives,
+         "depends_on": depends}
+        for name, depends in (("core", []), ("portal", ["core"]), ("a", []), ("b", []))
+    ]  # fmt: skip
+    services = [_Service(s, ZONE) for s in raw]
+    results = _Results()
+    results.thresholds = {s.name: [1.0] for s in services}
+    for s in services:
+        for minute in month.minutes():
+            n = rng.choice([0, 6, 6, 6])
+            ok = n - rng.choice([0, 0, 1, 4, 6]) if n else 0
+            results.counts[(s.name, "p", minute)] = [n, max(ok, 0), max(ok - 1, 0)]
+    calendar = _Calendar(services, [], [], lead=0.0)
+    alone = _recompute(services, calendar, results, month)
+    monkeypatch.setattr(verify, "PARALLEL_FROM", 0)
+    split = _recompute_on_every_core(services, calendar, results, month)
+
+    def plain(figures: dict[tuple[str, str], verify._Figure]) -> dict[object, object]:
+        return {
+            key: (dict(f.month), {d: dict(c) for d, c in f.days.items()})
+            for key, f in figures.items()
+        }
+
+    assert plain(split) == plain(alone)
+    assert alone[("portal", "up")].month["provider_unavailable"] > 0  # the link mattered
+
+
+def test_rows_with_quotes_commas_and_newlines_are_read_and_hashed_as_written(
+    tmp_path: Path,
+) -> None:
+    month = _Month({"timezone": "Europe/Brussels", "start": "2026-11-30T00:00:00+01:00",
+                    "end": "2026-12-01T00:00:00+01:00"})  # fmt: skip
+    at = _minute("2026-11-30T10:00") * 60.0
+    rows = [
+        ["core", "p", "http", repr(at), "", "0.5", "ok", "", ""],
+        ["core", "p", "http", repr(at + 10), "", "5.0", "timeout", 'no "answer", in 5 s', ""],
+        ["core", "p", "http", repr(at + 20), "", "2.0", "ok", "line one\nline two", "id,1"],
+    ]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["service", "probe", "kind", "started_at", "started_at_utc", "latency_s",
+                     "outcome", "detail", "request_id"])  # fmt: skip
+    header = len(buffer.getvalue())
+    writer.writerows(rows)
+    (tmp_path / "results.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    body = buffer.getvalue()[header:].encode()
+    service = _Service({"name": "core", "probes": [{"name": "p", "kind": "http"}],
+                        "objectives": [{"name": "f", "kind": "latency", "threshold": "1s"}]},
+                       ZONE)  # fmt: skip
+    results = _Results.read(tmp_path / "results.csv", [service], month)
+    assert results.rows == 3
+    assert results.counts[("core", "p", int(at // 60))] == [3, 2, 1]  # 3 results, 2 ok, 1 <= 1 s
+    assert results.days == {"2026-11-30": [3, hashlib.sha256(body).hexdigest()]}
