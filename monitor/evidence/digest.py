@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.evidence.pack import csv_line, result_row
 from monitor.results import Result
+from monitor.sla.windows import day_bounds
 from monitor.store.records import DayDigest
 
 #: The ``previous`` of the first day digested.
@@ -57,13 +58,6 @@ def chain_of(previous: str, date: str, results: int, results_sha256: str) -> str
     """The link of one day: SHA-256 of the day before's chain and this day's digest."""
     text = f"{previous}\n{date}\n{results}\n{results_sha256}\n"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def day_bounds(date: dt.date, zone: ZoneInfo) -> tuple[float, float]:
-    """Epoch seconds [start, end) of a local date (23 or 25 hours on the clock changes)."""
-    start = dt.datetime.combine(date, dt.time(), zone).timestamp()
-    end = dt.datetime.combine(date + dt.timedelta(days=1), dt.time(), zone).timestamp()
-    return start, end
 
 
 async def digest_results(store: DigestStore, start: float, end: float) -> tuple[int, str]:
@@ -96,7 +90,8 @@ async def digest_due_days(
         previous = GENESIS
     made: list[DayDigest] = []
     while True:
-        start, end = day_bounds(date, zone)
+        first, after = day_bounds(date, zone)  # epoch minutes (23 or 25 hours on DST days)
+        start, end = first * 60.0, after * 60.0
         if end + settle_s > now:
             return made
         count, sha = await digest_results(store, start, end)

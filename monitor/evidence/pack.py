@@ -142,7 +142,7 @@ async def write_pack(
         BATCH_COLUMNS,
         _each([[getattr(b, c) for c in BATCH_COLUMNS] for b in batches]),
     )
-    digests = await _month_digests(store, month, zone)
+    digests = await _month_digests(store, month)
     await _write_csv(
         out / "digests.csv",
         DIGEST_COLUMNS,
@@ -154,13 +154,11 @@ async def write_pack(
     return Pack(out, results, minutes, maintenance, batch_events, versions, files)
 
 
-async def _month_digests(store: EvidenceStore, month: Month, zone: ZoneInfo) -> list[DayDigest]:
+async def _month_digests(store: EvidenceStore, month: Month) -> list[DayDigest]:
     """The digests of the month's days, and of the day before (the link they chain to)."""
-    first, after = month.bounds(zone)
-    start = dt.datetime.fromtimestamp(first * 60, zone).date()
-    end = dt.datetime.fromtimestamp(after * 60, zone).date()
-    before = (start - dt.timedelta(days=1)).isoformat()
-    return [d for d in await store.digests() if before <= d.date < end.isoformat()]
+    days = month.days()
+    before = (days[0] - dt.timedelta(days=1)).isoformat()
+    return [d for d in await store.digests() if before <= d.date <= days[-1].isoformat()]
 
 
 # The pack is made by the CLI, not on the daemon's loop: plain blocking file work.

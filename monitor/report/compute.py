@@ -507,16 +507,15 @@ async def build_report(
         corrections=list(corrections),
         method=method(config),
         contract=config.contract,
-        evidence=await _evidence(store, month, zone),
+        evidence=await _evidence(store, month),
     )
 
 
-async def _evidence(store: Store, month: Month, zone: ZoneInfo) -> EvidenceHead | None:
+async def _evidence(store: Store, month: Month) -> EvidenceHead | None:
     """The chain's link of the month's last digested day (dates compare as text)."""
-    first, after = month.bounds(zone)
-    start = dt.datetime.fromtimestamp(first * 60, zone).date().isoformat()
-    end = dt.datetime.fromtimestamp(after * 60, zone).date().isoformat()
-    digests = [d for d in await store.digests() if d.date < end]
+    dates = month.days()
+    start, last = dates[0].isoformat(), dates[-1].isoformat()
+    digests = [d for d in await store.digests() if d.date <= last]
     if not digests:
         return None
     days = sum(1 for d in digests if d.date >= start)
