@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Chromium prints the monthly report's PDF (tests, demo and production); the report's font.
 REPORT_PACKAGES := chromium fonts-dejavu-core
-# Debian packages the tests talk to (real parts, not mocks).
-TEST_PACKAGES := mosquitto prometheus prometheus-alertmanager openssl \
+# Debian packages the tests talk to (real parts, not mocks). PostgreSQL: the tests use
+# the server on 127.0.0.1:5432 when one answers, else start their own from its binaries.
+TEST_PACKAGES := mosquitto prometheus prometheus-alertmanager openssl postgresql \
 	$(REPORT_PACKAGES) poppler-utils
 
 .PHONY: demo test lint check install system-packages clean

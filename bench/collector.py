@@ -1,4 +1,4 @@
-"""(c) Collector ingest rate: results/s into metrics + SQLite + ledger windows.
+"""(c) Collector ingest rate: results/s into metrics + the store + ledger windows.
 
 ``monitor.collector.Collector`` runs as in the daemon (real ``SqliteStore`` in WAL mode,
 ``Metrics``, ``Ledger``; batch 1,000, flush every second) while a generator task puts
@@ -9,23 +9,29 @@ written (committed) per second from the first put until the final flush after
 ``--seconds`` of production; "accept only" is the same with the store writes skipped.
 
     python bench/collector.py [--seconds 10] [--repeats 3] [--probes 100]
-        [--store sqlite|memory] [--profile FILE]
+        [--store sqlite,postgres,memory] [--postgres URL] [--profile FILE]
+
+``postgres`` writes a fresh database on the server at ``--postgres`` (default: the
+machine's, 127.0.0.1:5432) per run, and drops it after.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import pstats
 import random
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import _common as c
+import psycopg
 
 from monitor.clock import SystemClock
 from monitor.collector import Collector
@@ -34,6 +40,7 @@ from monitor.ledger.windows import Ledger
 from monitor.metrics import Metrics
 from monitor.results import Result
 from monitor.store import MemoryStore, SqliteStore, Store
+from monitor.store.postgres import PostgresStore
 from probes.base import Outcome
 
 POOL = 100_000
@@ -78,11 +85,17 @@ def pool(cfg: Config) -> list[Result]:
 
 
 async def run_once(
-    cfg: Config, results: list[Result], seconds: float, store_kind: str, path: Path
+    cfg: Config, results: list[Result], seconds: float, store_kind: str, path: Path, url: str
 ) -> tuple[float, float, int]:
     """Produce for ``seconds``; return (written/s end to end, accepted/s while producing,
     results)."""
-    store: Store = MemoryStore() if store_kind == "memory" else SqliteStore(path)
+    store: Store
+    if store_kind == "memory":
+        store = MemoryStore()
+    elif store_kind == "postgres":
+        store = PostgresStore(url)
+    else:
+        store = SqliteStore(path)
     await store.open()
     metrics = Metrics(cfg)
     ledger = Ledger(cfg, grace_minutes=2)
@@ -133,8 +146,9 @@ def main() -> None:
     parser.add_argument(
         "--store",
         default="sqlite",
-        help="comma list of: sqlite (the daemon's), memory (no store cost)",
+        help="comma list of: sqlite (the default store), postgres, memory (no store cost)",
     )
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--profile", type=Path, help="cProfile one extra run into this file")
     args = parser.parse_args()
     c.print_machine()
@@ -147,7 +161,10 @@ def main() -> None:
             for kind in kinds:
                 _use_store(kind)
                 path = Path(tmp) / f"{kind}-{repeat}.sqlite3"
-                rate, accepted, n = asyncio.run(run_once(cfg, results, args.seconds, kind, path))
+                with _database(args.postgres if kind == "postgres" else None) as url:
+                    rate, accepted, n = asyncio.run(
+                        run_once(cfg, results, args.seconds, kind, path, url)
+                    )
                 rates[kind].append(rate)
                 print(
                     f"  {kind:8} run {repeat + 1}: {rate:9.0f} results/s written "
@@ -158,12 +175,31 @@ def main() -> None:
             _use_store(kinds[0])
             profiler = cProfile.Profile()
             path = Path(tmp) / "profile.sqlite3"
-            profiler.runcall(asyncio.run, run_once(cfg, results, args.seconds, kinds[0], path))
+            with _database(args.postgres if kinds[0] == "postgres" else None) as url:
+                profiler.runcall(
+                    asyncio.run, run_once(cfg, results, args.seconds, kinds[0], path, url)
+                )
             profiler.dump_stats(args.profile)
             pstats.Stats(str(args.profile)).sort_stats("tottime").print_stats(15)
     print(f"\nmedians over repeats ({args.probes} probes):")
     for kind, values in rates.items():
         print(f"{kind:8}: {c.median(values):.0f} results/s")
+
+
+@contextlib.contextmanager
+def _database(admin: str | None) -> Iterator[str]:
+    """A throwaway database on the server at ``admin`` ("" without one)."""
+    if admin is None:
+        yield ""
+        return
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield admin.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 _ORIGINAL_WRITE = SqliteStore.write_batch

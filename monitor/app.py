@@ -42,7 +42,7 @@ from monitor.sla.batch import BatchBook
 from monitor.sla.eligibility import Eligibility
 from monitor.sla.figures import ObjectiveFigures, all_figures, batch_figures
 from monitor.sla.objectives import grace_minutes, probe_thresholds
-from monitor.store import SqliteStore, Store
+from monitor.store import Store, store_at
 from monitor.store.records import Alert, RunMark, RunMarks
 from monitor.store.spool import Spool, replay
 from monitor.timeparse import iso_utc
@@ -91,21 +91,26 @@ class Daemon:
         path = Path(config.storage.path)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        self.store: Store = store if store is not None else SqliteStore(path)
-        # The monthly report, computed in a child process that reads the same SQLite file.
+        #: Where the store is, for the children that open it too (None: given in memory).
+        location = None
+        if store is None:
+            location = config.storage.url or str(
+                path if config.storage.path == ":memory:" else path.resolve()
+            )
+        self.store: Store = store if store is not None else store_at(location or "")
+        # The monthly report, computed in a child process that opens the same store.
         # Pruning and archiving trust the wall clock only while it keeps pace.
         self.clock_watch = ClockWatch(self.clock)
         self.reports = ReportsService(
             config,
-            path if store is None else None,
+            location,
             self.clock,
             base_dir=base_dir,
             steady=self.clock_watch.steady,
         )
         # Each settled day's raw results digested into a hash chain, by a child process.
-        digest_store = path if store is None else None
         self.digests = DigestService(
-            config, digest_store, self.clock.now, self.clock_watch.steady, self.store.digests
+            config, location, self.clock.now, self.clock_watch.steady, self.store.digests
         )
         self.metrics = Metrics(config)
         # A minute is sealed once every result that started in it has surely arrived.
@@ -113,7 +118,11 @@ class Daemon:
         self.eligibility = Eligibility(config)
         self.ledger = Ledger(config, self.eligibility, grace_minutes=grace, listener=self.metrics)
         self.queue: asyncio.Queue[QueueItem] = asyncio.Queue(config.scheduler.queue_size)
-        spool_path = Path(config.storage.spool_path or f"{path}.spool")
+        # Beside the store file; with a database, in the file's folder.
+        default_spool = (
+            f"{path}.spool" if config.storage.url is None else path.parent / "sla-monitor.spool"
+        )
+        spool_path = Path(config.storage.spool_path or default_spool)
         if not spool_path.is_absolute() and base_dir is not None:
             spool_path = base_dir / spool_path
         in_memory = config.storage.path == ":memory:"
@@ -288,7 +297,7 @@ class Daemon:
                 "report_pdf": self.reports.pdf_problem or "ok",
                 # Which store it writes: the CLI goes through this daemon only if it is
                 # the one whose store its config names.
-                "store_id": store_identity(self.config.storage.path),
+                "store_id": store_identity(self.config.storage.location),
                 **self._events_health(),
             },
         )

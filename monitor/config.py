@@ -497,9 +497,13 @@ class ServerConfig(_Strict):
 
 
 class StorageConfig(_Strict):
-    """The SQLite store."""
+    """The store: a SQLite file, or a PostgreSQL database several daemons share."""
 
     path: str = "data/sla-monitor.sqlite3"
+    #: A PostgreSQL database instead of the file, as libpq's URL
+    #: (``postgresql://USER@HOST:PORT/DB?sslmode=...``). Its password comes from the
+    #: environment (``PGPASSWORD``) or ``~/.pgpass``, never from the config.
+    url: str | None = None
     #: Raw results older than this are pruned; minute rollups are kept for 400 days.
     raw_retention_days: int = Field(default=90, ge=1)
     #: Results are written in transactions of at most this many rows ...
@@ -513,6 +517,32 @@ class StorageConfig(_Strict):
     spool_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024 * 1024)
     #: Results kept in memory while the store fails before they are spilled to the spool.
     max_staged: int = Field(default=50_000, ge=100)
+
+    @field_validator("url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from psycopg import ProgrammingError
+        from psycopg.conninfo import conninfo_to_dict
+
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"{value!r} is not a postgresql:// URL")
+        try:
+            parts = conninfo_to_dict(value)
+        except ProgrammingError as exc:
+            raise ValueError(f"not a valid PostgreSQL URL: {exc}") from None
+        if parts.get("password"):
+            raise ValueError(
+                "holds a password: put it in the environment (PGPASSWORD) or ~/.pgpass,"
+                " not in the config"
+            )
+        return value
+
+    @property
+    def location(self) -> str:
+        """Where the store is, as ``open_store`` takes it: the database URL or the file."""
+        return self.url or self.path
 
 
 class SchedulerConfig(_Strict):
@@ -1192,7 +1222,8 @@ def _format_errors(
             message = "required key is missing"
         elif "input" in item and item["type"] not in ("model_type",):
             shown = repr(item["input"])
-            if len(shown) <= 40 and not isinstance(item["input"], dict | list):
+            # "@": a URL with a user may hold a password, never echoed.
+            if len(shown) <= 40 and "@" not in shown and not isinstance(item["input"], dict | list):
                 message = f"{message} (got {shown})"
         messages.append(f"{source}:{line}: {_dotted(path)}: {message}")
     return "\n".join(messages)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config import Config
+from monitor.store.locate import is_database, shown
 
 #: Keys whose string values are files, wherever they appear (TLS settings, the truth log).
 _FILE_KEYS = frozenset({"ca_file", "cert_file", "key_file", "client_ca_file", "truth_log"})
@@ -62,10 +63,13 @@ __all__ = ["anchor_config", "anchor_files"]
 
 
 def store_identity(path: str) -> str:
-    """A short, stable name of a store file (a hash of its real path, not the path itself):
+    """A short, stable name of a store file or database (a hash of its real path or of its
+    server and database name, not the path itself):
     ``/healthz`` shows it, so the CLI can tell the daemon that writes its store from
     another one answering on the same address."""
     if path == ":memory:":
         return "memory"
+    if is_database(path):  # the server and database, not who connects nor how
+        return hashlib.sha256(shown(path).split("@")[-1].encode()).hexdigest()[:16]
     real = os.path.realpath(path)
     return hashlib.sha256(real.encode()).hexdigest()[:16]

@@ -9,6 +9,7 @@ import pytest
 
 from monitor.embedded_broker import EmbeddedBroker
 from tests.support.brokers import Mosquitto, free_port, running_mosquitto
+from tests.support.postgres import database, postgres_server
 
 
 @pytest.fixture
@@ -23,3 +24,17 @@ async def embedded_broker() -> AsyncIterator[EmbeddedBroker]:
     """The embedded amqtt broker on a free loopback port, in the test's event loop."""
     async with EmbeddedBroker("127.0.0.1", free_port()) as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[str]:
+    """A running PostgreSQL for the session: the machine's, or one started here."""
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_admin: str) -> Iterator[str]:
+    """A database of this test's own on the session's PostgreSQL server."""
+    with database(postgres_admin) as url:
+        yield url

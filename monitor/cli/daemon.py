@@ -48,7 +48,7 @@ class DaemonApi:
         # elsewhere; the CLI checks that it answers, as `health` does.
         self._verify = config.server.tls is None or url is not None
         #: The identity of the store this config names (``/healthz`` shows the daemon's).
-        self.store_id = store_identity(config.storage.path)
+        self.store_id = store_identity(config.storage.location)
 
     def answering(self) -> str | None:
         """The store identity of the daemon answering at the base URL ("" when it does

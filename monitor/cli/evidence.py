@@ -18,6 +18,7 @@ from monitor.config import Config
 from monitor.errors import SlaMonitorError
 from monitor.evidence.pack import Pack, PackError, write_pack
 from monitor.report.model import BadMonthError, Month
+from monitor.store.locate import is_database
 
 EXIT_OK, EXIT_NO_DATA, EXIT_USAGE = 0, 1, 2
 
@@ -45,12 +46,12 @@ def run_evidence(config: Config, config_file: Path, args: argparse.Namespace) ->
     except BadMonthError as exc:
         print(f"sla-monitor: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    store_path = Path(config.storage.path)
-    if not store_path.exists():
-        print(f"sla-monitor: no data: the store {store_path} does not exist", file=sys.stderr)
+    location = config.storage.location
+    if not is_database(location) and not Path(location).exists():
+        print(f"sla-monitor: no data: the store {location} does not exist", file=sys.stderr)
         return EXIT_NO_DATA
     try:
-        pack = asyncio.run(_write(config, config_file, store_path, month, args.out))
+        pack = asyncio.run(_write(config, config_file, location, month, args.out))
     except PackError as exc:
         print(f"sla-monitor: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -66,12 +67,10 @@ def run_evidence(config: Config, config_file: Path, args: argparse.Namespace) ->
     return EXIT_OK
 
 
-async def _write(
-    config: Config, config_file: Path, store_path: Path, month: Month, out: Path
-) -> Pack:
-    from monitor.store import SqliteStore
+async def _write(config: Config, config_file: Path, location: str, month: Month, out: Path) -> Pack:
+    from monitor.store import store_at
 
-    store = SqliteStore(store_path)
+    store = store_at(location)
     await store.open()
     try:
         reports = Path(config.reports.directory)

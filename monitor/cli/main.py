@@ -361,6 +361,7 @@ async def _simulate(config: Config, stop: asyncio.Event) -> None:
 async def _demo(config: Config, stop: asyncio.Event) -> None:
     from monitor.app import Daemon
     from monitor.embedded_broker import EmbeddedBroker
+    from monitor.store import shown
     from simulator.network import Simulator
 
     if config.simulator is None:
@@ -382,7 +383,7 @@ async def _demo(config: Config, stop: asyncio.Event) -> None:
                     f"  SLA figures (JSON)   {url}/api/sla\n"
                     f"  Prometheus metrics   {url}/metrics\n"
                     f"  health               {url}/healthz\n"
-                    f"  store                {config.storage.path}\n"
+                    f"  store                {shown(config.storage.location)}\n"
                     "Figures fill in as results arrive; after a minute every objective has one.\n",
                     flush=True,
                 )

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 from monitor.cli.common import EXIT_OK, UsageError, table
 from monitor.cli.daemon import DaemonApi
 from monitor.config import Config, Scope
+from monitor.store.locate import shown
 from monitor.timeparse import (
     RANGE_TEXT,
     format_local,
@@ -39,7 +40,7 @@ from monitor.timeparse import (
 )
 
 if TYPE_CHECKING:
-    from monitor.store import MaintenanceRecord, SqliteStore
+    from monitor.store import MaintenanceRecord, Store
 
 
 def add_maintenance_parser(commands: Any) -> None:
@@ -129,7 +130,7 @@ def _via(api: DaemonApi, scope: Scope, why_not: str | None) -> str | None:
     answering = api.answering()
     if answering != api.store_id:
         what = "no daemon answers" if answering is None else "the daemon there writes another store"
-        _note(f"{what} at {api.base}: using the store {api.config.storage.path}")
+        _note(f"{what} at {api.base}: using the store {shown(api.config.storage.location)}")
         return None
     if why_not is not None:
         _note(f"{why_not}: using the store; the daemon reloads it within seconds")
@@ -231,14 +232,14 @@ def _remove_through(api: DaemonApi, token: str, config: Config, args: argparse.N
     return EXIT_OK
 
 
-_Action = Callable[["SqliteStore"], Awaitable[int]]
+_Action = Callable[["Store"], Awaitable[int]]
 
 
 async def _with_store(config: Config, action: _Action) -> int:
-    from monitor.store import SqliteStore
+    from monitor.store import store_at
 
     # Relative paths resolve against the working directory, as for `run`.
-    store = SqliteStore(config.storage.path)
+    store = store_at(config.storage.location)
     try:
         await store.open()
         return await action(store)
@@ -282,7 +283,7 @@ class _Add:
     created_by: str
     store: _Action
 
-    async def __call__(self, store: SqliteStore) -> int:
+    async def __call__(self, store: Store) -> int:
         return await self.store(store)
 
 
@@ -312,7 +313,7 @@ def _planned_add(config: Config, args: argparse.Namespace, now: float) -> _Add:
         raise UsageError("--reason must not be empty: users and reports show it")
     created_by = _who(args.by)
 
-    async def add(store: SqliteStore) -> int:
+    async def add(store: Store) -> int:
         from monitor.clock import SystemClock
         from monitor.maintenance import MaintenanceError, MaintenanceService
 
@@ -414,7 +415,7 @@ def _table(records: list[MaintenanceRecord], zone: ZoneInfo, now: float) -> str:
 def _listing(config: Config, args: argparse.Namespace, now: float) -> _Action:
     zone = config.zone
 
-    async def show(store: SqliteStore) -> int:
+    async def show(store: Store) -> int:
         records = await store.maintenance_records(include_removed=args.all)
         if args.service is not None:
             records = [r for r in records if r.window.service == args.service]
@@ -435,7 +436,7 @@ def _removal(config: Config, args: argparse.Namespace) -> _Action:
     if args.id.startswith("cfg-"):
         raise UsageError(f"maintenance {args.id} comes from the config file: remove it there")
 
-    async def remove(store: SqliteStore) -> int:
+    async def remove(store: Store) -> int:
         from monitor.clock import SystemClock
         from monitor.maintenance import MaintenanceError, MaintenanceService
 

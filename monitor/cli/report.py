@@ -37,6 +37,7 @@ from monitor.report.model import (
 )
 from monitor.report.render import FORMATS, render_year
 from monitor.report.year import year_report
+from monitor.store.locate import is_database
 from monitor.timeparse import parse_instant
 
 EXIT_OK = 0
@@ -113,11 +114,13 @@ def run_report(config: Config, args: argparse.Namespace, now: float | None = Non
         archive = ReportArchive(config.reports.directory)
         if args.versions and month is not None:
             return _list_versions(archive, month, fmt == "json")
-        path = Path(config.storage.path)
-        if not path.exists():
-            raise NoDataError(f"no data: the store {path} does not exist (has the monitor run?)")
+        location = config.storage.location
+        if not is_database(location) and not Path(location).exists():
+            raise NoDataError(
+                f"no data: the store {location} does not exist (has the monitor run?)"
+            )
         moment = time.time() if now is None else now
-        data = asyncio.run(_run(config, args, path, archive, month, year, fmt, moment))
+        data = asyncio.run(_run(config, args, location, archive, month, year, fmt, moment))
         _write(data, args.out)
         return EXIT_OK
     except (BadMonthError, ReportUsageError) as exc:
@@ -161,16 +164,16 @@ def _check(config: Config, args: argparse.Namespace) -> None:
 async def _run(
     config: Config,
     args: argparse.Namespace,
-    path: Path,
+    location: str,
     archive: ReportArchive,
     month: Month | None,
     year: int | None,
     fmt: str,
     now: float,
 ) -> bytes:
-    from monitor.store import SqliteStore
+    from monitor.store import store_at
 
-    store = SqliteStore(path)
+    store = store_at(location)
     await store.open()
     try:
         with _progress_bar() as progress:

@@ -104,11 +104,9 @@ async def digest_due_days(
 
 
 async def _run(job: dict[str, object]) -> dict[str, object]:
-    from pathlib import Path
+    from monitor.store import store_at
 
-    from monitor.store import SqliteStore
-
-    store = SqliteStore(Path(str(job["store"])))
+    store = store_at(str(job["store"]))
     await store.open()
     try:
         made = await digest_due_days(

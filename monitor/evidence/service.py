@@ -9,7 +9,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -36,19 +35,20 @@ def settle_of(config: Config) -> float:
 
 
 class DigestService:
-    """Runs the digest child for the daemon's SQLite file (none for a memory store)."""
+    """Runs the digest child on the daemon's store (its file or database; none for a
+    memory store)."""
 
     def __init__(
         self,
         config: Config,
-        store_path: Path | None,
+        store: str | None,
         now: Callable[[], float],
         steady: Callable[[], bool] = lambda: True,
         read: Callable[[], Awaitable[list[DayDigest]]] | None = None,
     ) -> None:
         self.config = config
         self._read = read
-        self.store_path = store_path
+        self.store = store
         self._now = now
         #: A stepped clock may call a day over that is not: digests wait while it is.
         self._steady = steady
@@ -74,18 +74,18 @@ class DigestService:
 
     async def run(self) -> None:
         """Digest what is due, then again every ``CHECK_INTERVAL_S`` (real time)."""
-        if self.store_path is None:
+        if self.store is None:
             return
         while True:
             await self.check()
             await asyncio.sleep(CHECK_INTERVAL_S)
 
     async def check(self) -> dict[str, Any] | None:
-        """One pass; returns the child's answer (None without a store file)."""
-        if self.store_path is None or not self._steady():
+        """One pass; returns the child's answer (None without a stored history)."""
+        if self.store is None or not self._steady():
             return None
         job = {
-            "store": str(self.store_path),
+            "store": self.store,
             "timezone": self.config.zone.key,
             "now": self._now(),
             "settle_s": settle_of(self.config),

@@ -31,6 +31,7 @@ from monitor.report.pdf import PdfError, chromium_binary
 from monitor.report.render import CONTENT_TYPE, FORMATS
 from monitor.sla.eligibility import CorrectedSpan
 from monitor.sla.windows import month_of, previous_month
+from monitor.store.locate import is_database
 from monitor.web.views import Authorize
 
 log = logging.getLogger(__name__)
@@ -76,10 +77,10 @@ async def run_job(job: dict[str, Any], module: str = "monitor.report.service") -
     return answer
 
 
-def _job(config: Config, store: Path, directory: Path, **fields: Any) -> dict[str, Any]:
+def _job(config: Config, store: str, directory: Path, **fields: Any) -> dict[str, Any]:
     return {
         "config": config.model_dump(mode="json"),
-        "store": str(store),
+        "store": store,
         "directory": str(directory),
         **fields,
     }
@@ -107,8 +108,9 @@ class ReportsService:
 
     Args:
         config: the daemon's config (its ``reports`` section).
-        store_path: the SQLite file the child reads; None when the daemon's store is not
-            a file (tests): then nothing is written and the route answers 503.
+        store: where the child finds the store (the SQLite file or the database URL);
+            None when the daemon's store is in memory (tests): then nothing is written
+            and the route answers 503.
         clock: wall time.
         base_dir: folder a relative ``reports.directory`` is resolved against.
         steady: whether the wall clock keeps pace (archiving waits while it does not).
@@ -117,7 +119,7 @@ class ReportsService:
     def __init__(
         self,
         config: Config,
-        store_path: Path | None,
+        store: str | None,
         clock: Clock,
         base_dir: Path | None = None,
         steady: Callable[[], bool] = lambda: True,
@@ -133,12 +135,12 @@ class ReportsService:
                 formats = [f for f in config.reports.formats if f != "pdf"] or ["json"]
                 reports = config.reports.model_copy(update={"formats": formats})
                 config = config.model_copy(update={"reports": reports})
-                if config.reports.enabled and store_path is not None:
+                if config.reports.enabled and store is not None:
                     log.warning("monthly reports are archived without a PDF: %s", exc)
         self.config = config
         #: Archiving freezes a month: only while the wall clock keeps pace (ClockWatch).
         self._steady = steady
-        self.store_path = store_path.resolve() if store_path is not None else None
+        self.store = store
         self.clock = clock
         directory = Path(config.reports.directory)
         if not directory.is_absolute() and base_dir is not None:
@@ -163,7 +165,7 @@ class ReportsService:
 
     async def run(self) -> None:
         """Check every few minutes whether the previous month needs its report."""
-        if not self.config.reports.enabled or self.store_path is None:
+        if not self.config.reports.enabled or self.store is None:
             return
         while True:
             await self.check()
@@ -185,7 +187,7 @@ class ReportsService:
         answer (None when nothing was due)."""
         now = self.clock.now()
         month = self.due_month(now)
-        if month is None or str(month) in self._done or self.store_path is None:
+        if month is None or str(month) in self._done or self.store is None:
             return None
         if not self._steady():
             return None  # a stepped clock may call a month over that is not
@@ -193,7 +195,7 @@ class ReportsService:
             return None
         job = _job(
             self.config,
-            self.store_path,
+            self.store,
             self.directory,
             action="archive",
             month=str(month),
@@ -261,8 +263,8 @@ class ReportsService:
         names = [s.name for s in self.config.services]
         if service is not None and service not in names:
             return web.json_response({"error": f"unknown service {service!r}"}, status=404)
-        if self.store_path is None:
-            return web.json_response({"error": "reports need a SQLite store"}, status=503)
+        if self.store is None:
+            return web.json_response({"error": "reports need a stored history"}, status=503)
         if self._waiting > self.config.reports.max_waiting:
             return web.json_response(
                 {"error": "too many report requests in progress: try again shortly"},
@@ -278,13 +280,13 @@ class ReportsService:
     async def _render(
         self, month: Month, fmt: str, service: str | None, lang: str | None
     ) -> web.Response:
-        assert self.store_path is not None  # checked by the caller
+        assert self.store is not None  # checked by the caller
         handle, out = tempfile.mkstemp(prefix="sla-report-", suffix=f".{fmt}")
         os.close(handle)
         try:
             job = _job(
                 self.config,
-                self.store_path,
+                self.store,
                 self.directory,
                 action="render",
                 month=str(month),
@@ -319,16 +321,16 @@ class ReportsService:
 # --- the child process ------------------------------------------------------------------
 
 
-async def _child(job: dict[str, Any], store_path: Path) -> tuple[dict[str, Any], bytes | None]:
+async def _child(job: dict[str, Any], location: str) -> tuple[dict[str, Any], bytes | None]:
     """Produce (and archive when closed) the job's month; the rendered bytes for a
     ``render`` job."""
     from monitor.report.archive import ReportArchive, output, produce
-    from monitor.store import SqliteStore
+    from monitor.store import store_at
 
     config = Config.model_validate(job["config"])
     month = Month.parse(job["month"])
     archive = ReportArchive(job["directory"])
-    store = SqliteStore(store_path)
+    store = store_at(location)
     await store.open()
     try:
         produced = await produce(
@@ -360,11 +362,11 @@ def main() -> None:
         os.nice(10)  # below the daemon: its probes' timing comes first
     logging.basicConfig(level=logging.WARNING)
     job = json.loads(sys.stdin.read())
-    store_path = Path(job["store"])
+    location = str(job["store"])
     try:
-        if not store_path.exists():
-            raise NoDataError(f"no data: the store {store_path} does not exist")
-        answer, data = asyncio.run(_child(job, store_path))
+        if not is_database(location) and not Path(location).exists():
+            raise NoDataError(f"no data: the store {location} does not exist")
+        answer, data = asyncio.run(_child(job, location))
         if data is not None:
             Path(job["out"]).write_bytes(data)
     except NoDataError as exc:

@@ -1,6 +1,9 @@
 """Where history lives: narrow protocols and the records they return (``base``,
 ``records``), the SQLite store with its schema versions (``sqlite``, ``migrations``) and
-an in-memory one for tests and benchmarks (``memory``)."""
+the PostgreSQL store for several daemons on one database (``postgres``, ``pg_migrations``;
+imported only when a config names a database: psycopg takes ~90 ms to import),
+an in-memory one for tests and benchmarks (``memory``), and ``store_at``, which picks
+one from a location (``locate``)."""
 
 from monitor.store.base import (
     AlertStore,
@@ -14,6 +17,7 @@ from monitor.store.base import (
     RunLog,
     Store,
 )
+from monitor.store.locate import is_database, shown, store_at
 from monitor.store.memory import MemoryStore
 from monitor.store.records import Incident, IncidentUpdate, MaintenanceRecord, RollupKey
 from monitor.store.sqlite import BUSY_TIMEOUT_MS, SqliteStore
@@ -36,4 +40,7 @@ __all__ = [
     "RunLog",
     "SqliteStore",
     "Store",
+    "is_database",
+    "shown",
+    "store_at",
 ]

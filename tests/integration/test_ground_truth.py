@@ -17,8 +17,10 @@ import asyncio
 import sqlite3
 import statistics
 from collections.abc import Iterable
+from contextlib import closing
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from monitor.app import Daemon
@@ -109,10 +111,26 @@ def _nearest_rank(values: list[float], q: float) -> float:
     return ordered[max(int(rank), 1) - 1]
 
 
-async def test_figures_match_the_simulators_truth(mosquitto: Mosquitto, tmp_path: Path) -> None:
+def _stored_rows(store: Path, url: str | None) -> list[tuple[str, str, float, str]]:
+    """Every raw row, read with the database's own client, not through the store."""
+    query = "SELECT service, request_id, latency_s, outcome FROM results"
+    if url is not None:
+        with psycopg.connect(url) as conn:
+            return list(conn.execute(query).fetchall())
+    with closing(sqlite3.connect(store)) as db:
+        return list(db.execute(query).fetchall())
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_figures_match_the_simulators_truth(
+    mosquitto: Mosquitto, tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
     store = tmp_path / "truth.sqlite3"
+    url = request.getfixturevalue("postgres_url") if kind == "postgres" else None
     settings = simulator_settings(seed=20261122, topics=TOPICS, routes=ROUTES, profile=PROFILE)
     document = daemon_config(store=store, broker_port=mosquitto.port, services=[])
+    if url is not None:
+        document["storage"]["url"] = url
     async with Simulator(settings, brokers_of(document)) as sim:
         assert sim.http_port is not None
         document["services"] = _services(sim.http_port)
@@ -148,8 +166,8 @@ async def test_figures_match_the_simulators_truth(mosquitto: Mosquitto, tmp_path
         assert 0.9 < window.compliance < 0.995, (objective, window.compliance)
 
     # Result by result: a measured latency is never below the true handling time.
-    with sqlite3.connect(store) as db:
-        rows = db.execute("SELECT service, request_id, latency_s, outcome FROM results").fetchall()
+    rows = _stored_rows(store, url)
+    assert url is None or not store.exists()  # the database, not the file, holds them
     assert len(rows) == daemon.collector.accepted
     truth = {r.request_id: r for r in records}
     overheads = []

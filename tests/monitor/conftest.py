@@ -9,6 +9,7 @@ import pytest
 
 from monitor.clock import Clock, SystemClock
 from monitor.store import MemoryStore, SqliteStore, Store
+from monitor.store.postgres import PostgresStore
 
 
 @pytest.fixture
@@ -17,14 +18,17 @@ def clock() -> Clock:
     return SystemClock()
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
 async def store(
     request: pytest.FixtureRequest, tmp_path: Path, clock: Clock
 ) -> AsyncIterator[Store]:
-    """An open store of each implementation (SQLite in a file of its own)."""
+    """An open store of each implementation (SQLite in a file of its own, PostgreSQL in a
+    database of its own)."""
     impl: Store
     if request.param == "sqlite":
         impl = SqliteStore(tmp_path / "store" / "sla.sqlite3", clock=clock)
+    elif request.param == "postgres":
+        impl = PostgresStore(request.getfixturevalue("postgres_url"), clock=clock)
     else:
         impl = MemoryStore(clock=clock)
     await impl.open()

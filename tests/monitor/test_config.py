@@ -167,6 +167,17 @@ BAD_CONFIGS: list[tuple[str, list[str]]] = [
         "bad-depends-on-cycle.yaml",
         ["3: services[0].depends_on[0]: dependency cycle: a -> b -> c -> a"],
     ),
+    (
+        "bad-storage-url-password.yaml",
+        [
+            "2: storage.url: holds a password: put it in the environment (PGPASSWORD) or"
+            " ~/.pgpass, not in the config"
+        ],
+    ),
+    (
+        "bad-storage-url-scheme.yaml",
+        ["8: storage.url: 'mysql://sla@db.example/sla' is not a postgresql:// URL"],
+    ),
 ]
 
 
@@ -316,3 +327,14 @@ def test_targets_accept_percent_strings_and_numbers(written: str) -> None:
 def test_targets_outside_fifty_to_hundred_are_rejected(written: str) -> None:
     with pytest.raises(ConfigError, match=r"^targets\.yaml:12: .*objectives\[0\]\.target: "):
         parse_config(objective_config(written), "targets.yaml")
+
+
+def test_a_short_database_url_with_a_password_is_refused_without_echoing_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "short.yaml"
+    path.write_text("storage:\n  url: postgresql://a:pw9@h/d\nservices: []\n")
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(path)
+    assert "storage.url: holds a password" in str(excinfo.value)
+    assert "pw9" not in str(excinfo.value)

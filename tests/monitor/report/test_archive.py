@@ -320,7 +320,7 @@ async def test_reports_need_a_read_token_unless_public(
     config = config.model_copy(
         update={"server": config.server.model_copy(update={"api_token_env": "TEST_REPORT_TOKEN"})}
     )
-    service = ReportsService(config, Path(config.storage.path), FakeClock(start=sc.NOW))
+    service = ReportsService(config, config.storage.path, FakeClock(start=sc.NOW))
     server = Server(
         config, CollectorRegistry(), lambda: [], lambda: Health(True, {}), reports=service
     )
@@ -333,7 +333,7 @@ async def test_reports_need_a_read_token_unless_public(
 
 async def test_api_route(setup: tuple[Config, Path]) -> None:
     config = _public(setup[0])
-    service = ReportsService(config, Path(config.storage.path), FakeClock(start=sc.NOW))
+    service = ReportsService(config, config.storage.path, FakeClock(start=sc.NOW))
     server = Server(
         config, CollectorRegistry(), lambda: [], lambda: Health(True, {}), reports=service
     )
@@ -367,7 +367,7 @@ async def test_report_requests_beyond_the_queue_get_429(setup: tuple[Config, Pat
     config = config.model_copy(
         update={"reports": config.reports.model_copy(update={"max_waiting": 1})}
     )
-    service = ReportsService(config, Path(config.storage.path), FakeClock(start=sc.NOW))
+    service = ReportsService(config, config.storage.path, FakeClock(start=sc.NOW))
     server = Server(
         config, CollectorRegistry(), lambda: [], lambda: Health(True, {}), reports=service
     )
@@ -396,7 +396,7 @@ async def test_daemon_writes_the_previous_month_after_it_ends(
 ) -> None:
     config, _ = setup
     clock = FakeClock(start=sc.local("2026-11-01T00:05"))
-    service = ReportsService(config, Path(config.storage.path), clock)
+    service = ReportsService(config, config.storage.path, clock)
     assert service.due_month(clock.now()) is None  # reports.delay (10 min) not yet over
     assert await service.check() is None
     clock.advance(6 * 60)
@@ -418,7 +418,7 @@ async def test_the_daemon_wires_the_report(tmp_path: Path) -> None:
     from monitor.app import Daemon
 
     daemon = Daemon(sc.config(reports={"directory": "archive"}), base_dir=tmp_path)
-    assert daemon.reports.store_path == (tmp_path / "unused.sqlite3").resolve()
+    assert daemon.reports.store == str((tmp_path / "unused.sqlite3").resolve())
     assert daemon.reports.directory == (tmp_path / "archive").resolve()
     routes = {r.resource.canonical for r in daemon.server.app.router.routes() if r.resource}
     assert "/api/reports/{month}" in routes
@@ -458,7 +458,7 @@ async def test_without_chromium_months_are_archived_without_a_pdf_said_once(
     monkeypatch.setenv("SLA_MONITOR_CHROMIUM", str(setup[1].parent / "no-such-chromium"))
     clock = FakeClock(start=sc.local("2026-11-01T00:15"))
     with caplog.at_level(logging.INFO, logger="monitor.report.service"):
-        service = ReportsService(config, Path(config.storage.path), clock)
+        service = ReportsService(config, config.storage.path, clock)
         answer = await service.check()
         assert await service.check() is None
     assert answer is not None
