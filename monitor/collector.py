@@ -271,13 +271,19 @@ class Collector:
     async def _replay_spool(self) -> None:
         """The store is back: write the spooled results back in bounded batches."""
         assert self.spool is not None
+        before = self.spool.pending()
         try:
             await replay(
                 self.spool, self.store, probe_thresholds(self.ledger.config), self.batch_size
             )
         except StoreError as exc:
             log.error("replaying the spool failed (will retry): %s", exc)
-        self.metrics.spooled.set(self.spool.pending())
+        # What went back is written too (a part, when the replay failed half way): else a
+        # run that spilled and recovered would end saying it wrote less than it accepted.
+        after = self.spool.pending()
+        self.written += before - after
+        self.metrics.written.inc(before - after)
+        self.metrics.spooled.set(after)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set and the queue is empty, flushing as it goes.

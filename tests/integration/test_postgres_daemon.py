@@ -1,0 +1,105 @@
+"""A daemon on PostgreSQL whose database restarts mid-run: it keeps probing, holds what it
+measured while the server is away (in memory up to ``max_staged``, then in the spool),
+and once the server is back writes everything once. Checked request by request against
+the simulator's record of what it served, in the database read with its own client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from monitor.app import Daemon
+from simulator.network import Simulator
+from tests.support.postgres import OwnPostgres, database, own_server
+from tests.support.stack import daemon_config, simulator_settings, validate
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+
+@pytest.fixture
+def own() -> Iterator[OwnPostgres]:
+    with own_server() as server:
+        yield server
+
+
+async def _until(condition: Any, timeout_s: float) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+def _services(port: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "svc",
+            "probes": [
+                {
+                    "name": f"p{i}",
+                    "kind": "http",
+                    "url": f"http://127.0.0.1:{port}/x",
+                    "interval": 0.02,
+                    "timeout": 1,
+                }
+                for i in range(4)
+            ],
+            "objectives": [{"name": "fast", "kind": "latency", "threshold": 0.5, "target": 99}],
+        }
+    ]
+
+
+async def test_a_database_restart_mid_run_loses_nothing_and_counts_nothing_twice(
+    own: OwnPostgres, tmp_path: Any
+) -> None:
+    settings = simulator_settings(routes=["/x"], profile={"latency": {"median": 0.002}})
+    with database(own.url) as url:
+        async with Simulator(settings, {}) as sim:
+            assert sim.http_port is not None
+            document = daemon_config(store=tmp_path / "unused.sqlite3", services=[])
+            document["services"] = _services(sim.http_port)
+            document["storage"].update(url=url, batch_size=100, max_staged=300)
+            daemon = Daemon(validate(document))
+            stop = asyncio.Event()
+            task = asyncio.create_task(daemon.run(stop))
+            await asyncio.wait_for(daemon.ready.wait(), 20)
+            await _until(lambda: daemon.collector.written > 300, 20)
+
+            own.stop()
+            down_at = daemon.collector.accepted
+            # Probing goes on; past max_staged the results go to the spool.
+            await _until(lambda: daemon.collector.accepted > down_at + 800, 30)
+            assert daemon.spool is not None
+            assert daemon.collector.staged <= 300 + 100
+            held = daemon.collector.accepted - daemon.collector.written
+            assert held > 600, held
+
+            own.start()
+            await _until(lambda: daemon.collector.written > down_at + 800, 30)
+            stop.set()
+            await asyncio.wait_for(task, 30)
+        records = list(sim.truth.records)
+
+        accepted = daemon.collector.accepted
+        assert daemon.lost_results == 0
+        in_spool = daemon.spool.pending()
+        assert daemon.collector.written + in_spool == accepted
+        if in_spool:  # what the stop left in the spool goes in at the next start
+            again = Daemon(validate(document))
+            await again.store.open()
+            try:
+                await again._replay_spool()
+            finally:
+                await again.store.aclose()
+
+        with psycopg.connect(url) as conn:
+            ids = [str(r[0]) for r in conn.execute("SELECT request_id FROM results")]
+            (attempts,) = conn.execute("SELECT COALESCE(SUM(attempts), 0) FROM rollups").fetchone()
+    twice = [i for i, n in Counter(ids).items() if n > 1]
+    assert twice == []
+    assert len(ids) == accepted == int(attempts)
+    # Every request the simulator served is a stored result, and nothing else is.
+    assert set(ids) == {r.request_id for r in records}
