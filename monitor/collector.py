@@ -77,6 +77,8 @@ class Collector:
         self._deltas: dict[RollupKey, Rollup] = {}
         self.accepted = 0
         self.written = 0
+        #: The start time of the newest result written (None: none yet).
+        self.last_written_at: float | None = None
         self._decisions: list[ServiceMinute] = []
         self._hours: list[HourSummary] = []
         self._retry_after = 0.0
@@ -238,6 +240,9 @@ class Collector:
         self.metrics.write_seconds.observe(time.perf_counter() - started)
         self.metrics.written.inc(len(batch))
         self.written += len(batch)
+        latest = max(r.started_at for r in batch)
+        if self.last_written_at is None or latest > self.last_written_at:
+            self.last_written_at = latest
         self._failures_in_row = 0
         self._pending, self._deltas = [], {}
         if self.spool is not None and self.spool.size():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import socket
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -545,6 +546,24 @@ class StorageConfig(_Strict):
         return self.url or self.path
 
 
+def _host_name() -> str:
+    """The host's name as an instance name (its first label, in the name's characters)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname().split(".")[0])
+    return name[:_INSTANCE_LEN] or "sla-monitor"
+
+
+_INSTANCE_LEN = 63
+
+
+class InstanceConfig(_Strict):
+    """Who this daemon is among the daemons sharing one store (``storage.url``)."""
+
+    #: Unique among them; results, instances and leadership are told apart by it.
+    name: str = Field(default_factory=_host_name, pattern=_NAME, max_length=_INSTANCE_LEN)
+    #: Where it probes from: daemons in one location share its network path.
+    location: str = Field(default="default", pattern=_NAME, max_length=_INSTANCE_LEN)
+
+
 class SchedulerConfig(_Strict):
     """Global limits of the probe scheduler."""
 
@@ -862,6 +881,7 @@ class Config(_Strict):
     timezone: str = "Europe/Brussels"
     server: ServerConfig = Field(default_factory=ServerConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    instance: InstanceConfig = Field(default_factory=InstanceConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     brokers: dict[str, MqttBrokerSettings] = Field(default_factory=dict)
     services: list[ServiceConfig] = Field(min_length=1)

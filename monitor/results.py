@@ -23,6 +23,8 @@ class Result:
         outcome: ok or the error class.
         detail: short reason for a failure.
         request_id: correlation id sent to the target.
+        location: where the daemon that measured it probes from (``instance.location``);
+            empty for traffic events, which no location measured.
     """
 
     service: str
@@ -33,6 +35,7 @@ class Result:
     outcome: Outcome
     detail: str = ""
     request_id: str = ""
+    location: str = ""
 
     @property
     def ok(self) -> bool:
@@ -53,6 +56,7 @@ class Result:
                 self.outcome,
                 self.detail,
                 self.request_id,
+                self.location,
             ),
         )
 

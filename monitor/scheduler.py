@@ -55,8 +55,11 @@ class Scheduler:
         clock: Clock,
         max_concurrency: int,
         metrics: Metrics | None = None,
+        location: str = "",
     ) -> None:
         self.jobs = list(jobs)
+        #: Stamped on every result: where this daemon probes from.
+        self.location = location
         self.queue = queue
         self.clock = clock
         self.metrics = metrics
@@ -139,6 +142,7 @@ class Scheduler:
                 outcome=observation.outcome,
                 detail=observation.detail,
                 request_id=observation.request_id,
+                location=self.location,
             )
         )
 

@@ -16,6 +16,7 @@ from monitor.store.records import (
     DayDigest,
     Incident,
     IncidentUpdate,
+    InstanceRecord,
     MaintenanceRecord,
     RollupKey,
     RunMark,
@@ -84,6 +85,18 @@ class DigestLog(Protocol):
 
     async def digests(self) -> list[DayDigest]:
         """Every digest, oldest day first."""
+        ...
+
+
+class InstanceRegistry(Protocol):
+    """The daemons that write to the store, each keeping its own row current."""
+
+    async def write_instance(self, instance: InstanceRecord) -> None:
+        """Insert or replace the instance's row (by name)."""
+        ...
+
+    async def instances(self) -> list[InstanceRecord]:
+        """Every instance that ever wrote its row, by location then name."""
         ...
 
 
@@ -289,16 +302,20 @@ class RunLog(Protocol):
     knows the previous run was killed, and from the marks and the last results stored
     roughly how much it had measured and not yet written."""
 
-    async def run_marks(self) -> RunMarks:
-        """The marks the last run left."""
+    async def run_marks(self, instance: str = "") -> RunMarks:
+        """The marks the last run of ``instance`` left (several daemons on one store
+        each keep their own; "" is the store's only daemon)."""
         ...
 
-    async def mark_run(self, mark: RunMark, at: float) -> None:
-        """Record a mark (replacing the previous one of its kind)."""
+    async def mark_run(self, mark: RunMark, at: float, instance: str = "") -> None:
+        """Record a mark of ``instance`` (replacing the previous one of its kind)."""
         ...
 
-    async def last_results(self, since: float) -> dict[tuple[str, str], float]:
-        """Per (service, probe): the start time of its last stored result after ``since``."""
+    async def last_results(
+        self, since: float, location: str | None = None
+    ) -> dict[tuple[str, str], float]:
+        """Per (service, probe): the start time of its last stored result after ``since``
+        (only of results measured from ``location``, when given)."""
         ...
 
 
@@ -307,6 +324,7 @@ class Store(
     ResultLog,
     BatchLog,
     DigestLog,
+    InstanceRegistry,
     MinuteHistory,
     AlertStore,
     MaintenanceStore,

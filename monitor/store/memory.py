@@ -17,6 +17,7 @@ from monitor.store.records import (
     DayDigest,
     Incident,
     IncidentUpdate,
+    InstanceRecord,
     MaintenanceRecord,
     RollupKey,
     RunMark,
@@ -37,7 +38,8 @@ class MemoryStore:
         self._results: list[Result] = []
         self._batch_events: list[BatchRecord] = []
         self._digests: dict[str, DayDigest] = {}
-        self._marks: dict[RunMark, float] = {}
+        self._instances: dict[str, InstanceRecord] = {}
+        self._marks: dict[tuple[str, RunMark], float] = {}
         self._rollups: dict[RollupKey, Rollup] = {}
         self._minutes: dict[tuple[int, str], ServiceMinute] = {}
         self._alerts: dict[str, Alert] = {}
@@ -55,19 +57,21 @@ class MemoryStore:
     async def check_writable(self) -> None:
         """Memory always takes a write."""
 
-    async def run_marks(self) -> RunMarks:
-        """The marks of earlier runs on this object."""
-        return RunMarks(**self._marks)
+    async def run_marks(self, instance: str = "") -> RunMarks:
+        """The marks of earlier runs of ``instance`` on this object."""
+        return RunMarks(**{m: at for (i, m), at in self._marks.items() if i == instance})
 
-    async def mark_run(self, mark: RunMark, at: float) -> None:
+    async def mark_run(self, mark: RunMark, at: float, instance: str = "") -> None:
         """Record a mark."""
-        self._marks[mark] = at
+        self._marks[(instance, mark)] = at
 
-    async def last_results(self, since: float) -> dict[tuple[str, str], float]:
+    async def last_results(
+        self, since: float, location: str | None = None
+    ) -> dict[tuple[str, str], float]:
         """Per probe: its last result's start after ``since``."""
         last: dict[tuple[str, str], float] = {}
         for r in self._results:
-            if r.started_at > since:
+            if r.started_at > since and location in (None, r.location):
                 key = (r.service, r.probe)
                 last[key] = max(last.get(key, r.started_at), r.started_at)
         return last
@@ -90,6 +94,14 @@ class MemoryStore:
     async def digests(self) -> list[DayDigest]:
         """Every digest, oldest day first."""
         return [self._digests[d] for d in sorted(self._digests)]
+
+    async def write_instance(self, instance: InstanceRecord) -> None:
+        """Replace the instance's row."""
+        self._instances[instance.name] = instance
+
+    async def instances(self) -> list[InstanceRecord]:
+        """Every instance, by location then name."""
+        return sorted(self._instances.values(), key=lambda i: (i.location, i.name))
 
     async def write_batch_events(self, events: Sequence[BatchRecord]) -> list[bool]:
         """Append the batch events not seen before."""

@@ -186,6 +186,20 @@ CREATE TABLE IF NOT EXISTS digests (
 ) WITHOUT ROWID;
 """
 
+#: Version 8: several daemons on one store: where each result was measured from, and
+#: the daemons themselves (``monitor.cluster``: who they are, when they were last seen).
+_V8_INSTANCES = """
+ALTER TABLE results ADD COLUMN location TEXT NOT NULL DEFAULT '';
+CREATE TABLE IF NOT EXISTS instances (
+    name TEXT PRIMARY KEY,
+    location TEXT NOT NULL,
+    version TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    seen_at REAL NOT NULL,
+    last_result_at REAL
+) WITHOUT ROWID;
+"""
+
 #: The script that brings version n-1 to version n, at index n-1.
 MIGRATIONS: tuple[str, ...] = (
     _V1_TABLES + _MAINTENANCE_TRIGGERS + _V1_INCIDENTS,
@@ -195,6 +209,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V5_EVENT_IDS,
     _V6_BATCH_EVENTS,
     _V7_DIGESTS,
+    _V8_INSTANCES,
 )
 #: The version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -163,8 +163,20 @@ CREATE TABLE IF NOT EXISTS digests (
 );
 """
 
+_V8 = """
+ALTER TABLE results ADD COLUMN location TEXT NOT NULL DEFAULT '';
+CREATE TABLE IF NOT EXISTS instances (
+    name TEXT PRIMARY KEY,
+    location TEXT NOT NULL,
+    version TEXT NOT NULL,
+    started_at DOUBLE PRECISION NOT NULL,
+    seen_at DOUBLE PRECISION NOT NULL,
+    last_result_at DOUBLE PRECISION
+);
+"""
+
 #: The script that brings version n-1 to version n, at index n-1.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 #: The version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 

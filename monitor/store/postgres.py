@@ -13,7 +13,7 @@ call; the call that found it lost raises ``StoreError``, and the collector keeps
 results until a write succeeds (nothing is lost, nothing written twice: a failed
 transaction wrote nothing).
 
-One class on one connection (~560 lines), like the SQLite store; the schema is
+One class on one connection (~800 lines), like the SQLite store; the schema is
 ``monitor.store.pg_migrations``.
 """
 
@@ -37,10 +37,12 @@ from monitor.sla.counts import Counted, Rollup
 from monitor.sla.eligibility import MaintenanceWindow
 from monitor.store.pg_migrations import migrate
 from monitor.store.records import (
+    RUN_MARKS,
     Alert,
     DayDigest,
     Incident,
     IncidentUpdate,
+    InstanceRecord,
     MaintenanceRecord,
     RollupKey,
     RunMark,
@@ -48,6 +50,7 @@ from monitor.store.records import (
     check_window,
     event_deltas,
     fresh_events,
+    mark_name,
 )
 from monitor.store.records import (
     row_id as parse_row_id,
@@ -65,8 +68,10 @@ _MAINTENANCE_COLUMNS = (
     'id, service, "start", "end", reason, announced_at, created_by, created_at,'
     " removed_at, removed_by, correction, origin"
 )
-_RESULT_COLUMNS = "service, probe, kind, started_at, latency_s, outcome, detail, request_id"
-_RESULT_TYPES = ["text", "text", "text", "float8", "float8", "text", "text", "text"]
+_RESULT_COLUMNS = (
+    "service, probe, kind, started_at, latency_s, outcome, detail, request_id, location"
+)
+_RESULT_TYPES = ["text", "text", "text", "float8", "float8", "text", "text", "text", "text"]
 
 
 def redacted(url: str) -> str:
@@ -169,31 +174,34 @@ class PostgresStore:
 
     # --- runs ---------------------------------------------------------------------------
 
-    async def run_marks(self) -> RunMarks:
+    async def run_marks(self, instance: str = "") -> RunMarks:
         """The marks, kept in the counters table in milliseconds."""
+        names = [mark_name(m, instance) for m in RUN_MARKS]
         rows = await self._fetch(
-            "SELECT name, value FROM counters WHERE name IN ('run started', 'run alive',"
-            " 'run stopped')"
+            "SELECT name, value FROM counters WHERE name = ANY(%s::text[])", (names,)
         )
-        marks = {str(name).removeprefix("run "): int(value) / 1000 for name, value in rows}
+        marks = {RUN_MARKS[names.index(str(name))]: int(value) / 1000 for name, value in rows}
         return RunMarks(**marks)
 
-    async def mark_run(self, mark: RunMark, at: float) -> None:
+    async def mark_run(self, mark: RunMark, at: float, instance: str = "") -> None:
         """Replace a mark."""
         async with self._write() as conn:
             await conn.execute(
                 "INSERT INTO counters (name, value) VALUES (%s, %s)"
                 " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                (f"run {mark}", round(at * 1000)),
+                (mark_name(mark, instance), round(at * 1000)),
             )
 
-    async def last_results(self, since: float) -> dict[tuple[str, str], float]:
+    async def last_results(
+        self, since: float, location: str | None = None
+    ) -> dict[tuple[str, str], float]:
         """Per probe: its last result's start after ``since``."""
-        rows = await self._fetch(
-            "SELECT service, probe, MAX(started_at) FROM results WHERE started_at > %s"
-            " GROUP BY service, probe",
-            (since,),
-        )
+        query = "SELECT service, probe, MAX(started_at) FROM results WHERE started_at > %s"
+        args: tuple[object, ...] = (since,)
+        if location is not None:
+            query += " AND location = %s"
+            args = (since, location)
+        rows = await self._fetch(query + " GROUP BY service, probe", args)
         return {(str(s), str(p)): float(at) for s, p, at in rows}
 
     # --- results and rollups ------------------------------------------------------------
@@ -245,6 +253,7 @@ class PostgresStore:
                             r.outcome.value,
                             r.detail,
                             r.request_id,
+                            r.location,
                         )
                     )
         if not deltas:
@@ -306,7 +315,10 @@ class PostgresStore:
             query += " AND service = %s"
             args = (*args, service)
         rows = await self._fetch(query + " ORDER BY started_at, id", args)
-        return [Result(s, p, k, t, lat, Outcome(o), d, rid) for s, p, k, t, lat, o, d, rid in rows]
+        return [
+            Result(s, p, k, t, lat, Outcome(o), d, rid, loc)
+            for s, p, k, t, lat, o, d, rid, loc in rows
+        ]
 
     async def prune(self, raw_before: float, rollups_before_minute: int) -> int:
         """Delete old raw results and rollups (autovacuum gives the space back)."""
@@ -383,6 +395,28 @@ class PostgresStore:
         return [
             DayDigest(str(d), int(n), str(h), str(p), str(c), float(m)) for d, n, h, p, c, m in rows
         ]
+
+    # --- instances ----------------------------------------------------------------------
+
+    async def write_instance(self, instance: InstanceRecord) -> None:
+        """Replace the instance's row."""
+        async with self._write() as conn:
+            await conn.execute(
+                "INSERT INTO instances (name, location, version, started_at, seen_at,"
+                " last_result_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO UPDATE"
+                " SET location = excluded.location, version = excluded.version,"
+                " started_at = excluded.started_at, seen_at = excluded.seen_at,"
+                " last_result_at = excluded.last_result_at",
+                astuple(instance),
+            )
+
+    async def instances(self) -> list[InstanceRecord]:
+        """Every instance, by location then name."""
+        rows = await self._fetch(
+            "SELECT name, location, version, started_at, seen_at, last_result_at"
+            " FROM instances ORDER BY location, name"
+        )
+        return [InstanceRecord(*row) for row in rows]
 
     # --- sealed history -----------------------------------------------------------------
 

@@ -20,6 +20,14 @@ AlertStatus = Literal["pending", "firing", "resolved"]
 
 #: The marks a daemon leaves of its run: started, alive (every second), stopped (cleanly).
 RunMark = Literal["started", "alive", "stopped"]
+#: Every mark, in RunMarks' order.
+RUN_MARKS: tuple[RunMark, ...] = ("started", "alive", "stopped")
+
+
+def mark_name(mark: RunMark, instance: str) -> str:
+    """The counter a mark is kept in: ``run started`` for a store's only daemon (as
+    before instances), ``run started NAME`` for each of several."""
+    return f"run {mark} {instance}" if instance else f"run {mark}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +42,18 @@ class RunMarks:
     def killed(self) -> bool:
         """The last run ended without a clean stop (SIGKILL, a crash, a power cut)."""
         return self.started is not None and (self.stopped is None or self.stopped < self.started)
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRecord:
+    """A daemon writing to the store, as it last said (``monitor.cluster``)."""
+
+    name: str  # instance.name, unique among the daemons of one store
+    location: str  # instance.location
+    version: str  # its sla-monitor version
+    started_at: float  # UTC epoch seconds of its start
+    seen_at: float  # its last heartbeat
+    last_result_at: float | None  # start time of the last result it wrote, if any
 
 
 @dataclass(frozen=True, slots=True)

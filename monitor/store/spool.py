@@ -46,12 +46,19 @@ def _line(result: Result) -> bytes:
         result.detail,
         result.request_id,
     ]
+    if result.location:  # after the others: a spool written before locations still reads
+        fields.append(result.location)
     return json.dumps(fields, separators=(",", ":")).encode() + b"\n"
 
 
 def _result(line: bytes) -> Result:
-    service, probe, kind, started_at, latency_s, outcome, detail, request_id = json.loads(line)
-    return Result(service, probe, kind, started_at, latency_s, Outcome(outcome), detail, request_id)
+    service, probe, kind, started_at, latency_s, outcome, detail, request_id, *rest = json.loads(
+        line
+    )
+    location = str(rest[0]) if rest else ""
+    return Result(
+        service, probe, kind, started_at, latency_s, Outcome(outcome), detail, request_id, location
+    )
 
 
 class Spool:

@@ -8,7 +8,7 @@ The CLI writes them from another process while the daemon runs, so the daemon po
 ``maintenance_version()`` and reloads when it changes. Removal is a soft delete: a removed
 window stays on file for the audit trail and the monthly report.
 
-One class on one connection (~830 lines): every method shares its lock and its one write
+One class on one connection (~850 lines): every method shares its lock and its one write
 transaction helper; the schema is ``monitor.store.migrations``.
 """
 
@@ -33,10 +33,12 @@ from monitor.sla.counts import Counted, Rollup
 from monitor.sla.eligibility import MaintenanceWindow
 from monitor.store.migrations import migrate
 from monitor.store.records import (
+    RUN_MARKS,
     Alert,
     DayDigest,
     Incident,
     IncidentUpdate,
+    InstanceRecord,
     MaintenanceRecord,
     RollupKey,
     RunMark,
@@ -44,6 +46,7 @@ from monitor.store.records import (
     check_window,
     event_deltas,
     fresh_events,
+    mark_name,
 )
 from monitor.store.records import (
     row_id as parse_row_id,
@@ -121,33 +124,36 @@ class SqliteStore:
                 self._db = None
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
 
-    async def run_marks(self) -> RunMarks:
+    async def run_marks(self, instance: str = "") -> RunMarks:
         """The marks, kept in the counters table in milliseconds."""
+        names = [mark_name(m, instance) for m in RUN_MARKS]
         async with self._lock:
             rows = await self._fetch(
-                "SELECT name, value FROM counters WHERE name IN ('run started', 'run alive',"
-                " 'run stopped')"
+                "SELECT name, value FROM counters WHERE name IN (?, ?, ?)", names
             )
-        marks = {str(name).removeprefix("run "): int(value) / 1000 for name, value in rows}
+        marks = {RUN_MARKS[names.index(str(name))]: int(value) / 1000 for name, value in rows}
         return RunMarks(**marks)
 
-    async def mark_run(self, mark: RunMark, at: float) -> None:
+    async def mark_run(self, mark: RunMark, at: float, instance: str = "") -> None:
         """Replace a mark."""
         async with self._write() as db:
             await db.execute(
                 "INSERT INTO counters (name, value) VALUES (?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                (f"run {mark}", round(at * 1000)),
+                (mark_name(mark, instance), round(at * 1000)),
             )
 
-    async def last_results(self, since: float) -> dict[tuple[str, str], float]:
+    async def last_results(
+        self, since: float, location: str | None = None
+    ) -> dict[tuple[str, str], float]:
         """Per probe: its last result's start after ``since`` (read by time index)."""
+        query = "SELECT service, probe, MAX(started_at) FROM results WHERE started_at > ?"
+        args: tuple[object, ...] = (since,)
+        if location is not None:
+            query += " AND location = ?"
+            args = (since, location)
         async with self._lock:
-            rows = await self._fetch(
-                "SELECT service, probe, MAX(started_at) FROM results WHERE started_at > ?"
-                " GROUP BY service, probe",
-                (since,),
-            )
+            rows = await self._fetch(query + " GROUP BY service, probe", args)
         return {(str(s), str(p)): float(at) for s, p, at in rows}
 
     async def check_writable(self) -> None:
@@ -261,7 +267,7 @@ class SqliteStore:
         """The raw rows and the rollups they change (inside the caller's transaction)."""
         await db.executemany(
             "INSERT INTO results (service, probe, kind, started_at, latency_s, outcome,"
-            " detail, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " detail, request_id, location) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     r.service,
@@ -272,6 +278,7 @@ class SqliteStore:
                     r.outcome.value,
                     r.detail,
                     r.request_id,
+                    r.location,
                 )
                 for r in results
             ],
@@ -385,12 +392,28 @@ class SqliteStore:
             DayDigest(str(d), int(n), str(h), str(p), str(c), float(m)) for d, n, h, p, c, m in rows
         ]
 
+    async def write_instance(self, instance: InstanceRecord) -> None:
+        """Replace the instance's row."""
+        async with self._write() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO instances VALUES (?, ?, ?, ?, ?, ?)", astuple(instance)
+            )
+
+    async def instances(self) -> list[InstanceRecord]:
+        """Every instance, by location then name."""
+        async with self._lock:
+            rows = await self._fetch(
+                "SELECT name, location, version, started_at, seen_at, last_result_at"
+                " FROM instances ORDER BY location, name"
+            )
+        return [InstanceRecord(*row) for row in rows]
+
     async def results(self, start: float, end: float, service: str | None = None) -> list[Result]:
         """Raw results that started in ``[start, end)``."""
         async with self._lock:
             query = (
-                "SELECT service, probe, kind, started_at, latency_s, outcome, detail, request_id"
-                " FROM results WHERE started_at >= ? AND started_at < ?"
+                "SELECT service, probe, kind, started_at, latency_s, outcome, detail, request_id,"
+                " location FROM results WHERE started_at >= ? AND started_at < ?"
             )
             args: tuple[object, ...] = (start, end)
             if service is not None:
@@ -399,7 +422,8 @@ class SqliteStore:
             query += " ORDER BY started_at, id"
             rows = await self._fetch(query, args)
             return [
-                Result(s, p, k, t, lat, Outcome(o), d, rid) for s, p, k, t, lat, o, d, rid in rows
+                Result(s, p, k, t, lat, Outcome(o), d, rid, loc)
+                for s, p, k, t, lat, o, d, rid, loc in rows
             ]
 
     async def prune(self, raw_before: float, rollups_before_minute: int) -> int:

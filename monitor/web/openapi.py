@@ -251,6 +251,29 @@ _RESPONSE_SCHEMAS: dict[str, Any] = {
             "incidents": {"type": "array", "items": _ref("Incident")},
         }
     ),
+    "Cluster": _object(
+        {
+            "self": _object({"name": {"type": "string"}, "location": {"type": "string"}}),
+            "locations": {"type": "array", "items": {"type": "string"}},
+            "instances": {
+                "type": "array",
+                "description": "every daemon that writes to the store, by location then name",
+                "items": _object(
+                    {
+                        "name": {"type": "string"},
+                        "location": {"type": "string"},
+                        "version": {"type": "string"},
+                        "started_at": {"type": "number"},
+                        "seen_at": {"type": "number"},
+                        "last_result_at": {"type": ["number", "null"]},
+                        "seen_ago_s": {"type": "number"},
+                        "result_lag_s": {"type": ["number", "null"]},
+                        "state": {"enum": ["up", "stale"]},
+                    }
+                ),
+            },
+        }
+    ),
     "Evidence": _object(
         {
             "head": {
@@ -373,6 +396,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         409: "Conflict (already resolved, or a window defined in the config file).",
         413: "Body larger than 16 KiB.",
         429: "Too many report requests in progress: try again after Retry-After seconds.",
+        503: "The store cannot be read right now.",
     }
     return {str(code): _json(_ref("Error"), meaning[code]) for code in codes}
 
@@ -601,6 +625,14 @@ def openapi_document(config: Config, routes: Iterable[str] = ()) -> dict[str, An
             }
         },
     }
+    if "/api/cluster" in set(routes):
+        paths["/api/cluster"] = {
+            "get": read(
+                "The daemons sharing the store: where each probes from and when it was seen.",
+                _ref("Cluster"),
+                503,
+            )
+        }
     if "/api/evidence" in set(routes):
         paths["/api/evidence"] = {
             "get": read(

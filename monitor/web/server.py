@@ -131,6 +131,7 @@ class Server:
         clock: Clock | None = None,
         ingest: ExtraRoutes | None = None,
         evidence: ExtraRoutes | None = None,
+        cluster: ExtraRoutes | None = None,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
@@ -156,6 +157,8 @@ class Server:
             ingest.register(self.app, self._authorized)
         if evidence is not None:  # GET /api/evidence (monitor.evidence.service)
             evidence.register(self.app, self._authorized)
+        if cluster is not None:  # GET /api/cluster (monitor.cluster)
+            cluster.register(self.app, self._authorized)
 
     async def start(self) -> None:
         """Bind and serve."""

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -103,3 +104,61 @@ async def test_a_database_restart_mid_run_loses_nothing_and_counts_nothing_twice
     assert len(ids) == accepted == int(attempts)
     # Every request the simulator served is a stored result, and nothing else is.
     assert set(ids) == {r.request_id for r in records}
+
+
+async def test_two_daemons_on_one_database_see_each_other_and_keep_their_locations(
+    postgres_url: str, tmp_path: Any
+) -> None:
+    settings = simulator_settings(routes=["/x"], profile={"latency": {"median": 0.002}})
+    async with Simulator(settings, {}) as sim:
+        assert sim.http_port is not None
+        daemons = []
+        for name, location in (("probe-bru-1", "brussels"), ("probe-lgg-1", "liege")):
+            document = daemon_config(store=tmp_path / f"{name}.sqlite3", services=[])
+            document["services"] = _services(sim.http_port)
+            document["storage"]["url"] = postgres_url
+            document["instance"] = {"name": name, "location": location}
+            daemons.append(Daemon(validate(document)))
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(d.run(stop)) for d in daemons]
+        for daemon in daemons:
+            await asyncio.wait_for(daemon.ready.wait(), 20)
+        async with httpx.AsyncClient() as client:
+
+            async def cluster(daemon: Daemon) -> dict[str, Any]:
+                response = await client.get(f"{daemon.server.url}/api/cluster")
+                assert response.status_code == 200, response.text
+                body: dict[str, Any] = response.json()
+                return body
+
+            async with asyncio.timeout(20):
+                while True:
+                    views = [await cluster(d) for d in daemons]
+                    rows = [i for view in views for i in view["instances"]]
+                    if len(rows) == 4 and all(i["last_result_at"] is not None for i in rows):
+                        break
+                    await asyncio.sleep(0.2)
+        stop.set()
+        await asyncio.gather(*tasks)
+    records = list(sim.truth.records)
+
+    # Each keeps its own run marks: neither start took the other's for a killed run.
+    assert all(d.metrics.previous_run_killed._value.get() == 0 for d in daemons)
+    assert [v["self"] for v in views] == [
+        {"name": "probe-bru-1", "location": "brussels"},
+        {"name": "probe-lgg-1", "location": "liege"},
+    ]
+    for view in views:
+        assert view["locations"] == ["brussels", "liege"]
+        assert [(i["name"], i["location"], i["state"]) for i in view["instances"]] == [
+            ("probe-bru-1", "brussels", "up"),
+            ("probe-lgg-1", "liege", "up"),
+        ]
+    with psycopg.connect(postgres_url) as conn:
+        rows = conn.execute("SELECT request_id, location FROM results").fetchall()
+    by_location = Counter(location for _, location in rows)
+    assert set(by_location) == {"brussels", "liege"}
+    assert by_location["brussels"] == daemons[0].collector.accepted
+    assert by_location["liege"] == daemons[1].collector.accepted
+    # Every request either daemon sent is the simulator's, once.
+    assert sorted(i for i, _ in rows) == sorted(r.request_id for r in records)

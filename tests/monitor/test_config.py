@@ -3,6 +3,8 @@ CLI (blackbox_exporter style), and the spellings a valid config accepts."""
 
 from __future__ import annotations
 
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -338,3 +340,16 @@ def test_a_short_database_url_with_a_password_is_refused_without_echoing_it(
         load_config(path)
     assert "storage.url: holds a password" in str(excinfo.value)
     assert "pw9" not in str(excinfo.value)
+
+
+def test_an_instance_is_named_after_its_host_unless_configured(tmp_path: Path) -> None:
+    path = tmp_path / "instance.yaml"
+    service = "services:\n  - name: svc\n    probes:\n      - {name: p, kind: http, url: http://127.0.0.1:9/}\n"
+    path.write_text(service)
+    config = load_config(path)
+    expected = socket.gethostname().split(".")[0]
+    assert config.instance.name == re.sub(r"[^A-Za-z0-9_.-]", "-", expected)[:63]
+    assert config.instance.location == "default"
+    path.write_text("instance:\n  name: probe bru\n" + service)
+    with pytest.raises(ConfigError, match=r"instance.yaml:2: instance\.name: String should match"):
+        load_config(path)

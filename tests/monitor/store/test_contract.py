@@ -14,7 +14,7 @@ from monitor.errors import StoreError
 from monitor.results import Result
 from monitor.sla.counts import Rollup, bucket_index, count_result
 from monitor.store import RollupKey, SqliteStore, Store
-from monitor.store.records import Alert, AlertStatus, DayDigest
+from monitor.store.records import Alert, AlertStatus, DayDigest, InstanceRecord, RunMarks
 from probes.base import Outcome
 
 THRESHOLDS = (1.0, 2.0)
@@ -387,3 +387,52 @@ async def test_a_days_digest_is_kept_once_and_read_back_in_date_order(store: Sto
     # Pruning every raw result keeps the digests (they outlive the rows they summarise).
     await store.prune(T0 + 10 * 86400, M0 + 10 * 1440)
     assert await store.digests() == [earlier, first]
+
+
+async def test_a_result_keeps_the_location_it_was_measured_from(store: Store) -> None:
+    here = Result("online", "p1", "http", T0 + 1, 0.2, Outcome.OK, "", "r1", "brussels")
+    there = Result("online", "p1", "http", T0 + 2, 0.3, Outcome.OK, "", "r2", "liege")
+    await write(store, [here, there, result(T0 + 3, request_id="r3")])
+    got = await store.results(T0, T0 + 60)
+    assert [(r.request_id, r.location) for r in got] == [
+        ("r1", "brussels"),
+        ("r2", "liege"),
+        ("r3", ""),
+    ]
+
+
+async def test_instances_are_kept_one_row_each_by_location_then_name(store: Store) -> None:
+    assert await store.instances() == []
+    first = InstanceRecord("zulu", "brussels", "0.1.0", T0, T0 + 5, None)
+    await store.write_instance(first)
+    await store.write_instance(InstanceRecord("alpha", "liege", "0.1.0", T0, T0 + 5, T0 + 4.5))
+    beat = InstanceRecord("zulu", "brussels", "0.1.0", T0, T0 + 10, T0 + 9.25)
+    await store.write_instance(beat)  # the same instance again: its row, replaced
+    assert await store.instances() == [
+        beat,
+        InstanceRecord("alpha", "liege", "0.1.0", T0, T0 + 5, T0 + 4.5),
+    ]
+
+
+async def test_daemons_sharing_a_store_keep_their_run_marks_apart(store: Store) -> None:
+    await store.mark_run("started", T0, "bru-1")
+    await store.mark_run("alive", T0 + 5, "bru-1")
+    await store.mark_run("started", T0 + 1, "lgg-1")
+    await store.mark_run("stopped", T0 + 9, "lgg-1")
+    assert await store.run_marks("bru-1") == RunMarks(started=T0, alive=T0 + 5)
+    assert (await store.run_marks("bru-1")).killed
+    assert await store.run_marks("lgg-1") == RunMarks(started=T0 + 1, stopped=T0 + 9)
+    assert await store.run_marks() == RunMarks()  # the store's only daemon: none yet
+
+
+async def test_last_results_of_one_location(store: Store) -> None:
+    await write(
+        store,
+        [
+            Result("online", "p1", "http", T0 + 1, 0.2, Outcome.OK, "", "a", "brussels"),
+            Result("online", "p1", "http", T0 + 7, 0.2, Outcome.OK, "", "b", "liege"),
+        ],
+    )
+    assert await store.last_results(T0) == {("online", "p1"): T0 + 7}
+    assert await store.last_results(T0, "brussels") == {("online", "p1"): T0 + 1}
+    assert await store.last_results(T0, "ghent") == {}

@@ -67,6 +67,11 @@ async def test_a_store_from_before_versions_migrates_without_losing_a_row(tmp_pa
     assert after.pop("batch_events") == []
     # Version 7 added the daily digests' table: empty (the daemon digests from its start).
     assert after.pop("digests") == []
+    # Version 8 added results.location (empty: measured before locations) and the
+    # instances' table (empty until a daemon runs).
+    assert all(row[-1] == "" for row in after["results"])
+    after["results"] = [row[:-1] for row in after["results"]]
+    assert after.pop("instances") == []
     assert after == before
     with sqlite3.connect(path) as db:
         history = db.execute("SELECT version, sla_monitor FROM schema_history").fetchall()
@@ -80,6 +85,8 @@ async def test_a_store_from_before_versions_migrates_without_losing_a_row(tmp_pa
     again["maintenance"] = [row[:-2] for row in again["maintenance"]]
     assert again.pop("batch_events") == []
     assert again.pop("digests") == []
+    again["results"] = [row[:-1] for row in again["results"]]
+    assert again.pop("instances") == []
     assert again == before
 
 

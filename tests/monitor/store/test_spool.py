@@ -93,3 +93,18 @@ def test_rollup_deltas_count_as_the_collector_does() -> None:
         total.merge(delta)
     assert total.attempts == 14
     assert total.good_within(0.25) == sum(1 for r in results if r.latency_s <= 0.25)
+
+
+def test_a_location_comes_back_and_a_line_from_before_locations_still_reads(
+    tmp_path: Path,
+) -> None:
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    measured = Result("svc", "p", "http", 1000.5, 0.25, Outcome.OK, "", "r1", "liege")
+    spool.append([measured])
+    with (tmp_path / "spool").open("ab") as file:  # written by a version without locations
+        file.write(b'["svc","p","http",1001.5,0.5,"timeout","no reply","r2"]\n')
+    [(batch, _)] = list(spool.batches(10))
+    assert batch == [
+        measured,
+        Result("svc", "p", "http", 1001.5, 0.5, Outcome.TIMEOUT, "no reply", "r2", ""),
+    ]
