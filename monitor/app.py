@@ -34,6 +34,7 @@ from monitor.incidents import IncidentBook, IncidentDetector, StatusEvent, UserN
 from monitor.ingest.canary import canary_runners
 from monitor.ingest.intake import Intake
 from monitor.ingest.mqtt import MqttEventSubscriber
+from monitor.leader import Leadership
 from monitor.ledger.compaction import compact_days, recompact_days
 from monitor.ledger.windows import Ledger
 from monitor.maintenance import MaintenanceService
@@ -115,13 +116,14 @@ class Daemon:
             location,
             self.clock,
             base_dir=base_dir,
-            steady=self.clock_watch.steady,
+            steady=self._may_archive,
         )
         # Each settled day's raw results digested into a hash chain, by a child process.
         self.digests = DigestService(
-            config, location, self.clock.now, self.clock_watch.steady, self.store.digests
+            config, location, self.clock.now, self._may_archive, self.store.digests
         )
         self.metrics = Metrics(config)
+        self.metrics.leader.set(0 if shared else 1)  # alone on its store, it leads
         # A minute is sealed once every result that started in it has surely arrived.
         grace = grace_minutes(config)
         self.eligibility = Eligibility(config)
@@ -186,9 +188,20 @@ class Daemon:
             MqttEventSubscriber(config, self.intake) if config.ingest.mqtt is not None else None
         )
         self.status_site = StatusSite(self)
+        # One daemon on a shared database does the singleton duties (monitor.leader).
+        self.leadership = Leadership(
+            config.instance.name,
+            self.store if shared else None,
+            config.instance.leader_timeout,
+            on_change=self._leadership_changed,
+        )
         # This daemon's row among the daemons sharing the store, and GET /api/cluster.
         self.cluster = Cluster(
-            config, self.store, self.clock, lambda: self.collector.last_written_at
+            config,
+            self.store,
+            self.clock,
+            lambda: self.collector.last_written_at,
+            leases=self.store if shared else None,
         )
         self.server = Server(
             config,
@@ -208,6 +221,20 @@ class Daemon:
         self._started_at = time.monotonic()
         self.ready = asyncio.Event()
         self._loaded = False  # set once the ledger is loaded: re-deciding needs it
+
+    def _may_archive(self) -> bool:
+        """Reports and digests are archived by the leader, on a clock that keeps pace."""
+        return self.clock_watch.steady() and self.leadership.leading()
+
+    async def _leadership_changed(self, leading: bool) -> None:
+        """Taking over: the alerts and incidents the last leader stored are the truth."""
+        self.metrics.leader.set(1 if leading else 0)
+        if leading:
+            try:
+                await self.alerter.reload()
+                await self.incident_detector.load()
+            except StoreError as exc:
+                log.error("the new leader could not read the alerts and incidents: %s", exc)
 
     def figures(self) -> list[ObjectiveFigures]:
         """The current SLA figures of every objective."""
@@ -493,6 +520,7 @@ class Daemon:
                     ("monthly report", self.reports.run),
                     ("daily digest", self.digests.run),
                     ("heartbeat", self.cluster.run),
+                    ("leadership", self.leadership.run),
                 )
             ]
             for runner in self.canaries:
@@ -516,6 +544,7 @@ class Daemon:
                 task.cancel()
         with contextlib.suppress(StoreError):
             await self.alerter.save()
+        await self.leadership.release()  # another daemon leads at its next try
 
     async def _evaluate_alerts(self) -> None:
         """Evaluate alert conditions every ``alerting.evaluation_interval``."""
@@ -524,6 +553,8 @@ class Daemon:
         while self.config.alerting.enabled:
             await self.clock.sleep_until(next_at)
             next_at += interval
+            if not self.leadership.leading():
+                continue  # the leader alerts; this daemon takes over its stored state
             now = self.clock.now()
             for event in self.alerter.evaluate(self.figures_at(now), now):
                 log.info("alert %s %s: %s", event.kind, event.alert_id, event.summary)
@@ -543,6 +574,8 @@ class Daemon:
         while True:
             await self.clock.sleep_until(next_at)
             next_at += interval
+            if not self.leadership.leading():
+                continue
             try:
                 await self.incident_detector.evaluate(self.clock.now())
             except StoreError as exc:
@@ -571,7 +604,7 @@ class Daemon:
             await self._mark("alive")
             steady = self.clock_watch.steady()
             self.metrics.clock_step.set(self.clock_watch.step_s)
-            if time.monotonic() >= next_prune and steady:
+            if time.monotonic() >= next_prune and steady and self.leadership.leading():
                 next_prune = time.monotonic() + _PRUNE_EVERY_S
                 await self.prune(self.clock.now())
             await asyncio.sleep(HEARTBEAT_S)

@@ -19,7 +19,8 @@ from monitor import __version__
 from monitor.clock import Clock
 from monitor.config import Config
 from monitor.errors import StoreError
-from monitor.store import InstanceRegistry
+from monitor.leader import LEADER
+from monitor.store import InstanceRegistry, Leases
 from monitor.store.records import InstanceRecord
 from monitor.web.views import Authorize
 
@@ -39,6 +40,8 @@ class Cluster:
         store: where the rows are kept.
         clock: wall time of the heartbeats.
         last_result: the start time of the last result this daemon wrote (None: none yet).
+        leases: where the leader's lease is (None: this daemon is alone on its store,
+            and leads).
     """
 
     def __init__(
@@ -47,12 +50,14 @@ class Cluster:
         store: InstanceRegistry,
         clock: Clock,
         last_result: Callable[[], float | None],
+        leases: Leases | None = None,
     ) -> None:
         self.name = config.instance.name
         self.location = config.instance.location
         self._store = store
         self._clock = clock
         self._last_result = last_result
+        self._leases = leases
         self.started_at = clock.now()
         self._failing = False  # said once per failure, not at every beat
 
@@ -92,6 +97,7 @@ class Cluster:
         """Every instance on the store, this one first among equals: ``self`` names it."""
         try:
             rows = await self._store.instances()
+            lease = (self.name, 0.0) if self._leases is None else await self._leases.lease(LEADER)
         except StoreError as exc:
             return web.json_response({"error": f"the store cannot be read: {exc}"}, status=503)
         now = self._clock.now()
@@ -99,6 +105,8 @@ class Cluster:
             {
                 "self": {"name": self.name, "location": self.location},
                 "locations": sorted({r.location for r in rows}),
+                # None while no daemon holds the lease (a leader died: until its term ends).
+                "leader": None if lease is None else lease[0],
                 "instances": [_shown(r, now) for r in rows],
             }
         )

@@ -528,7 +528,8 @@ class StorageConfig(_Strict):
         from psycopg.conninfo import conninfo_to_dict
 
         if not value.startswith(("postgresql://", "postgres://")):
-            raise ValueError(f"{value!r} is not a postgresql:// URL")
+            # Not echoed: a URL may hold a password.
+            raise ValueError("not a postgresql:// URL (postgresql://USER@HOST:PORT/DATABASE)")
         try:
             parts = conninfo_to_dict(value)
         except ProgrammingError as exc:
@@ -562,6 +563,9 @@ class InstanceConfig(_Strict):
     name: str = Field(default_factory=_host_name, pattern=_NAME, max_length=_INSTANCE_LEN)
     #: Where it probes from: daemons in one location share its network path.
     location: str = Field(default="default", pattern=_NAME, max_length=_INSTANCE_LEN)
+    #: With several daemons on one database, one leads (alerts, incidents, the monthly
+    #: report, digests, retention); when it stops or dies another takes over within this.
+    leader_timeout: Duration = Field(default=30.0, ge=3.0, le=3600.0)
 
 
 class SchedulerConfig(_Strict):

@@ -175,6 +175,12 @@ class Metrics:
             ["service", "probe"],
             registry=r,
         )
+        self.leader = Gauge(
+            "sla_instance_leader",
+            "1 while this daemon leads the daemons on its store: it alone sends alerts, "
+            "detects incidents, writes the monthly report and digests, and prunes.",
+            registry=r,
+        )
         self.previous_run_killed = Gauge(
             "sla_previous_run_killed",
             "1 when this run started after one that ended without a clean stop (SIGKILL, "

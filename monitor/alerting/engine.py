@@ -112,6 +112,13 @@ class Alerter:
         for alert in await self.store.load_alerts(active_only=True, limit=10_000):
             self._active[alert.fingerprint] = alert
 
+    async def reload(self) -> None:
+        """Forget what this process held and restore from the store: another daemon led
+        meanwhile, and the store has what it decided."""
+        self._active.clear()
+        self._dirty.clear()
+        await self.load()
+
     async def save(self) -> None:
         """Persist the alerts changed since the last save."""
         dirty, self._dirty = self._dirty, {}

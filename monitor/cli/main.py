@@ -75,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start even if the store takes no write (results are kept and spooled)",
     )
+    # One config file for every location: who this daemon is, given where it runs.
+    run.add_argument("--instance", metavar="NAME", help="instance.name (default: the config's)")
+    run.add_argument("--location", metavar="NAME", help="instance.location (default: the config's)")
+    run.add_argument(
+        "--store-url",
+        metavar="URL",
+        help="storage.url: a PostgreSQL database instead of the config's store",
+    )
 
     demo = commands.add_parser(
         "demo", help="embedded broker + simulator + daemon on the demo config"
@@ -173,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for warning in config_warnings(config):
                 log.warning("%s: %s", args.config, warning)
         if args.command == "run":
+            config = with_identity(config, args.instance, args.location, args.store_url)
             degraded = args.allow_degraded_start
             arguments = list(sys.argv[1:] if argv is None else argv)
             return _run_until_signal(
@@ -322,6 +331,37 @@ def _run_until_signal(
         logging.shutdown()
         os.execv(sys.executable, [sys.executable, "-m", "monitor", *argv])
     return code
+
+
+def with_identity(
+    config: Config, instance: str | None, location: str | None, store_url: str | None
+) -> Config:
+    """The config with ``run``'s --instance, --location and --store-url applied (checked
+    as the config's own keys are; a bad value is a usage error naming the flag)."""
+    from pydantic import ValidationError
+
+    from monitor.config import InstanceConfig, StorageConfig
+
+    given = {"--instance": instance, "--location": location, "--store-url": store_url}
+    try:
+        identity = InstanceConfig.model_validate(
+            {
+                **config.instance.model_dump(),
+                **({"name": instance} if instance is not None else {}),
+                **({"location": location} if location is not None else {}),
+            }
+        )
+        storage = config.storage
+        if store_url is not None:
+            storage = StorageConfig.model_validate({**storage.model_dump(), "url": store_url})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        flag = {"name": "--instance", "location": "--location", "url": "--store-url"}.get(
+            str(error["loc"][-1]), "--instance"
+        )
+        shown = "" if flag == "--store-url" else f" {given[flag]!r}"  # a URL may hold a secret
+        raise UsageError(f"{flag}{shown}: {error['msg'].removeprefix('Value error, ')}") from None
+    return config.model_copy(update={"instance": identity, "storage": storage})
 
 
 def _reload_is_valid(path: Path) -> bool:

@@ -100,6 +100,23 @@ class InstanceRegistry(Protocol):
         ...
 
 
+class Leases(Protocol):
+    """Named leases, timed by the store's own clock (the daemons' clocks may differ)."""
+
+    async def take_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Hold ``name`` for ``ttl_s`` seconds from now when it is free, expired or
+        already ``holder``'s (a renewal); True when ``holder`` holds it."""
+        ...
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give ``name`` up, if ``holder`` holds it (a clean stop: no wait for expiry)."""
+        ...
+
+    async def lease(self, name: str) -> tuple[str, float] | None:
+        """Who holds ``name`` and for how many more seconds; None when free or expired."""
+        ...
+
+
 class MinuteHistory(Protocol):
     """Sealed history: minute decisions and the compacted hour and day summaries."""
 
@@ -325,6 +342,7 @@ class Store(
     BatchLog,
     DigestLog,
     InstanceRegistry,
+    Leases,
     MinuteHistory,
     AlertStore,
     MaintenanceStore,

@@ -39,6 +39,7 @@ class MemoryStore:
         self._batch_events: list[BatchRecord] = []
         self._digests: dict[str, DayDigest] = {}
         self._instances: dict[str, InstanceRecord] = {}
+        self._leases: dict[str, tuple[str, float]] = {}
         self._marks: dict[tuple[str, RunMark], float] = {}
         self._rollups: dict[RollupKey, Rollup] = {}
         self._minutes: dict[tuple[int, str], ServiceMinute] = {}
@@ -102,6 +103,28 @@ class MemoryStore:
     async def instances(self) -> list[InstanceRecord]:
         """Every instance, by location then name."""
         return sorted(self._instances.values(), key=lambda i: (i.location, i.name))
+
+    async def take_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Hold or renew ``name`` when free, expired or ``holder``'s."""
+        now = self._clock.now()
+        held = self._leases.get(name)
+        if held is None or held[0] == holder or held[1] < now:
+            self._leases[name] = (holder, now + ttl_s)
+            return True
+        return False
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give ``name`` up if ``holder`` holds it."""
+        if self._leases.get(name, ("", 0.0))[0] == holder:
+            del self._leases[name]
+
+    async def lease(self, name: str) -> tuple[str, float] | None:
+        """Holder and seconds left, unless free or expired."""
+        held = self._leases.get(name)
+        now = self._clock.now()
+        if held is None or held[1] < now:
+            return None
+        return held[0], held[1] - now
 
     async def write_batch_events(self, events: Sequence[BatchRecord]) -> list[bool]:
         """Append the batch events not seen before."""

@@ -200,6 +200,15 @@ CREATE TABLE IF NOT EXISTS instances (
 ) WITHOUT ROWID;
 """
 
+#: Version 9: leases (the leader among the daemons of one store, ``monitor.leader``).
+_V9_LEASES = """
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
 #: The script that brings version n-1 to version n, at index n-1.
 MIGRATIONS: tuple[str, ...] = (
     _V1_TABLES + _MAINTENANCE_TRIGGERS + _V1_INCIDENTS,
@@ -210,6 +219,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V6_BATCH_EVENTS,
     _V7_DIGESTS,
     _V8_INSTANCES,
+    _V9_LEASES,
 )
 #: The version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -175,8 +175,16 @@ CREATE TABLE IF NOT EXISTS instances (
 );
 """
 
+_V9 = """
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until DOUBLE PRECISION NOT NULL
+);
+"""
+
 #: The script that brings version n-1 to version n, at index n-1.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 #: The version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -59,6 +59,8 @@ from probes.base import Outcome
 
 #: The advisory lock every write of results or rollups holds to its transaction's end.
 ROLLUP_LOCK = 0x736C6172
+#: The server's clock in UTC epoch seconds (leases are timed by it, not by a daemon).
+_PG_NOW = "extract(epoch from clock_timestamp())::double precision"
 #: Seconds to wait for the server when connecting.
 CONNECT_TIMEOUT_S = 5
 
@@ -397,6 +399,33 @@ class PostgresStore:
         ]
 
     # --- instances ----------------------------------------------------------------------
+
+    async def take_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Hold or renew ``name`` (one UPSERT on the server's clock: two takers cannot
+        both win, and the daemons' clocks do not matter)."""
+        async with self._write() as conn:
+            cur = await conn.execute(
+                f"INSERT INTO leases (name, holder, until) VALUES (%s, %s, {_PG_NOW} + %s)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " until = excluded.until WHERE leases.holder = excluded.holder"
+                f" OR leases.until < {_PG_NOW} RETURNING holder",
+                (name, holder, ttl_s),
+            )
+            return await cur.fetchone() is not None
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give ``name`` up if ``holder`` holds it."""
+        async with self._write() as conn:
+            await conn.execute("DELETE FROM leases WHERE name = %s AND holder = %s", (name, holder))
+
+    async def lease(self, name: str) -> tuple[str, float] | None:
+        """Holder and seconds left, unless free or expired."""
+        rows = await self._fetch(
+            f"SELECT holder, until - {_PG_NOW} FROM leases WHERE name = %s", (name,)
+        )
+        if not rows or float(rows[0][1]) < 0:
+            return None
+        return str(rows[0][0]), float(rows[0][1])
 
     async def write_instance(self, instance: InstanceRecord) -> None:
         """Replace the instance's row."""

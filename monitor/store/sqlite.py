@@ -73,6 +73,9 @@ def _merge_body(body: str | None, delta: Rollup) -> Rollup:
     return rollup
 
 
+#: The file's clock in UTC epoch seconds (leases are timed by the store, not a daemon).
+_SQLITE_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+
 #: Minutes per `IN (...)` read of a batch's rollups.
 _IN_CHUNK = 1000
 
@@ -391,6 +394,33 @@ class SqliteStore:
         return [
             DayDigest(str(d), int(n), str(h), str(p), str(c), float(m)) for d, n, h, p, c, m in rows
         ]
+
+    async def take_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Hold or renew ``name`` (one UPSERT: two takers cannot both win)."""
+        async with self._write(immediate=True) as db:
+            cursor = await db.execute(
+                f"INSERT INTO leases (name, holder, until) VALUES (?, ?, {_SQLITE_NOW} + ?)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                f" until = excluded.until WHERE leases.holder = excluded.holder"
+                f" OR leases.until < {_SQLITE_NOW}",
+                (name, holder, ttl_s),
+            )
+            return cursor.rowcount == 1
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give ``name`` up if ``holder`` holds it."""
+        async with self._write() as db:
+            await db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+    async def lease(self, name: str) -> tuple[str, float] | None:
+        """Holder and seconds left, unless free or expired."""
+        async with self._lock:
+            rows = await self._fetch(
+                f"SELECT holder, until - {_SQLITE_NOW} FROM leases WHERE name = ?", (name,)
+            )
+        if not rows or float(rows[0][1]) < 0:
+            return None
+        return str(rows[0][0]), float(rows[0][1])
 
     async def write_instance(self, instance: InstanceRecord) -> None:
         """Replace the instance's row."""

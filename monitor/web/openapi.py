@@ -255,6 +255,10 @@ _RESPONSE_SCHEMAS: dict[str, Any] = {
         {
             "self": _object({"name": {"type": "string"}, "location": {"type": "string"}}),
             "locations": {"type": "array", "items": {"type": "string"}},
+            "leader": {
+                "type": ["string", "null"],
+                "description": "the instance that leads (null: none holds the lease now)",
+            },
             "instances": {
                 "type": "array",
                 "description": "every daemon that writes to the store, by location then name",

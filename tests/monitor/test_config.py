@@ -178,7 +178,7 @@ BAD_CONFIGS: list[tuple[str, list[str]]] = [
     ),
     (
         "bad-storage-url-scheme.yaml",
-        ["8: storage.url: 'mysql://sla@db.example/sla' is not a postgresql:// URL"],
+        ["8: storage.url: not a postgresql:// URL (postgresql://USER@HOST:PORT/DATABASE)"],
     ),
 ]
 

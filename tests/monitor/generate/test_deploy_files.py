@@ -175,9 +175,16 @@ def test_compose_structure(compose: dict[str, Any]) -> None:
         "prometheus",
         "alertmanager",
         "grafana",
+        "postgres",
+        "sla-monitor-brussels",
+        "sla-monitor-liege",
     }
     assert services["simulator"]["profiles"] == ["simulator"]
-    assert all("profiles" not in s for n, s in services.items() if n != "simulator")
+    locations = {"postgres", "sla-monitor-brussels", "sla-monitor-liege"}
+    assert all(services[n]["profiles"] == ["locations"] for n in locations)
+    assert all(
+        "profiles" not in s for n, s in services.items() if n not in {"simulator", *locations}
+    )
     for name, service in services.items():
         for target, source in _mounts(service).items():
             if source.startswith("."):
@@ -199,6 +206,34 @@ def test_compose_structure(compose: dict[str, Any]) -> None:
     grafana = services["grafana"]
     assert grafana["image"] == "grafana/grafana:11.6.0"  # the SDK build the JSON targets
     assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"].startswith("${")
+
+
+def test_the_locations_profile_runs_two_daemons_on_one_database(compose: dict[str, Any]) -> None:
+    """Each location's daemon: the one deploy config, its identity and the database on its
+    command line (parsed and applied as `sla-monitor run` does), the password from the
+    environment."""
+    from monitor.cli.main import _parser, with_identity
+
+    services = compose["services"]
+    database = services["postgres"]["environment"]
+    seen = set()
+    for name in ("sla-monitor-brussels", "sla-monitor-liege"):
+        service = services[name]
+        args = _parser().parse_args(service["command"])
+        assert args.command == "run"
+        assert args.config == Path(CONFIG_IN_CONTAINER)
+        assert _mounts(service)[CONFIG_IN_CONTAINER] == "./sla-monitor.yaml"
+        config = with_identity(
+            load_config(DEPLOY / "sla-monitor.yaml"), args.instance, args.location, args.store_url
+        )
+        assert config.storage.url is not None
+        assert f"@postgres:5432/{database['POSTGRES_DB']}" in config.storage.url
+        assert config.storage.url.startswith(f"postgresql://{database['POSTGRES_USER']}@")
+        assert service["environment"]["PGPASSWORD"] == database["POSTGRES_PASSWORD"]
+        assert database["POSTGRES_PASSWORD"].startswith("${")
+        assert set(service["depends_on"]) == {"postgres", "mosquitto"}
+        seen.add((config.instance.name, config.instance.location))
+    assert seen == {("brussels-1", "brussels"), ("liege-1", "liege")}
 
 
 def test_deploy_config_is_valid_for_the_container(compose: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections import Counter
@@ -13,9 +14,10 @@ import pytest
 from monitor.errors import StoreError
 from monitor.results import Result
 from monitor.sla.counts import Rollup, bucket_index, count_result
-from monitor.store import RollupKey, SqliteStore, Store
+from monitor.store import MemoryStore, RollupKey, SqliteStore, Store
 from monitor.store.records import Alert, AlertStatus, DayDigest, InstanceRecord, RunMarks
 from probes.base import Outcome
+from tests.fakes import FakeClock
 
 THRESHOLDS = (1.0, 2.0)
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z, a whole minute
@@ -436,3 +438,38 @@ async def test_last_results_of_one_location(store: Store) -> None:
     assert await store.last_results(T0) == {("online", "p1"): T0 + 7}
     assert await store.last_results(T0, "brussels") == {("online", "p1"): T0 + 1}
     assert await store.last_results(T0, "ghent") == {}
+
+
+async def test_a_lease_has_one_holder_until_it_expires_or_is_given_up(store: Store) -> None:
+    assert await store.lease("leader") is None
+    assert await store.take_lease("leader", "bru-1", 30.0)
+    assert not await store.take_lease("leader", "lgg-1", 30.0)  # held by another
+    assert await store.take_lease("leader", "bru-1", 30.0)  # a renewal
+    holder, left = await store.lease("leader") or ("", 0.0)
+    assert holder == "bru-1"
+    assert 29.0 < left <= 30.0
+    await store.release_lease("leader", "lgg-1")  # not its lease: nothing changes
+    assert (await store.lease("leader") or ("",))[0] == "bru-1"
+    await store.release_lease("leader", "bru-1")
+    assert await store.lease("leader") is None
+    assert await store.take_lease("leader", "lgg-1", 30.0)
+    assert not await store.take_lease("leader", "bru-1", 30.0)
+
+
+async def test_an_expired_lease_goes_to_the_next_taker(store: Store) -> None:
+    assert await store.take_lease("leader", "bru-1", 0.2)
+    assert not await store.take_lease("leader", "lgg-1", 0.2)
+    await asyncio.sleep(0.3)  # the store's own clock (the memory store's: the system's)
+    assert await store.lease("leader") is None
+    assert await store.take_lease("leader", "lgg-1", 30.0)
+    assert (await store.lease("leader") or ("",))[0] == "lgg-1"
+
+
+async def test_a_memory_lease_expires_on_its_clock() -> None:
+    clock = FakeClock(T0)
+    store = MemoryStore(clock=clock)
+    assert await store.take_lease("leader", "bru-1", 20.0)
+    clock.advance(19.0)
+    assert not await store.take_lease("leader", "lgg-1", 20.0)
+    clock.advance(1.5)
+    assert await store.take_lease("leader", "lgg-1", 20.0)
