@@ -22,6 +22,7 @@ from pathlib import Path
 from monitor.alerting.dispatcher import Dispatcher
 from monitor.alerting.engine import Alerter
 from monitor.alerting.notifiers import build_notifiers
+from monitor.alerting.outbox import NoticeOutbox
 from monitor.clock import Clock, SystemClock
 from monitor.clockwatch import ClockWatch
 from monitor.cluster import Cluster
@@ -153,11 +154,13 @@ class Daemon:
         self.dispatcher = Dispatcher(
             build_notifiers(config.alerting.notifiers), self.metrics.registry
         )
+        # Notices are stored before they are sent (monitor.alerting.outbox).
+        self.outbox = NoticeOutbox(self.store, self.dispatcher, self.clock)
         self.alerter = Alerter(
             config,
             self.ledger,
             self.store,
-            notify=self.dispatcher.submit,
+            notify=self.outbox.notify,
             in_maintenance=lambda service, ts: (
                 self.eligibility.maintenance_at(service, ts) is not None
             ),
@@ -233,6 +236,7 @@ class Daemon:
             try:
                 await self.alerter.reload()
                 await self.incident_detector.load()
+                await self.outbox.resume()
             except StoreError as exc:
                 log.error("the new leader could not read the alerts and incidents: %s", exc)
 
@@ -317,8 +321,16 @@ class Daemon:
     async def acknowledge(self, alert_id: str, by: str) -> Alert:
         """Acknowledge a firing alert (KeyError when there is none with this id)."""
         alert = self.alerter.acknowledge(alert_id, by, self.clock.now())
-        await self.alerter.save()
+        await self._save_alerts()
         return alert
+
+    async def _save_alerts(self) -> None:
+        """The new notices, then the alerts' state, then the notices on their way."""
+        await self.outbox.store()
+        try:
+            await self.alerter.save()
+        finally:
+            self.outbox.send()
 
     def health(self) -> Health:
         """Healthy while the store takes writes."""
@@ -384,6 +396,8 @@ class Daemon:
             await self.alerter.load()
             await self.incident_detector.load()
             await self.dispatcher.start()
+            if not self.leadership.shared:  # a shared store's leader resumes on taking over
+                await self.outbox.resume()
             await self.server.start()
             try:
                 await self.intake.pool.start()
@@ -410,6 +424,7 @@ class Daemon:
                 await self.server.stop()
                 await self.intake.pool.aclose()
                 await self.dispatcher.aclose()
+                await self.outbox.store()  # marks what the last deliveries sent
             if not self.collector.staged:  # all written or spooled: a clean stop
                 await self._mark("stopped")
         finally:
@@ -543,7 +558,7 @@ class Daemon:
             for task in side:
                 task.cancel()
         with contextlib.suppress(StoreError):
-            await self.alerter.save()
+            await self._save_alerts()
         await self.leadership.release()  # another daemon leads at its next try
 
     async def _evaluate_alerts(self) -> None:
@@ -559,7 +574,7 @@ class Daemon:
             for event in self.alerter.evaluate(self.figures_at(now), now):
                 log.info("alert %s %s: %s", event.kind, event.alert_id, event.summary)
             try:
-                await self.alerter.save()
+                await self._save_alerts()
             except StoreError as exc:
                 log.error("could not store alert state (will retry): %s", exc)
 

@@ -1,5 +1,9 @@
 """The dispatcher: delivers events to notifiers with retries, backoff and jitter, in
-the background, so alerting never blocks probing; counts deliveries in metrics."""
+the background, so alerting never blocks probing; counts deliveries in metrics.
+
+An event may come with ``done``, told ``sent`` once it is delivered or why it was given
+up (attempts exhausted, queue overflow); never at shutdown: an event the stop cut off
+stays undone, for the outbox to hand to the next start or leader."""
 
 from __future__ import annotations
 
@@ -18,6 +22,10 @@ from monitor.alerting.notifiers.base import (
     logger,
 )
 from monitor.errors import NotifierError
+
+#: Told what became of an event: ``sent``, or ``given up: WHY``.
+Done = Callable[[str], None]
+_Item = tuple[AlertEvent, Done | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +73,7 @@ class Dispatcher:
         self.delivered: deque[Delivery] = deque(maxlen=history_size)
         #: The last events given up on (after max_attempts, on overflow or at shutdown).
         self.failed: deque[Delivery] = deque(maxlen=history_size)
-        self._queues = {name: asyncio.Queue[AlertEvent](maxsize=queue_size) for name in notifiers}
+        self._queues = {name: asyncio.Queue[_Item](maxsize=queue_size) for name in notifiers}
         self._workers: list[asyncio.Task[None]] = []
         self._overflows = dict.fromkeys(self._queues, 0)
         self._closed = False
@@ -95,19 +103,19 @@ class Dispatcher:
                 counter.labels(name)  # expose zeros from the start
             depth.labels(name).set_function(queue.qsize)
 
-    def submit(self, notifier_name: str, event: AlertEvent) -> None:
+    def submit(self, notifier_name: str, event: AlertEvent, done: Done | None = None) -> None:
         """Queue ``event`` for ``notifier_name``; never blocks, never raises."""
         try:
             queue = self._queues.get(notifier_name)
             if queue is None or self._closed:
                 why = "unknown notifier" if queue is None else "dispatcher closed"
                 logger.error("notifier %s: %s, event dropped", notifier_name, why)
-                self._give_up(notifier_name, event, 0, why)
+                self._give_up(notifier_name, event, 0, why, done if queue is None else None)
                 return
             if queue.full():
-                oldest = queue.get_nowait()
+                oldest, told = queue.get_nowait()
                 queue.task_done()
-                self._give_up(notifier_name, oldest, 0, "queue overflow")
+                self._give_up(notifier_name, oldest, 0, "queue overflow", told)
                 overflowed = self._overflows[notifier_name] = self._overflows[notifier_name] + 1
                 if overflowed % 100 == 1:  # a flood must not flood the log too
                     logger.warning(
@@ -115,7 +123,7 @@ class Dispatcher:
                         notifier_name,
                         overflowed,
                     )
-            queue.put_nowait(event)
+            queue.put_nowait((event, done))
         except Exception:  # a caller on the probing path must never see our bugs
             logger.exception("notifier %s: submit failed", notifier_name)
 
@@ -144,7 +152,7 @@ class Dispatcher:
             self._workers = []
         for name, queue in self._queues.items():
             while not queue.empty():
-                self._give_up(name, queue.get_nowait(), 0, "shutdown")
+                self._give_up(name, queue.get_nowait()[0], 0, "shutdown")
                 queue.task_done()
         for notifier in self.notifiers.values():
             try:
@@ -157,23 +165,28 @@ class Dispatcher:
         ceiling = min(self.backoff_max_s, self.backoff_min_s * 2.0 ** (attempt - 1))
         return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
 
-    def _give_up(self, name: str, event: AlertEvent, attempts: int, reason: str) -> None:
+    def _give_up(
+        self, name: str, event: AlertEvent, attempts: int, reason: str, done: Done | None = None
+    ) -> None:
         self._dropped.labels(name).inc()
         self.failed.append(Delivery(name, event, attempts, time.time(), reason))
+        _tell(done, f"given up: {reason}")
 
-    async def _work(self, name: str, queue: asyncio.Queue[AlertEvent]) -> None:
+    async def _work(self, name: str, queue: asyncio.Queue[_Item]) -> None:
         notifier = self.notifiers[name]
         while True:
-            event = await queue.get()
+            event, done = await queue.get()
             try:
-                await self._deliver(notifier, name, event)
+                await self._deliver(notifier, name, event, done)
             except asyncio.CancelledError:
                 self._give_up(name, event, 0, "shutdown")
                 raise
             finally:
                 queue.task_done()
 
-    async def _deliver(self, notifier: Notifier, name: str, event: AlertEvent) -> None:
+    async def _deliver(
+        self, notifier: Notifier, name: str, event: AlertEvent, done: Done | None = None
+    ) -> None:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 await notifier.send(event)
@@ -185,6 +198,7 @@ class Dispatcher:
             else:
                 self._sent.labels(name).inc()
                 self.delivered.append(Delivery(name, event, attempt, time.time()))
+                _tell(done, "sent")
                 return
             self._failures.labels(name).inc()
             if attempt == self.max_attempts:
@@ -196,7 +210,7 @@ class Dispatcher:
                     attempt,
                     reason,
                 )
-                self._give_up(name, event, attempt, reason)
+                self._give_up(name, event, attempt, reason, done)
                 return
             delay_s = self.backoff_s(attempt)
             logger.warning(
@@ -207,3 +221,13 @@ class Dispatcher:
                 delay_s,
             )
             await self._sleep(delay_s)
+
+
+def _tell(done: Done | None, outcome: str) -> None:
+    """Tell ``done`` (its bug must not stop a worker)."""
+    if done is None:
+        return
+    try:
+        done(outcome)
+    except Exception:
+        logger.exception("an event's done callback failed")

@@ -18,6 +18,7 @@ from monitor.store.records import (
     IncidentUpdate,
     InstanceRecord,
     MaintenanceRecord,
+    Notice,
     RollupKey,
     RunMark,
     RunMarks,
@@ -114,6 +115,22 @@ class Leases(Protocol):
 
     async def lease(self, name: str) -> tuple[str, float] | None:
         """Who holds ``name`` and for how many more seconds; None when free or expired."""
+        ...
+
+
+class Outbox(Protocol):
+    """Notifications stored before they are sent, marked once delivered or given up."""
+
+    async def add_notices(self, notices: Sequence[tuple[str, str]], at: float) -> list[int]:
+        """Store ``(notifier, body)`` notices, atomically; their ids, in order."""
+        ...
+
+    async def mark_notices(self, done: Sequence[tuple[int, str]], at: float) -> None:
+        """Mark ``(id, outcome)`` notices done (``sent``, or why they were given up)."""
+        ...
+
+    async def unsent_notices(self) -> list[Notice]:
+        """Notices not yet done, oldest first."""
         ...
 
 
@@ -343,6 +360,7 @@ class Store(
     DigestLog,
     InstanceRegistry,
     Leases,
+    Outbox,
     MinuteHistory,
     AlertStore,
     MaintenanceStore,

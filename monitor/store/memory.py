@@ -19,6 +19,7 @@ from monitor.store.records import (
     IncidentUpdate,
     InstanceRecord,
     MaintenanceRecord,
+    Notice,
     RollupKey,
     RunMark,
     RunMarks,
@@ -40,6 +41,7 @@ class MemoryStore:
         self._digests: dict[str, DayDigest] = {}
         self._instances: dict[str, InstanceRecord] = {}
         self._leases: dict[str, tuple[str, float]] = {}
+        self._outbox: dict[int, tuple[Notice, float | None, str | None]] = {}
         self._marks: dict[tuple[str, RunMark], float] = {}
         self._rollups: dict[RollupKey, Rollup] = {}
         self._minutes: dict[tuple[int, str], ServiceMinute] = {}
@@ -103,6 +105,25 @@ class MemoryStore:
     async def instances(self) -> list[InstanceRecord]:
         """Every instance, by location then name."""
         return sorted(self._instances.values(), key=lambda i: (i.location, i.name))
+
+    async def add_notices(self, notices: Sequence[tuple[str, str]], at: float) -> list[int]:
+        """Store notices; their ids."""
+        ids = []
+        for notifier, body in notices:
+            new_id = len(self._outbox) + 1
+            self._outbox[new_id] = (Notice(new_id, notifier, body, at), None, None)
+            ids.append(new_id)
+        return ids
+
+    async def mark_notices(self, done: Sequence[tuple[int, str]], at: float) -> None:
+        """Mark notices done."""
+        for notice_id, outcome in done:
+            if notice_id in self._outbox:
+                self._outbox[notice_id] = (self._outbox[notice_id][0], at, outcome)
+
+    async def unsent_notices(self) -> list[Notice]:
+        """Notices not done, oldest first."""
+        return [n for n, done_at, _ in self._outbox.values() if done_at is None]
 
     async def take_lease(self, name: str, holder: str, ttl_s: float) -> bool:
         """Hold or renew ``name`` when free, expired or ``holder``'s."""

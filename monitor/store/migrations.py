@@ -209,6 +209,20 @@ CREATE TABLE IF NOT EXISTS leases (
 ) WITHOUT ROWID;
 """
 
+#: Version 10: the notifications outbox: each notice stored before it is sent and marked
+#: once delivered, so a daemon or leader that dies in between leaves it to the next one.
+_V10_OUTBOX = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    notifier TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    done_at REAL,
+    outcome TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (id) WHERE done_at IS NULL;
+"""
+
 #: The script that brings version n-1 to version n, at index n-1.
 MIGRATIONS: tuple[str, ...] = (
     _V1_TABLES + _MAINTENANCE_TRIGGERS + _V1_INCIDENTS,
@@ -220,6 +234,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V7_DIGESTS,
     _V8_INSTANCES,
     _V9_LEASES,
+    _V10_OUTBOX,
 )
 #: The version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

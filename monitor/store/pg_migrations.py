@@ -183,8 +183,20 @@ CREATE TABLE IF NOT EXISTS leases (
 );
 """
 
+_V10 = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id BIGSERIAL PRIMARY KEY,
+    notifier TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    done_at DOUBLE PRECISION,
+    outcome TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (id) WHERE done_at IS NULL;
+"""
+
 #: The script that brings version n-1 to version n, at index n-1.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)
 #: The version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 

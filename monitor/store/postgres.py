@@ -44,6 +44,7 @@ from monitor.store.records import (
     IncidentUpdate,
     InstanceRecord,
     MaintenanceRecord,
+    Notice,
     RollupKey,
     RunMark,
     RunMarks,
@@ -399,6 +400,36 @@ class PostgresStore:
         ]
 
     # --- instances ----------------------------------------------------------------------
+
+    async def add_notices(self, notices: Sequence[tuple[str, str]], at: float) -> list[int]:
+        """Store notices in one transaction; their ids."""
+        ids = []
+        async with self._write() as conn:
+            for notifier, body in notices:
+                cur = await conn.execute(
+                    "INSERT INTO outbox (notifier, body, created_at) VALUES (%s, %s, %s)"
+                    " RETURNING id",
+                    (notifier, body, at),
+                )
+                row = await cur.fetchone()
+                assert row is not None  # RETURNING always gives the row
+                ids.append(int(row[0]))
+        return ids
+
+    async def mark_notices(self, done: Sequence[tuple[int, str]], at: float) -> None:
+        """Mark notices done in one transaction."""
+        async with self._write() as conn, conn.cursor() as cur:
+            await cur.executemany(
+                "UPDATE outbox SET done_at = %s, outcome = %s WHERE id = %s",
+                [(at, outcome, notice_id) for notice_id, outcome in done],
+            )
+
+    async def unsent_notices(self) -> list[Notice]:
+        """Notices not done, oldest first."""
+        rows = await self._fetch(
+            "SELECT id, notifier, body, created_at FROM outbox WHERE done_at IS NULL ORDER BY id"
+        )
+        return [Notice(int(i), str(n), str(b), float(c)) for i, n, b, c in rows]
 
     async def take_lease(self, name: str, holder: str, ttl_s: float) -> bool:
         """Hold or renew ``name`` (one UPSERT on the server's clock: two takers cannot

@@ -45,6 +45,17 @@ class RunMarks:
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """A notification waiting in the outbox: what to send (``body``, the notifier's
+    event as JSON) to which notifier."""
+
+    id: int
+    notifier: str
+    body: str
+    created_at: float  # UTC epoch seconds
+
+
+@dataclass(frozen=True, slots=True)
 class InstanceRecord:
     """A daemon writing to the store, as it last said (``monitor.cluster``)."""
 

@@ -40,6 +40,7 @@ from monitor.store.records import (
     IncidentUpdate,
     InstanceRecord,
     MaintenanceRecord,
+    Notice,
     RollupKey,
     RunMark,
     RunMarks,
@@ -394,6 +395,35 @@ class SqliteStore:
         return [
             DayDigest(str(d), int(n), str(h), str(p), str(c), float(m)) for d, n, h, p, c, m in rows
         ]
+
+    async def add_notices(self, notices: Sequence[tuple[str, str]], at: float) -> list[int]:
+        """Store notices in one transaction; their ids."""
+        ids = []
+        async with self._write(immediate=True) as db:
+            for notifier, body in notices:
+                cursor = await db.execute(
+                    "INSERT INTO outbox (notifier, body, created_at) VALUES (?, ?, ?)",
+                    (notifier, body, at),
+                )
+                ids.append(int(cursor.lastrowid or 0))
+        return ids
+
+    async def mark_notices(self, done: Sequence[tuple[int, str]], at: float) -> None:
+        """Mark notices done in one transaction."""
+        async with self._write() as db:
+            await db.executemany(
+                "UPDATE outbox SET done_at = ?, outcome = ? WHERE id = ?",
+                [(at, outcome, notice_id) for notice_id, outcome in done],
+            )
+
+    async def unsent_notices(self) -> list[Notice]:
+        """Notices not done, oldest first."""
+        async with self._lock:
+            rows = await self._fetch(
+                "SELECT id, notifier, body, created_at FROM outbox WHERE done_at IS NULL"
+                " ORDER BY id"
+            )
+        return [Notice(int(i), str(n), str(b), float(c)) for i, n, b, c in rows]
 
     async def take_lease(self, name: str, holder: str, ttl_s: float) -> bool:
         """Hold or renew ``name`` (one UPSERT: two takers cannot both win)."""

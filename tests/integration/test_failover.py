@@ -1,6 +1,7 @@
 """Two daemon processes on one PostgreSQL database: one leads; SIGKILL it and the other
 leads within ``instance.leader_timeout``; the killed one comes back as a follower; a clean
 stop of the leader hands over at the follower's next try. The survivor loses no result.
+A page the killed leader stored but could not deliver is delivered by the next, once.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import httpx
 import psycopg
 import pytest
 import yaml
+from aiohttp import web
 
 from simulator.network import Simulator
 from tests.support.brokers import free_port
@@ -38,7 +40,9 @@ class Instance:
         self.port = free_port()
         self.process: subprocess.Popen[str] | None = None
 
-    def write(self, url: str, sim_port: int, tmp: Path) -> None:
+    def write(
+        self, url: str, sim_port: int, tmp: Path, alerting: dict[str, Any] | None = None
+    ) -> None:
         document = daemon_config(
             store=tmp / f"{self.name}.sqlite3",
             listen=f"127.0.0.1:{self.port}",
@@ -61,6 +65,8 @@ class Instance:
             ],
         )
         document["storage"]["url"] = url
+        if alerting is not None:
+            document["alerting"] = alerting
         document["instance"] = {
             "name": self.name,
             "location": self.location,
@@ -167,3 +173,76 @@ async def test_the_leader_killed_another_leads_within_the_timeout(
             "SELECT count(*) FROM results WHERE location = 'liege'"
         ).fetchone() or (0,)
     assert stored == accepted
+
+
+async def test_a_page_the_killed_leader_could_not_deliver_is_delivered_once(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    received: list[tuple[int, dict[str, Any]]] = []
+    answer = {"status": 500}  # the receiver is down while the first leader tries
+
+    async def hook(request: web.Request) -> web.Response:
+        status = answer["status"]
+        received.append((status, await request.json()))
+        return web.Response(status=status)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    hook_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", hook_port).start()
+    alerting = {
+        "evaluation_interval": 0.5,
+        "notifiers": {"hook": {"kind": "webhook", "url": f"http://127.0.0.1:{hook_port}/hook"}},
+        "escalation": {"page": [{"notifiers": ["hook"]}], "ticket": [{"notifiers": ["hook"]}]},
+    }
+    a = Instance("probe-a", "brussels", tmp_path / "a.yaml")
+    b = Instance("probe-b", "liege", tmp_path / "b.yaml")
+    # Every answer fails: burn-14x fires at the first evaluation.
+    settings = simulator_settings(
+        routes=["/x"], profile={"latency": {"median": 0.002}, "error_rate": 1.0}
+    )
+    try:
+        async with Simulator(settings, {}) as sim, httpx.AsyncClient(timeout=5) as client:
+            assert sim.http_port is not None
+            for instance in (a, b):
+                instance.write(postgres_url, sim.http_port, tmp_path, alerting)
+            try:
+                a.start()
+                await _until_leader(client, a, "probe-a", 30)
+                b.start()
+                await _until_leader(client, b, "probe-a", 30)
+                async with asyncio.timeout(30):
+                    while sum(1 for _, e in received if e["rule"] == "burn-14x") < 2:
+                        await asyncio.sleep(0.05)  # a retries its stored page
+                assert a.process is not None
+                os.kill(a.process.pid, signal.SIGKILL)
+                a.process.communicate(timeout=30)
+                answer["status"] = 204
+                await _until_leader(client, b, "probe-b", TIMEOUT_S + 5)
+                async with asyncio.timeout(30):
+                    while not any(s == 204 and e["rule"] == "burn-14x" for s, e in received):
+                        await asyncio.sleep(0.05)
+                await asyncio.sleep(3.0)  # b evaluates six more times
+                b_log = _stopped(b)
+            finally:
+                for instance in (a, b):
+                    if instance.process is not None and instance.process.poll() is None:
+                        instance.process.kill()
+                        instance.process.communicate()
+    finally:
+        await runner.cleanup()
+
+    delivered = [e for status, e in received if status == 204 and e["kind"] == "firing"]
+    per_alert: dict[str, int] = {}
+    for event in delivered:
+        per_alert[event["alert_id"]] = per_alert.get(event["alert_id"], 0) + 1
+    assert any(e["rule"] == "burn-14x" for e in delivered)
+    assert set(per_alert.values()) == {1}, per_alert  # each page once
+    assert "notices a previous run or leader did not deliver" in b_log
+    with psycopg.connect(postgres_url) as conn:
+        (unsent,) = conn.execute(
+            "SELECT count(*) FROM outbox WHERE done_at IS NULL"
+        ).fetchone() or (0,)
+    assert unsent == 0

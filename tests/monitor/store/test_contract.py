@@ -473,3 +473,19 @@ async def test_a_memory_lease_expires_on_its_clock() -> None:
     assert not await store.take_lease("leader", "lgg-1", 20.0)
     clock.advance(1.5)
     assert await store.take_lease("leader", "lgg-1", 20.0)
+
+
+async def test_notices_wait_in_the_outbox_until_marked_done(store: Store) -> None:
+    assert await store.unsent_notices() == []
+    ids = await store.add_notices([("pager", '{"kind": "firing"}'), ("mail", "{}")], T0)
+    assert len(set(ids)) == 2
+    more = await store.add_notices([("pager", '{"kind": "resolved"}')], T0 + 60)
+    assert [(n.id, n.notifier, n.body, n.created_at) for n in await store.unsent_notices()] == [
+        (ids[0], "pager", '{"kind": "firing"}', T0),
+        (ids[1], "mail", "{}", T0),
+        (more[0], "pager", '{"kind": "resolved"}', T0 + 60),
+    ]
+    await store.mark_notices([(ids[0], "sent"), (more[0], "given up: HTTP 500 x6")], T0 + 61)
+    assert [n.id for n in await store.unsent_notices()] == [ids[1]]
+    assert await store.add_notices([], T0) == []
+    await store.mark_notices([], T0)
