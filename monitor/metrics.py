@@ -75,26 +75,26 @@ class Metrics:
         self.duration = Histogram(
             "sla_probe_duration_seconds",
             "Latency of successful probe exchanges (monotonic clock, exchange only).",
-            ["service", "probe", "kind"],
+            ["service", "probe", "kind", "location"],
             buckets=bucket_bounds(config),
             registry=r,
         )
         self.attempts = Counter(
             "sla_probe_attempts",
             "Probe exchanges by outcome; every attempt is a valid SLA event.",
-            ["service", "probe", "kind", "outcome"],
+            ["service", "probe", "kind", "outcome", "location"],
             registry=r,
         )
         self.failures = Counter(
             "sla_probe_failures",
             "Failed probe exchanges by error class (timeout, connect, status, body, ...).",
-            ["service", "probe", "error"],
+            ["service", "probe", "error", "location"],
             registry=r,
         )
         self.up = Gauge(
             "sla_probe_up",
             "1 when the probe's last exchange succeeded.",
-            ["service", "probe"],
+            ["service", "probe", "location"],
             registry=r,
         )
         self.lag = Histogram(
@@ -249,8 +249,10 @@ class Metrics:
         self._children: dict[tuple[str, str], _ProbeChildren] = {}
         for service in config.services:
             for probe in service.probes:
+                # location: where this daemon probes from (instance.location), so the
+                # series of daemons in several locations stay apart.
                 self._children[(service.name, probe.name)] = _ProbeChildren(
-                    self, service.name, probe.name, probe.kind
+                    self, service.name, probe.name, probe.kind, config.instance.location
                 )
 
     def observe(self, result: Result) -> None:
@@ -322,23 +324,28 @@ class _ProbeChildren:
     """Label children of one probe, created up front so every series exists from the
     first scrape (a counter that appears late loses its first increase in rate())."""
 
-    def __init__(self, metrics: Metrics, service: str, probe: str, kind: str) -> None:
+    def __init__(
+        self, metrics: Metrics, service: str, probe: str, kind: str, location: str
+    ) -> None:
         self._metrics = metrics
         self._service = service
         self._probe = probe
-        self.duration = metrics.duration.labels(service, probe, kind)
+        self._location = location
+        self.duration = metrics.duration.labels(service, probe, kind, location)
         self.attempts = {
-            outcome: metrics.attempts.labels(service, probe, kind, outcome)
+            outcome: metrics.attempts.labels(service, probe, kind, outcome, location)
             for outcome in ("ok", "error", "timeout")
         }
-        self.up = metrics.up.labels(service, probe)
+        self.up = metrics.up.labels(service, probe, location)
         self._failures: dict[Outcome, Counter] = {}
 
     def failure(self, outcome: Outcome) -> Counter:
         """The failure counter child of one error class."""
         child = self._failures.get(outcome)
         if child is None:
-            child = self._metrics.failures.labels(self._service, self._probe, outcome.value)
+            child = self._metrics.failures.labels(
+                self._service, self._probe, outcome.value, self._location
+            )
             self._failures[outcome] = child
         return child
 

@@ -78,7 +78,7 @@ async def test_each_result_is_counted_once_everywhere() -> None:
     assert (total.attempts, total.ok, total.good_within(1.0)) == (40, ok, fast)
     assert len(await store.results(T0 - 1, T0 + 100)) == 40
     get = metrics.registry.get_sample_value
-    labels = {"service": "svc", "probe": "p", "kind": "http"}
+    labels = {"service": "svc", "probe": "p", "kind": "http", "location": "default"}
     assert get("sla_probe_attempts_total", {**labels, "outcome": "ok"}) == ok
     assert get("sla_probe_attempts_total", {**labels, "outcome": "timeout"}) == 40 - ok
     assert get("sla_probe_duration_seconds_bucket", {**labels, "le": "1.0"}) == fast
@@ -197,5 +197,11 @@ async def test_bodies_stored_side_by_side_count_each_id_once(tmp_path: Path) -> 
         assert answer == [body is bodies[0] or i >= 50 for i in range(100)]
     assert collector.accepted == unique
     assert ledger.window_rollup("svc", ["feed"], "month", T0 + 900).attempts == unique
-    labels = {"service": "svc", "probe": "feed", "kind": "traffic", "outcome": "ok"}
+    labels = {
+        "service": "svc",
+        "probe": "feed",
+        "kind": "traffic",
+        "outcome": "ok",
+        "location": "default",
+    }
     assert metrics.registry.get_sample_value("sla_probe_attempts_total", labels) == unique

@@ -43,7 +43,7 @@ def test_every_threshold_is_a_bucket_bound_and_failures_are_not_observed() -> No
     for latency in latencies:
         metrics.observe(Result("svc", "p", "http", 0.0, latency, Outcome.OK))
     metrics.observe(Result("svc", "p", "http", 0.0, 5.0, Outcome.TIMEOUT))
-    labels = {"service": "svc", "probe": "p", "kind": "http"}
+    labels = {"service": "svc", "probe": "p", "kind": "http", "location": "default"}
     get = metrics.registry.get_sample_value
     for bound, text in ((0.25, "0.25"), (1.5, "1.5"), (4.0, "4.0")):
         expected = sum(latency <= bound for latency in latencies)
@@ -51,7 +51,11 @@ def test_every_threshold_is_a_bucket_bound_and_failures_are_not_observed() -> No
     assert get("sla_probe_duration_seconds_count", labels) == len(latencies)
     assert get("sla_probe_attempts_total", {**labels, "outcome": "timeout"}) == 1
     assert (
-        get("sla_probe_failures_total", {"service": "svc", "probe": "p", "error": "timeout"}) == 1
+        get(
+            "sla_probe_failures_total",
+            {"service": "svc", "probe": "p", "error": "timeout", "location": "default"},
+        )
+        == 1
     )
 
 
@@ -77,7 +81,7 @@ def test_counting_a_body_of_results_at_once_equals_counting_them_one_by_one() ->
         one_by_one.observe(result)
     at_once.observe_many(results)
     assert samples(at_once) == samples(one_by_one)
-    labels = {"service": "svc", "probe": "p"}
+    labels = {"service": "svc", "probe": "p", "location": "default"}
     assert at_once.registry.get_sample_value("sla_probe_up", labels) == 0
 
 
@@ -85,7 +89,13 @@ def test_each_metrics_object_has_its_own_registry() -> None:
     config = builders.config(builders.service("svc", latency={"a": 1}))
     one, two = Metrics(config), Metrics(config)
     one.observe(Result("svc", "p", "http", 0.0, 0.5, Outcome.OK))
-    labels = {"service": "svc", "probe": "p", "kind": "http", "outcome": "ok"}
+    labels = {
+        "service": "svc",
+        "probe": "p",
+        "kind": "http",
+        "outcome": "ok",
+        "location": "default",
+    }
     assert one.registry.get_sample_value("sla_probe_attempts_total", labels) == 1
     assert two.registry.get_sample_value("sla_probe_attempts_total", labels) == 0
 
