@@ -154,8 +154,10 @@ class Daemon:
         self.dispatcher = Dispatcher(
             build_notifiers(config.alerting.notifiers), self.metrics.registry
         )
-        # Notices are stored before they are sent (monitor.alerting.outbox).
+        # Notices are stored before they are sent (monitor.alerting.outbox); one flush at
+        # a time, so an alert's notice is never handed over before its state is saved.
         self.outbox = NoticeOutbox(self.store, self.dispatcher, self.clock)
+        self._outbox_lock = asyncio.Lock()
         self.alerter = Alerter(
             config,
             self.ledger,
@@ -166,7 +168,9 @@ class Daemon:
             ),
         )
         # The status page: incidents for users, and who among them is told of what.
-        self.notices = UserNotices(config, self.dispatcher.submit)
+        # The users' notices (maintenance announced, incidents) go through the outbox too:
+        # stored, then sent, marked; the evidence pack shows them as published.
+        self.notices = UserNotices(config, self.outbox.notify)
         self.incidents = IncidentBook(self.store, self.clock, publish=self.notices.publish)
         self.incident_detector = IncidentDetector(config, self.ledger, self.incidents)
         # One path for maintenance from the API and the CLI: stored, reloaded, announced.
@@ -326,10 +330,17 @@ class Daemon:
 
     async def _save_alerts(self) -> None:
         """The new notices, then the alerts' state, then the notices on their way."""
-        await self.outbox.store()
-        try:
-            await self.alerter.save()
-        finally:
+        async with self._outbox_lock:
+            await self.outbox.store()
+            try:
+                await self.alerter.save()
+            finally:
+                self.outbox.send()
+
+    async def _send_notices(self) -> None:
+        """The users' notices (and any other held), stored then sent, every second."""
+        async with self._outbox_lock:
+            await self.outbox.store()
             self.outbox.send()
 
     def health(self) -> Health:
@@ -617,6 +628,7 @@ class Daemon:
                 self.metrics.broker_connected.labels(name).set(1 if connection.connected else 0)
             # Every HEARTBEAT_S: a killed run is known at the next start by its last mark.
             await self._mark("alive")
+            await self._send_notices()
             steady = self.clock_watch.steady()
             self.metrics.clock_step.set(self.clock_watch.step_s)
             if time.monotonic() >= next_prune and steady and self.leadership.leading():

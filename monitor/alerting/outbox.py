@@ -59,6 +59,8 @@ class NoticeOutbox:
 
     async def store(self) -> None:
         """Store the held notices and mark the ones done since the last call."""
+        if not self._held and not self._done:
+            return  # the usual case, every second: no write
         held, self._held = self._held, []
         done, self._done = self._done, []
         now = self._clock.now()
@@ -69,6 +71,8 @@ class NoticeOutbox:
         except StoreError as exc:
             self._done = done + self._done  # marked at the next call
             log.error("could not mark %d delivered notices (will retry): %s", len(done), exc)
+        if not held:
+            return
         try:
             ids = await self._store.add_notices([(n, body_of(e)) for n, e in held], now)
         except StoreError as exc:

@@ -10,6 +10,8 @@ party can check without sla-monitor.
                         objective its state
       maintenance.csv   the maintenance windows touching the month, with when they were
                         announced and recorded, by whom, and their removal
+      publications.csv  where and when each of those windows was published: the status
+                        page and feed, and each notice to the service's subscribers
       batch_events.csv  batches handed in and processed during the month
       digests.csv       each day's digest of its raw results, chained to the day before
       reports/vNNN/     the archived versions of the month's report (report.json, its
@@ -27,6 +29,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import io
+import json
 import shutil
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
@@ -35,7 +38,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.report.model import Month
 from monitor.results import BatchRecord, Result, ServiceMinute
-from monitor.store.records import DayDigest, MaintenanceRecord
+from monitor.store.records import DayDigest, MaintenanceRecord, Notice
 
 #: Columns of each CSV file, as README.txt documents them.
 RESULT_COLUMNS = (
@@ -66,6 +69,16 @@ MAINTENANCE_COLUMNS = (
     "origin",
 )
 BATCH_COLUMNS = ("service", "id", "batch", "event", "at", "records", "institution")
+PUBLICATION_COLUMNS = (
+    "window_id",
+    "service",
+    "channel",
+    "published_at",
+    "published_at_utc",
+    "delivered_at",
+    "outcome",
+    "text",
+)
 DIGEST_COLUMNS = ("date", "results", "results_sha256", "previous", "chain", "made_at")
 
 
@@ -87,6 +100,8 @@ class EvidenceStore(Protocol):
     async def batch_events(self, since: float) -> list[BatchRecord]: ...
 
     async def digests(self) -> list[DayDigest]: ...
+
+    async def notices(self, since: float) -> list[Notice]: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -132,6 +147,9 @@ async def write_pack(
     maintenance = await _write_csv(
         out / "maintenance.csv", MAINTENANCE_COLUMNS, _each([_maintenance_row(r) for r in records])
     )
+    await _write_csv(
+        out / "publications.csv", PUBLICATION_COLUMNS, _each(await _publications(store, records))
+    )
     # Every event of the batches handed in during the month, their processing after the
     # month's end included: it decides whether the month's last days were in time.
     events = await store.batch_events(start)
@@ -152,6 +170,42 @@ async def write_pack(
     (out / "README.txt").write_text(_readme(month, zone, results, minutes), encoding="utf-8")
     files = _sums(out)
     return Pack(out, results, minutes, maintenance, batch_events, versions, files)
+
+
+async def _publications(
+    store: EvidenceStore, records: Sequence[MaintenanceRecord]
+) -> list[list[object]]:
+    """Each window on the status page and the feed from when it was recorded (the page
+    and the feed read the store), then each notice to its subscribers from the outbox."""
+    if not records:
+        return []
+    by_subject = {f"maintenance-{r.window.id}": r for r in records}
+    rows: list[list[object]] = []
+    for record in records:
+        w = record.window
+        text = f"{w.reason} ({_utc(w.start)} to {_utc(w.end)})"
+        for channel in ("status page", "feed"):
+            at = record.created_at
+            rows.append([w.id, w.service, channel, at, _utc(at), at, "shown", text])
+    for notice in await store.notices(min(r.created_at for r in records)):
+        body = json.loads(notice.body)
+        told = by_subject.get(str(body.get("alert_id")))
+        if told is None or not str(body.get("rule", "")).startswith("status-maintenance"):
+            continue
+        at = notice.created_at
+        rows.append(
+            [
+                told.window.id,
+                told.window.service,
+                f"notifier {notice.notifier}",
+                at,
+                _utc(at),
+                "" if notice.done_at is None else notice.done_at,
+                notice.outcome or "not delivered yet",
+                f"{body.get('summary', '')} {body.get('description', '')}".strip(),
+            ]
+        )
+    return rows
 
 
 async def _month_digests(store: EvidenceStore, month: Month) -> list[DayDigest]:
@@ -329,6 +383,15 @@ maintenance.csv: the maintenance windows recorded at run time that touch the mon
   created_by, created_at, origin   who recorded it, when, and from where
   removed_at, removed_by           when and by whom it was removed (it excludes nothing)
   correction           why it was recorded with an announcement in the past
+
+publications.csv: where and when users were told of each of those windows
+  window_id, service
+  channel              status page, feed (both show a window from when it is recorded),
+                       or "notifier NAME": a notice to the service's subscribers
+  published_at(_utc)   when it was published (a notice: stored, then sent)
+  delivered_at         when the notifier confirmed it (empty: not yet)
+  outcome              shown, sent, or why the notice was given up
+  text                 what was published
 
 batch_events.csv: every event of the batches handed in during the month: hand-ins
   (submitted, with their volume in records) and processing, the processing after the

@@ -133,6 +133,11 @@ class Outbox(Protocol):
         """Notices not yet done, oldest first."""
         ...
 
+    async def notices(self, since: float) -> list[Notice]:
+        """Every notice stored at or after ``since``, done or not, oldest first (the
+        publication record of an evidence pack)."""
+        ...
+
 
 class MinuteHistory(Protocol):
     """Sealed history: minute decisions and the compacted hour and day summaries."""

@@ -125,6 +125,14 @@ class MemoryStore:
         """Notices not done, oldest first."""
         return [n for n, done_at, _ in self._outbox.values() if done_at is None]
 
+    async def notices(self, since: float) -> list[Notice]:
+        """Notices stored since ``since``, oldest first."""
+        return [
+            replace(n, done_at=done_at, outcome=outcome)
+            for n, done_at, outcome in self._outbox.values()
+            if n.created_at >= since
+        ]
+
     async def take_lease(self, name: str, holder: str, ttl_s: float) -> bool:
         """Hold or renew ``name`` when free, expired or ``holder``'s."""
         now = self._clock.now()

@@ -431,6 +431,15 @@ class PostgresStore:
         )
         return [Notice(int(i), str(n), str(b), float(c)) for i, n, b, c in rows]
 
+    async def notices(self, since: float) -> list[Notice]:
+        """Notices stored since ``since``, oldest first."""
+        rows = await self._fetch(
+            "SELECT id, notifier, body, created_at, done_at, outcome FROM outbox"
+            " WHERE created_at >= %s ORDER BY id",
+            (since,),
+        )
+        return [Notice(int(i), str(n), str(b), float(c), d, o) for i, n, b, c, d, o in rows]
+
     async def take_lease(self, name: str, holder: str, ttl_s: float) -> bool:
         """Hold or renew ``name`` (one UPSERT on the server's clock: two takers cannot
         both win, and the daemons' clocks do not matter)."""

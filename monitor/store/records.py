@@ -52,7 +52,9 @@ class Notice:
     id: int
     notifier: str
     body: str
-    created_at: float  # UTC epoch seconds
+    created_at: float  # UTC epoch seconds: stored, before it was sent
+    done_at: float | None = None  # when it was delivered or given up (None: not yet)
+    outcome: str | None = None  # "sent", or why it was given up
 
 
 @dataclass(frozen=True, slots=True)

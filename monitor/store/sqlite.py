@@ -425,6 +425,16 @@ class SqliteStore:
             )
         return [Notice(int(i), str(n), str(b), float(c)) for i, n, b, c in rows]
 
+    async def notices(self, since: float) -> list[Notice]:
+        """Notices stored since ``since``, oldest first."""
+        async with self._lock:
+            rows = await self._fetch(
+                "SELECT id, notifier, body, created_at, done_at, outcome FROM outbox"
+                " WHERE created_at >= ? ORDER BY id",
+                (since,),
+            )
+        return [Notice(int(i), str(n), str(b), float(c), d, o) for i, n, b, c, d, o in rows]
+
     async def take_lease(self, name: str, holder: str, ttl_s: float) -> bool:
         """Hold or renew ``name`` (one UPSERT: two takers cannot both win)."""
         async with self._write(immediate=True) as db:

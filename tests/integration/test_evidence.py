@@ -68,7 +68,7 @@ def test_an_evidence_pack_holds_the_months_rows_and_checks_with_sha256sum(
     listed = {line.split("  ", 1)[1] for line in (pack / "SHA256SUMS").read_text().splitlines()}
     expected = {
         "README.txt", "config.yaml", "results.csv", "minutes.csv", "maintenance.csv",
-        "batch_events.csv",
+        "publications.csv", "batch_events.csv",
     }  # fmt: skip
     assert expected <= listed
     assert {name for name in listed if name.startswith("reports/v001/")} >= {
@@ -100,6 +100,11 @@ def test_an_evidence_pack_holds_the_months_rows_and_checks_with_sha256sum(
     maintenance = _rows(pack / "maintenance.csv")
     assert sorted((float(m["start"]), float(m["announced_at"])) for m in maintenance) == sorted(
         (start, announced) for start, _, announced in (sc.MAINTENANCE, sc.LATE)
+    )
+    # Each window recorded at run time was on the status page and the feed from then.
+    published = _rows(pack / "publications.csv")
+    assert sorted((p["window_id"], p["channel"]) for p in published) == sorted(
+        (m["id"], channel) for m in maintenance for channel in ("status page", "feed")
     )
     figures = json.loads((pack / "reports" / "v001" / "report.json").read_text())
     assert figures["period"]["month"] == "2026-10"

@@ -489,3 +489,15 @@ async def test_notices_wait_in_the_outbox_until_marked_done(store: Store) -> Non
     assert [n.id for n in await store.unsent_notices()] == [ids[1]]
     assert await store.add_notices([], T0) == []
     await store.mark_notices([], T0)
+
+
+async def test_the_outbox_keeps_each_notices_delivery_for_the_record(store: Store) -> None:
+    [first] = await store.add_notices([("pager", "a")], T0)
+    [second] = await store.add_notices([("mail", "b")], T0 + 10)
+    await store.mark_notices([(first, "sent")], T0 + 1)
+    got = await store.notices(T0)
+    assert [(n.id, n.done_at, n.outcome) for n in got] == [
+        (first, T0 + 1, "sent"),
+        (second, None, None),
+    ]
+    assert [n.id for n in await store.notices(T0 + 5)] == [second]
