@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hashlib
 import logging
 import math
 import time
@@ -49,7 +50,7 @@ from monitor.sla.eligibility import Eligibility
 from monitor.sla.figures import ObjectiveFigures, all_figures, batch_figures
 from monitor.sla.objectives import grace_minutes, probe_thresholds
 from monitor.store import Store, store_at
-from monitor.store.records import Alert, RunMark, RunMarks
+from monitor.store.records import Alert, ConfigUse, RunMark, RunMarks
 from monitor.store.spool import Spool, replay
 from monitor.timeparse import iso_utc
 from monitor.web.ingest import IngestApi
@@ -88,8 +89,12 @@ class Daemon:
         store: Store | None = None,
         base_dir: Path | None = None,
         allow_degraded_start: bool = False,
+        config_file: Path | None = None,
     ) -> None:
         self.config = config
+        #: The file the config was read from: recorded in the store at start (its text
+        #: once per SHA-256), so an evidence pack shows the month's config changes.
+        self.config_file = config_file
         #: Start even when the store takes no write (results wait in memory and the spool).
         self.allow_degraded_start = allow_degraded_start
         self._marks_failing: set[RunMark] = set()  # run marks whose write failed (said once)
@@ -400,6 +405,7 @@ class Daemon:
             previous = await self.store.run_marks(self._run_key)
             await self._check_writable()
             await self._mark("started")
+            await self._record_config()
             await self._replay_spool()
             if previous.killed:
                 await self._count_killed_run(previous)
@@ -463,6 +469,22 @@ class Daemon:
                 " the spool until the store takes writes",
                 exc,
             )
+
+    async def _record_config(self) -> None:
+        """Keep which config this start runs with (not fatal when the store refuses)."""
+        if self.config_file is None:
+            return
+        try:
+            body = self.config_file.read_bytes()
+            use = ConfigUse(
+                self.clock.now(),
+                self.config.instance.name,
+                str(self.config_file),
+                hashlib.sha256(body).hexdigest(),
+            )
+            await self.store.record_config(use, body.decode("utf-8", errors="replace"))
+        except (OSError, StoreError) as exc:
+            log.error("the config this run started with is not recorded: %s", exc)
 
     async def _mark(self, mark: RunMark) -> None:
         try:

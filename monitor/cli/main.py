@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             degraded = args.allow_degraded_start
             arguments = list(sys.argv[1:] if argv is None else argv)
             return _run_until_signal(
-                lambda stop: _run(config, stop, degraded),
+                lambda stop: _run(config, stop, degraded, path),
                 reload=lambda: _reload_is_valid(path),
                 argv=arguments,
             )
@@ -379,10 +379,12 @@ def _reload_is_valid(path: Path) -> bool:
     return True
 
 
-async def _run(config: Config, stop: asyncio.Event, allow_degraded_start: bool) -> int:
+async def _run(
+    config: Config, stop: asyncio.Event, allow_degraded_start: bool, config_file: Path
+) -> int:
     from monitor.app import Daemon
 
-    daemon = Daemon(config, allow_degraded_start=allow_degraded_start)
+    daemon = Daemon(config, allow_degraded_start=allow_degraded_start, config_file=config_file)
     await daemon.run(stop)
     if daemon.lost_results:
         log.critical("%d measured results were lost (see above)", daemon.lost_results)

@@ -12,6 +12,9 @@ party can check without sla-monitor.
                         announced and recorded, by whom, and their removal
       publications.csv  where and when each of those windows was published: the status
                         page and feed, and each notice to the service's subscribers
+      config_history.csv which config each daemon started with: the one in force when the
+                        month began and every start during it
+      configs/SHA.yaml  the text of each of those configs, named by its SHA-256
       batch_events.csv  batches handed in and processed during the month
       digests.csv       each day's digest of its raw results, chained to the day before
       reports/vNNN/     the archived versions of the month's report (report.json, its
@@ -38,7 +41,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.report.model import Month
 from monitor.results import BatchRecord, Result, ServiceMinute
-from monitor.store.records import DayDigest, MaintenanceRecord, Notice
+from monitor.store.records import ConfigUse, DayDigest, MaintenanceRecord, Notice
 
 #: Columns of each CSV file, as README.txt documents them.
 RESULT_COLUMNS = (
@@ -80,6 +83,7 @@ PUBLICATION_COLUMNS = (
     "text",
 )
 DIGEST_COLUMNS = ("date", "results", "results_sha256", "previous", "chain", "made_at")
+CONFIG_HISTORY_COLUMNS = ("at", "at_utc", "instance", "path", "sha256")
 
 
 class EvidenceStore(Protocol):
@@ -102,6 +106,10 @@ class EvidenceStore(Protocol):
     async def digests(self) -> list[DayDigest]: ...
 
     async def notices(self, since: float) -> list[Notice]: ...
+
+    async def config_uses(self, until: float) -> list[ConfigUse]: ...
+
+    async def config_body(self, sha256: str) -> str | None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -160,6 +168,11 @@ async def write_pack(
         BATCH_COLUMNS,
         _each([[getattr(b, c) for c in BATCH_COLUMNS] for b in batches]),
     )
+    await _write_csv(
+        out / "config_history.csv",
+        CONFIG_HISTORY_COLUMNS,
+        _each(await _config_history(store, start, end, out / "configs")),
+    )
     digests = await _month_digests(store, month)
     await _write_csv(
         out / "digests.csv",
@@ -170,6 +183,30 @@ async def write_pack(
     (out / "README.txt").write_text(_readme(month, zone, results, minutes), encoding="utf-8")
     files = _sums(out)
     return Pack(out, results, minutes, maintenance, batch_events, versions, files)
+
+
+async def _config_history(
+    store: EvidenceStore, start: float, end: float, folder: Path
+) -> list[list[object]]:
+    """Each daemon's last start before the month (its config was in force when the month
+    began) and every start during it; each config's text into ``folder``."""
+    uses = await store.config_uses(end)
+    before: dict[str, ConfigUse] = {}
+    for use in uses:
+        if use.at < start:
+            before[use.instance] = use  # the latest wins
+    kept = sorted([*before.values(), *(u for u in uses if u.at >= start)], key=lambda u: u.at)
+    bodies = {sha: await store.config_body(sha) for sha in sorted({u.sha256 for u in kept})}
+    _write_configs(folder, {sha: body for sha, body in bodies.items() if body is not None})
+    return [[u.at, _utc(u.at), u.instance, u.path, u.sha256] for u in kept]
+
+
+def _write_configs(folder: Path, bodies: dict[str, str]) -> None:
+    """Each config's text as configs/SHA256.yaml (small files)."""
+    if bodies:
+        folder.mkdir(exist_ok=True)
+    for sha, body in bodies.items():
+        (folder / f"{sha}.yaml").write_bytes(body.encode("utf-8"))
 
 
 async def _publications(
@@ -416,4 +453,10 @@ reports/vNNN/: the archived versions of the month's report as sla-monitor froze 
   corrections each version holds: who, when, why).
 
 config.yaml: the config file in force when the pack was made.
+
+config_history.csv: which config each daemon started with (a reload is a start): the
+  last start of each before the month (in force when it began) and every start during it
+  at, at_utc            when it started (UTC epoch s, and ISO 8601)
+  instance, path        which daemon, and the file it read
+  sha256                SHA-256 of the file's bytes; its text is configs/SHA256.yaml
 """

@@ -35,7 +35,7 @@ its digest, so a row changed, added or removed after its day was digested names 
 
 Quantiles in the report are estimates from latency histograms; they are not verified.
 
-One file of ~940 lines on purpose: the whole second implementation reads in one place.
+One file of ~960 lines on purpose: the whole second implementation reads in one place.
 """
 
 from __future__ import annotations
@@ -124,6 +124,7 @@ def verify_pack(pack: Path) -> Verification:
     checks += _compare(services, recomputed, report, results, month)
     checks += _batches(pack, services, report, month)
     checks += _digests(pack, results, month, report.get("evidence"))
+    checks += _configs(pack)
     return Verification(report["period"]["month"], version, tuple(checks))
 
 
@@ -152,6 +153,28 @@ def _manifest(pack: Path) -> Iterator[Check]:
         "manifest SHA256SUMS",
         f"{len(listed)} files",
         "all match" if not bad else "; ".join(bad),
+        "match" if not bad else "MISMATCH",
+    )
+
+
+def _configs(pack: Path) -> Iterator[Check]:
+    """Each config a daemon started with is in configs/, its text hashing to its name."""
+    path = pack / "config_history.csv"
+    if not path.is_file():
+        return  # a pack made before config histories
+    with path.open(newline="", encoding="utf-8") as file:
+        wanted = sorted({row["sha256"] for row in csv.DictReader(file)})
+    bad = []
+    for sha in wanted:
+        text = pack / "configs" / f"{sha}.yaml"
+        if not text.is_file():
+            bad.append(f"configs/{sha[:12]}….yaml missing")
+        elif _sha256(text) != sha:
+            bad.append(f"configs/{sha[:12]}….yaml does not hash to its name")
+    yield Check(
+        "config history",
+        f"{len(wanted)} configs",
+        "all present and hashing to their names" if not bad else "; ".join(bad),
         "match" if not bad else "MISMATCH",
     )
 

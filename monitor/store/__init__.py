@@ -7,6 +7,7 @@ one from a location (``locate``)."""
 
 from monitor.store.base import (
     AlertStore,
+    ConfigHistory,
     HistoryReader,
     IncidentStore,
     InstanceRegistry,
@@ -28,6 +29,7 @@ from monitor.store.sqlite import BUSY_TIMEOUT_MS, SqliteStore
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "AlertStore",
+    "ConfigHistory",
     "HistoryReader",
     "Incident",
     "IncidentStore",

@@ -13,6 +13,7 @@ from monitor.sla.counts import Counted, Rollup
 from monitor.sla.eligibility import MaintenanceWindow
 from monitor.store.records import (
     Alert,
+    ConfigUse,
     DayDigest,
     Incident,
     IncidentUpdate,
@@ -115,6 +116,22 @@ class Leases(Protocol):
 
     async def lease(self, name: str) -> tuple[str, float] | None:
         """Who holds ``name`` and for how many more seconds; None when free or expired."""
+        ...
+
+
+class ConfigHistory(Protocol):
+    """Which config each daemon started with, and when."""
+
+    async def record_config(self, use: ConfigUse, body: str) -> None:
+        """Record a start with the config ``body`` (kept once per SHA-256)."""
+        ...
+
+    async def config_uses(self, until: float) -> list[ConfigUse]:
+        """Every start recorded before ``until``, oldest first."""
+        ...
+
+    async def config_body(self, sha256: str) -> str | None:
+        """The text of a recorded config, or None."""
         ...
 
 
@@ -366,6 +383,7 @@ class Store(
     InstanceRegistry,
     Leases,
     Outbox,
+    ConfigHistory,
     MinuteHistory,
     AlertStore,
     MaintenanceStore,

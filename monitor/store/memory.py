@@ -14,6 +14,7 @@ from monitor.sla.counts import Counted, Rollup
 from monitor.sla.eligibility import MaintenanceWindow
 from monitor.store.records import (
     Alert,
+    ConfigUse,
     DayDigest,
     Incident,
     IncidentUpdate,
@@ -41,6 +42,8 @@ class MemoryStore:
         self._digests: dict[str, DayDigest] = {}
         self._instances: dict[str, InstanceRecord] = {}
         self._leases: dict[str, tuple[str, float]] = {}
+        self._configs: dict[str, str] = {}
+        self._config_uses: list[ConfigUse] = []
         self._outbox: dict[int, tuple[Notice, float | None, str | None]] = {}
         self._marks: dict[tuple[str, RunMark], float] = {}
         self._rollups: dict[RollupKey, Rollup] = {}
@@ -105,6 +108,19 @@ class MemoryStore:
     async def instances(self) -> list[InstanceRecord]:
         """Every instance, by location then name."""
         return sorted(self._instances.values(), key=lambda i: (i.location, i.name))
+
+    async def record_config(self, use: ConfigUse, body: str) -> None:
+        """Record a start."""
+        self._configs.setdefault(use.sha256, body)
+        self._config_uses.append(use)
+
+    async def config_uses(self, until: float) -> list[ConfigUse]:
+        """Starts before ``until``."""
+        return [u for u in self._config_uses if u.at < until]
+
+    async def config_body(self, sha256: str) -> str | None:
+        """A recorded config's text."""
+        return self._configs.get(sha256)
 
     async def add_notices(self, notices: Sequence[tuple[str, str]], at: float) -> list[int]:
         """Store notices; their ids."""

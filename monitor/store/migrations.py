@@ -223,6 +223,23 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (id) WHERE done_at IS NULL;
 """
 
+#: Version 11: the config files the daemons ran with, each text once by its SHA-256, and
+#: when each daemon started with which (an evidence pack shows the month's changes).
+_V11_CONFIGS = """
+CREATE TABLE IF NOT EXISTS config_versions (
+    sha256 TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    first_seen_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS config_history (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    instance TEXT NOT NULL,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL
+);
+"""
+
 #: The script that brings version n-1 to version n, at index n-1.
 MIGRATIONS: tuple[str, ...] = (
     _V1_TABLES + _MAINTENANCE_TRIGGERS + _V1_INCIDENTS,
@@ -235,6 +252,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V8_INSTANCES,
     _V9_LEASES,
     _V10_OUTBOX,
+    _V11_CONFIGS,
 )
 #: The version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -195,8 +195,23 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (id) WHERE done_at IS NULL;
 """
 
+_V11 = """
+CREATE TABLE IF NOT EXISTS config_versions (
+    sha256 TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    first_seen_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS config_history (
+    id BIGSERIAL PRIMARY KEY,
+    at DOUBLE PRECISION NOT NULL,
+    instance TEXT NOT NULL,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL
+);
+"""
+
 #: The script that brings version n-1 to version n, at index n-1.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11)
 #: The version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 

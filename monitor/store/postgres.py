@@ -39,6 +39,7 @@ from monitor.store.pg_migrations import migrate
 from monitor.store.records import (
     RUN_MARKS,
     Alert,
+    ConfigUse,
     DayDigest,
     Incident,
     IncidentUpdate,
@@ -400,6 +401,32 @@ class PostgresStore:
         ]
 
     # --- instances ----------------------------------------------------------------------
+
+    async def record_config(self, use: ConfigUse, body: str) -> None:
+        """Record a start, and the config's text once."""
+        async with self._write() as conn:
+            await conn.execute(
+                "INSERT INTO config_versions (sha256, body, first_seen_at) VALUES (%s, %s, %s)"
+                " ON CONFLICT (sha256) DO NOTHING",
+                (use.sha256, body, use.at),
+            )
+            await conn.execute(
+                "INSERT INTO config_history (at, instance, path, sha256) VALUES (%s, %s, %s, %s)",
+                (use.at, use.instance, use.path, use.sha256),
+            )
+
+    async def config_uses(self, until: float) -> list[ConfigUse]:
+        """Starts before ``until``, oldest first."""
+        rows = await self._fetch(
+            "SELECT at, instance, path, sha256 FROM config_history WHERE at < %s ORDER BY at, id",
+            (until,),
+        )
+        return [ConfigUse(float(a), str(i), str(p), str(h)) for a, i, p, h in rows]
+
+    async def config_body(self, sha256: str) -> str | None:
+        """A recorded config's text."""
+        rows = await self._fetch("SELECT body FROM config_versions WHERE sha256 = %s", (sha256,))
+        return str(rows[0][0]) if rows else None
 
     async def add_notices(self, notices: Sequence[tuple[str, str]], at: float) -> list[int]:
         """Store notices in one transaction; their ids."""

@@ -45,6 +45,16 @@ class RunMarks:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfigUse:
+    """A daemon started with a config file (its text is kept once, by SHA-256)."""
+
+    at: float  # UTC epoch seconds
+    instance: str  # instance.name
+    path: str  # the file, as the daemon read it
+    sha256: str  # of the file's bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
     """A notification waiting in the outbox: what to send (``body``, the notifier's
     event as JSON) to which notifier."""

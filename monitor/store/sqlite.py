@@ -35,6 +35,7 @@ from monitor.store.migrations import migrate
 from monitor.store.records import (
     RUN_MARKS,
     Alert,
+    ConfigUse,
     DayDigest,
     Incident,
     IncidentUpdate,
@@ -395,6 +396,35 @@ class SqliteStore:
         return [
             DayDigest(str(d), int(n), str(h), str(p), str(c), float(m)) for d, n, h, p, c, m in rows
         ]
+
+    async def record_config(self, use: ConfigUse, body: str) -> None:
+        """Record a start, and the config's text once."""
+        async with self._write() as db:
+            await db.execute(
+                "INSERT OR IGNORE INTO config_versions (sha256, body, first_seen_at)"
+                " VALUES (?, ?, ?)",
+                (use.sha256, body, use.at),
+            )
+            await db.execute(
+                "INSERT INTO config_history (at, instance, path, sha256) VALUES (?, ?, ?, ?)",
+                (use.at, use.instance, use.path, use.sha256),
+            )
+
+    async def config_uses(self, until: float) -> list[ConfigUse]:
+        """Starts before ``until``, oldest first."""
+        async with self._lock:
+            rows = await self._fetch(
+                "SELECT at, instance, path, sha256 FROM config_history WHERE at < ?"
+                " ORDER BY at, id",
+                (until,),
+            )
+        return [ConfigUse(float(a), str(i), str(p), str(h)) for a, i, p, h in rows]
+
+    async def config_body(self, sha256: str) -> str | None:
+        """A recorded config's text."""
+        async with self._lock:
+            rows = await self._fetch("SELECT body FROM config_versions WHERE sha256 = ?", (sha256,))
+        return str(rows[0][0]) if rows else None
 
     async def add_notices(self, notices: Sequence[tuple[str, str]], at: float) -> list[int]:
         """Store notices in one transaction; their ids."""

@@ -15,7 +15,14 @@ from monitor.errors import StoreError
 from monitor.results import Result
 from monitor.sla.counts import Rollup, bucket_index, count_result
 from monitor.store import MemoryStore, RollupKey, SqliteStore, Store
-from monitor.store.records import Alert, AlertStatus, DayDigest, InstanceRecord, RunMarks
+from monitor.store.records import (
+    Alert,
+    AlertStatus,
+    ConfigUse,
+    DayDigest,
+    InstanceRecord,
+    RunMarks,
+)
 from probes.base import Outcome
 from tests.fakes import FakeClock
 
@@ -501,3 +508,16 @@ async def test_the_outbox_keeps_each_notices_delivery_for_the_record(store: Stor
         (second, None, None),
     ]
     assert [n.id for n in await store.notices(T0 + 5)] == [second]
+
+
+async def test_config_texts_are_kept_once_and_each_start_in_order(store: Store) -> None:
+    first = ConfigUse(T0, "bru-1", "/etc/sla/config.yaml", "a" * 64)
+    again = ConfigUse(T0 + 60, "lgg-1", "/etc/sla/config.yaml", "a" * 64)
+    other = ConfigUse(T0 + 120, "bru-1", "/etc/sla/config.yaml", "b" * 64)
+    await store.record_config(first, "services: []\n")
+    await store.record_config(again, "ignored: the text of a known hash is kept once\n")
+    await store.record_config(other, "services: [x]\n")
+    assert await store.config_uses(T0 + 120) == [first, again]
+    assert await store.config_uses(T0 + 121) == [first, again, other]
+    assert await store.config_body("a" * 64) == "services: []\n"
+    assert await store.config_body("c" * 64) is None
