@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,3 +238,18 @@ def py_spy(pid: int, seconds: float, folder: Path, name: str) -> subprocess.Pope
     argv = [binary, "record", "--pid", str(pid), "--duration", str(int(seconds))]
     argv += ["--format", "raw", "--rate", "200", "--output", str(folder / f"{name}.txt")]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def throwaway_database(admin: str) -> Iterator[str]:
+    """A new database on the PostgreSQL server at ``admin`` (a libpq URL), dropped after."""
+    import psycopg
+
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield admin.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import _common as c
-import psycopg
 
 from monitor.clock import SystemClock
 from monitor.collector import Collector
@@ -192,14 +191,8 @@ def _database(admin: str | None) -> Iterator[str]:
     if admin is None:
         yield ""
         return
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    try:
-        yield admin.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    with c.throwaway_database(admin) as url:
+        yield url
 
 
 _ORIGINAL_WRITE = SqliteStore.write_batch

@@ -14,32 +14,15 @@ processes). The layouts alternate, ``--repeats`` times; medians are printed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
 import _common as c
 import psutil
-import psycopg
 from throughput import INTERVAL_S, document
-
-
-@contextlib.contextmanager
-def database(admin: str) -> Iterator[str]:
-    """A throwaway database."""
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    try:
-        yield admin.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def _postgres_pids() -> list[int]:
@@ -53,7 +36,7 @@ def run(
     probes = round(rate * INTERVAL_S)
     sim_port = c.free_port()
     ports = [c.free_port() for _ in range(daemons)]
-    with database(admin) as url:
+    with c.throwaway_database(admin) as url:
         configs = []
         for i, port in enumerate(ports):
             body: dict[str, Any] = document(

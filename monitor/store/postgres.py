@@ -52,6 +52,8 @@ from monitor.store.records import (
     check_window,
     event_deltas,
     fresh_events,
+    incidents_of,
+    maintenance_record,
     mark_name,
 )
 from monitor.store.records import (
@@ -696,31 +698,7 @@ class PostgresStore:
         if not include_removed:
             query += " WHERE removed_at IS NULL"
         rows = await self._fetch(query + ' ORDER BY "start", id')
-        return [
-            MaintenanceRecord(
-                MaintenanceWindow(str(i), svc, start, end, reason, announced, "store"),
-                by,
-                at,
-                removed_at,
-                removed_by,
-                correction,
-                origin,
-            )
-            for (
-                i,
-                svc,
-                start,
-                end,
-                reason,
-                announced,
-                by,
-                at,
-                removed_at,
-                removed_by,
-                correction,
-                origin,
-            ) in rows
-        ]
+        return [maintenance_record(row) for row in rows]
 
     async def remove_maintenance(self, id: str, removed_by: str) -> bool:
         """Mark a window removed; False when unknown or already removed."""
@@ -876,12 +854,4 @@ class PostgresStore:
             " WHERE incident_id = ANY(%s::bigint[]) ORDER BY at, id",
             ([row[0] for row in rows],),
         )
-        updates: dict[int, list[IncidentUpdate]] = {}
-        for uid, iid, at, status, message, author in update_rows:
-            updates.setdefault(iid, []).append(
-                IncidentUpdate(str(uid), str(iid), at, status, message, author)
-            )
-        return [
-            Incident(str(i), s, t, src, obj, start, end, by, tuple(updates.get(i, ())))
-            for i, s, t, src, obj, start, end, by in rows
-        ]
+        return incidents_of(rows, update_rows)

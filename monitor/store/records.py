@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -249,3 +249,35 @@ def event_deltas(
                 delta = deltas[key] = Rollup()
             delta.add_counted(counts)
     return deltas
+
+
+def maintenance_record(row: Sequence[Any]) -> MaintenanceRecord:
+    """A maintenance row as both SQL stores select it (``id, service, start, end, reason,
+    announced_at, created_by, created_at, removed_at, removed_by, correction, origin``)."""
+    i, service, start, end, reason, announced, by, at, removed_at, removed_by, why, origin = row
+    return MaintenanceRecord(
+        MaintenanceWindow(str(i), service, start, end, reason, announced, "store"),
+        by,
+        at,
+        removed_at,
+        removed_by,
+        why,
+        origin,
+    )
+
+
+def incidents_of(
+    rows: Iterable[Sequence[Any]], update_rows: Iterable[Sequence[Any]]
+) -> list[Incident]:
+    """Incidents (``id, service, title, source, objective, started_at, resolved_at,
+    created_by``) with their updates (``id, incident_id, at, status, message, author``, in
+    time order), as both SQL stores select them."""
+    updates: dict[Any, list[IncidentUpdate]] = {}
+    for uid, iid, at, status, message, author in update_rows:
+        updates.setdefault(iid, []).append(
+            IncidentUpdate(str(uid), str(iid), at, status, message, author)
+        )
+    return [
+        Incident(str(i), s, t, src, obj, start, end, by, tuple(updates.get(i, ())))
+        for i, s, t, src, obj, start, end, by in rows
+    ]

@@ -48,6 +48,8 @@ from monitor.store.records import (
     check_window,
     event_deltas,
     fresh_events,
+    incidents_of,
+    maintenance_record,
     mark_name,
 )
 from monitor.store.records import (
@@ -729,31 +731,7 @@ class SqliteStore:
         query += ' ORDER BY "start", id'
         async with self._lock:
             rows = await self._fetch(query)
-        return [
-            MaintenanceRecord(
-                MaintenanceWindow(str(i), svc, start, end, reason, announced, "store"),
-                by,
-                at,
-                removed_at,
-                removed_by,
-                correction,
-                origin,
-            )
-            for (
-                i,
-                svc,
-                start,
-                end,
-                reason,
-                announced,
-                by,
-                at,
-                removed_at,
-                removed_by,
-                correction,
-                origin,
-            ) in rows
-        ]
+        return [maintenance_record(row) for row in rows]
 
     async def remove_maintenance(self, id: str, removed_by: str) -> bool:
         """Mark a window removed; False when unknown or already removed."""
@@ -935,15 +913,7 @@ class SqliteStore:
                     update_rows = await cursor.fetchall()
             except (OSError, aiosqlite.Error) as exc:
                 raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
-        updates: dict[int, list[IncidentUpdate]] = {}
-        for uid, iid, at, status, message, author in update_rows:
-            updates.setdefault(iid, []).append(
-                IncidentUpdate(str(uid), str(iid), at, status, message, author)
-            )
-        return [
-            Incident(str(i), s, t, src, obj, start, end, by, tuple(updates.get(i, ())))
-            for i, s, t, src, obj, start, end, by in rows
-        ]
+        return incidents_of(rows, update_rows)
 
     async def aclose(self) -> None:
         """Close the connection (every write was already committed)."""
