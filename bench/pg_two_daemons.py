@@ -1,7 +1,7 @@
 """Two daemons writing one PostgreSQL database (issue 14), beside one daemon alone.
 
 Each daemon is its own process (``bench/_proc.py run``) probing the same simulator (its
-own process, uvloop) at ``--rate`` HTTP probes/s, with its own instance name and
+own process) at ``--rate`` HTTP probes/s, with its own instance name and
 location, into one fresh database on the server at ``--postgres``; the single daemon runs
 the same config alone. After ``--warmup`` seconds, ``--seconds`` are measured from each
 daemon's /metrics: results accepted and committed per second, the store's write time,
@@ -50,7 +50,7 @@ def run(
             body["storage"] = {"url": url}
             body["instance"] = {"name": f"bench-{i}", "location": f"loc-{i}"}
             configs.append(c.write_config(body, tmp / f"daemon-{i}.yaml"))
-        sim = c.spawn("simulate", configs[0], "uvloop", tmp / "simulator.log")
+        sim = c.spawn("simulate", configs[0], "asyncio", tmp / "simulator.log")
         running = []
         try:
             c.wait_for_port(sim_port)
