@@ -107,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     add_maintenance_parser(commands)
 
     from monitor.cli.alerts import add_alerts_parser
+    from monitor.cli.cluster import add_cluster_parser
     from monitor.cli.evidence import add_evidence_parser
     from monitor.cli.report import add_report_parser
     from monitor.cli.verify import add_verify_parser
@@ -116,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     add_verify_parser(commands)
     add_alerts_parser(commands)
     add_health_parser(commands)
+    add_cluster_parser(commands)
 
     rules = commands.add_parser(
         "rules", help="write Prometheus recording and alerting rules generated from the config"
@@ -204,6 +206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_alerts(config, args)
         if args.command == "health":
             return run_health(config, args)
+        if args.command == "cluster":
+            from monitor.cli.cluster import run_cluster
+
+            return run_cluster(config, args)
         if args.command == "report":
             from monitor.cli.report import run_report
 

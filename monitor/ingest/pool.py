@@ -14,6 +14,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -32,6 +33,9 @@ _WATCH_S = 1.0
 
 def _start_worker(spec: ReaderSpec, daemon: int) -> None:
     global _reader
+    # Ctrl-C in a terminal signals the whole process group: the daemon stops its workers
+    # itself, in order, so a worker must not die first (the daemon would log it as a crash).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _reader = EventReader(spec)
     # A worker holds its own end of the pipe it reads: a daemon that is SIGKILLed never
     # closes it. Leave once the daemon is gone (this process is then someone else's).

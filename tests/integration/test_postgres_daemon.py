@@ -6,6 +6,9 @@ the simulator's record of what it served, in the database read with its own clie
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +20,7 @@ import pytest
 from monitor.app import Daemon
 from simulator.network import Simulator
 from tests.support.postgres import OwnPostgres, database, own_server
-from tests.support.stack import daemon_config, simulator_settings, validate
+from tests.support.stack import daemon_config, simulator_settings, validate, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -135,9 +138,21 @@ async def test_two_daemons_on_one_database_see_each_other_and_keep_their_locatio
                 while True:
                     views = [await cluster(d) for d in daemons]
                     rows = [i for view in views for i in view["instances"]]
-                    if len(rows) == 4 and all(i["last_result_at"] is not None for i in rows):
+                    written = all(i["last_result_at"] is not None for i in rows)
+                    if len(rows) == 4 and written and views[0]["leader"] is not None:
                         break
                     await asyncio.sleep(0.2)
+        # The same from the store, with the CLI (no daemon asked).
+        config = write_config(document, tmp_path / "cli.yaml")
+        listed = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "monitor", "cluster", "--config", str(config), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert listed.returncode == 0, listed.stderr
+        cli_view = json.loads(listed.stdout)
         stop.set()
         await asyncio.gather(*tasks)
     records = list(sim.truth.records)
@@ -147,6 +162,13 @@ async def test_two_daemons_on_one_database_see_each_other_and_keep_their_locatio
     assert [v["self"] for v in views] == [
         {"name": "probe-bru-1", "location": "brussels"},
         {"name": "probe-lgg-1", "location": "liege"},
+    ]
+    # One leads, and every view (each daemon's, the CLI's) names the same one.
+    assert views[0]["leader"] in {"probe-bru-1", "probe-lgg-1"}
+    assert views[1]["leader"] == cli_view["leader"] == views[0]["leader"]
+    assert [(i["name"], i["state"]) for i in cli_view["instances"]] == [
+        ("probe-bru-1", "up"),
+        ("probe-lgg-1", "up"),
     ]
     for view in views:
         assert view["locations"] == ["brussels", "liege"]
