@@ -82,13 +82,20 @@ class Leadership:
             self._failing = False
         # A renewal that failed leaves the lease valid until its own end.
         if held:
+            if not self._was:
+                # Taking over: catch up with what the last leader stored *before* acting,
+                # so no duty runs on this process's stale view meanwhile.
+                log.warning("instance %s now leads", self.name)
+                if self._on_change is not None:
+                    await self._on_change(True)
+                self._was = True
             self._valid_until = asked_at + self.term_s * 5 / 6
         leading = self.leading()
-        if leading != self._was:
-            self._was = leading
-            log.warning("instance %s %s", self.name, "now leads" if leading else "no longer leads")
+        if self._was and not leading:
+            self._was = False
+            log.warning("instance %s no longer leads", self.name)
             if self._on_change is not None:
-                await self._on_change(leading)
+                await self._on_change(False)
         return leading
 
     async def run(self) -> None:

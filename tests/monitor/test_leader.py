@@ -71,3 +71,18 @@ async def test_a_daemon_alone_on_its_store_leads_without_a_lease() -> None:
     assert await alone.try_once()
     await alone.release()
     assert alone.leading()
+
+
+async def test_taking_over_catches_up_before_any_duty_runs() -> None:
+    store = MemoryStore()
+    seen: list[bool] = []
+    b: Leadership
+
+    async def catch_up(leading: bool) -> None:
+        seen.append(b.leading())  # what a duty checking leadership sees meanwhile
+        await asyncio.sleep(0)
+
+    b = Leadership("b", store, 3.0, catch_up)
+    assert await b.try_once()
+    assert seen == [False]  # no duty ran on the stale view while catching up
+    assert b.leading()
