@@ -4,7 +4,7 @@ Shutdown order (DESIGN decision 5): stop scheduling; let probe runs in flight fi
 (bounded by their timeouts); drain the queue and flush to the store; close the probes'
 clients, the server and the store. Nothing measured is lost.
 
-~620 lines: the one place every part meets (construction, start, the side loops and
+~700 lines: the one place every part meets (construction, start, the side loops and
 shutdown); each part's own work lives in its module.
 """
 
@@ -244,7 +244,7 @@ class Daemon:
         if leading:
             try:
                 await self.alerter.reload()
-                await self.incident_detector.load()
+                await self.incident_detector.reload()
                 await self.outbox.resume()
             except StoreError as exc:
                 log.error("the new leader could not read the alerts and incidents: %s", exc)

@@ -243,6 +243,14 @@ class IncidentDetector:
             if isinstance(o, AvailabilityObjective)
         }
 
+    async def reload(self) -> None:
+        """Take the store's open incidents as they are now: another daemon led meanwhile,
+        and may have resolved this process's and opened others. The minute counts stay:
+        they read the ledger's minutes from where they stopped."""
+        for track in self._tracks.values():
+            track.open_id = None
+        await self.load()
+
     async def load(self) -> None:
         """Pick up the detected incidents still open in the store (after a restart)."""
         for incident in await self._book.find(open_only=True, limit=10_000):

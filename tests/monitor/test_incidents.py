@@ -216,6 +216,26 @@ async def test_detection_resumes_after_a_restart(store: Store) -> None:
     assert len(await again.book.find()) == 1  # resolved, not duplicated
 
 
+async def test_a_daemon_taking_over_follows_the_incidents_another_leader_kept(
+    store: Store,
+) -> None:
+    """This daemon led and opened an incident, then followed while the other leader
+    resolved it and opened the next; taking over again, it continues that one."""
+    h = Harness(store, resolve_after_minutes=1)
+    await h.live("d")
+    [mine] = await h.book.find(open_only=True)
+    await h.book.resolve(mine.id, "Resolved by the other leader.", "leader-b")
+    theirs = await h.book.open(
+        "svc", "Down again", "m", "leader-b", source="detected", objective="availability"
+    )
+    await h.detector.reload()
+    await h.live("dd")  # still down: theirs stays the one open incident
+    assert [i.id for i in await h.book.find(open_only=True)] == [theirs.id]
+    await h.live("u")  # and it is theirs that resolves
+    assert await h.book.find(open_only=True) == []
+    assert len(await h.book.find()) == 2
+
+
 async def test_post_update_rejects_unknown_status(store: Store) -> None:
     h = Harness(store)
     incident = await h.book.open("svc", "t", "m", "ops")
