@@ -187,7 +187,9 @@ def test_verify_recomputes_every_figure_and_names_each_tampered_day(tmp_path: Pa
     checked = _verify(pack, tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "report version 2" in checked.stdout
-    assert "MATCH: all 10 checks" in checked.stdout
+    assert "MATCH: all 11 checks" in checked.stdout
+    # No daemon started from a config file on this seeded store: an empty config history.
+    assert "config history" in checked.stdout
     assert "report's chain link" in checked.stdout
     assert "31 days match" in checked.stdout
     # The ground truth, from the scenario's own definition (not from verify or the report):
