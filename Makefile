@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 REPORT_PACKAGES := chromium fonts-dejavu-core
 # Debian packages the tests talk to (real parts, not mocks). PostgreSQL: the tests use
 # the server on 127.0.0.1:5432 when one answers, else start their own from its binaries.
-TEST_PACKAGES := mosquitto prometheus prometheus-alertmanager openssl postgresql \
+TEST_PACKAGES := mosquitto prometheus prometheus-alertmanager openssl postgresql iproute2 \
 	$(REPORT_PACKAGES) poppler-utils
 
 .PHONY: demo test lint check install system-packages clean

@@ -30,7 +30,7 @@ from monitor.cluster import Cluster
 from monitor.collector import Collector
 from monitor.config import Config
 from monitor.config_paths import store_identity
-from monitor.errors import StoreError
+from monitor.errors import ConfigError, StoreError
 from monitor.evidence.service import DigestService
 from monitor.incidents import IncidentBook, IncidentDetector, StatusEvent, UserNotices
 from monitor.ingest.canary import canary_runners
@@ -38,6 +38,7 @@ from monitor.ingest.intake import Intake
 from monitor.ingest.mqtt import MqttEventSubscriber
 from monitor.leader import Leadership
 from monitor.ledger.compaction import compact_days, recompact_days
+from monitor.ledger.locations import locations_view
 from monitor.ledger.windows import Ledger
 from monitor.maintenance import MaintenanceService
 from monitor.metrics import Metrics, SlaCollector
@@ -49,7 +50,7 @@ from monitor.sla.batch import BatchBook
 from monitor.sla.eligibility import Eligibility
 from monitor.sla.figures import ObjectiveFigures, all_figures, batch_figures
 from monitor.sla.objectives import grace_minutes, probe_thresholds
-from monitor.store import Store, store_at
+from monitor.store import SharedMinutes, Store, store_at
 from monitor.store.records import Alert, ConfigUse, RunMark, RunMarks
 from monitor.store.spool import Spool, replay
 from monitor.timeparse import iso_utc
@@ -155,6 +156,16 @@ class Daemon:
             spool=self.spool,
             max_staged=config.storage.max_staged,
         )
+        if config.shared_minutes:
+            # Several locations: each minute decided once, by their quorum, in the store.
+            if not isinstance(self.store, SharedMinutes):
+                raise ConfigError(
+                    "locations.names: several locations decide minutes through a PostgreSQL"
+                    " store (storage.url)"
+                )
+            self.store.share_minutes()
+            self.ledger.share(self.store, self.collector.written_through)
+            self.collector.take_late = self.store.take_late
         self.metrics.registry.register(SlaCollector(self.figures, self.maintenance_active))
         self.dispatcher = Dispatcher(
             build_notifiers(config.alerting.notifiers), self.metrics.registry
@@ -227,6 +238,7 @@ class Daemon:
             ingest=IngestApi(self.intake, config.ingest.max_body_bytes),
             evidence=self.digests,
             cluster=self.cluster,
+            locations=lambda: locations_view(config, self.ledger),
         )
         self.resources = ProbeResources(config.brokers)
         self.scheduler: Scheduler | None = None

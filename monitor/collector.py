@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from monitor.clock import Clock
 from monitor.errors import StoreError
@@ -29,6 +29,7 @@ from monitor.results import (
     ServiceMinute,
 )
 from monitor.sla.counts import Counted, Rollup
+from monitor.sla.minutes import ProbeId
 from monitor.sla.objectives import probe_thresholds
 from monitor.store import RollupKey, Store
 from monitor.store.spool import Spool, replay
@@ -93,6 +94,9 @@ class Collector:
         self.on_batch_events: Callable[[list[BatchRecord]], None] | None = None
         #: Bodies of events being stored, oldest first.
         self._storing: deque[asyncio.Task[None]] = deque()
+        #: With several locations: per probe, the results the store took after their
+        #: minute was decided (counted in no figure; shown in sla_results_too_late).
+        self.take_late: Callable[[], Mapping[ProbeId, int]] | None = None
 
     def accept(self, result: Result) -> None:
         """Count one result in metrics and ledger and stage it for the store."""
@@ -245,6 +249,9 @@ class Collector:
             self.last_written_at = latest
         self._failures_in_row = 0
         self._pending, self._deltas = [], {}
+        if self.take_late is not None:
+            for probe, count in self.take_late().items():
+                self.metrics.results_too_late.labels(*probe).inc(count)
         if self.spool is not None and self.spool.size():
             await self._replay_spool()
         return True
@@ -393,6 +400,13 @@ class Collector:
         count = len(self._pending)
         if self.spill():
             log.warning("%d results the store refused at shutdown are in the spool", count)
+
+    def written_through(self, minute: int) -> bool:
+        """Whether every result taken so far that started in ``minute`` or before is in the
+        store (nothing of it staged, nothing in the spool)."""
+        if self.spool is not None and self.spool.pending():
+            return False
+        return all(key[2] > minute for key in self._deltas)
 
     @property
     def store_failing(self) -> bool:

@@ -568,6 +568,40 @@ class InstanceConfig(_Strict):
     leader_timeout: Duration = Field(default=30.0, ge=3.0, le=3600.0)
 
 
+class LocationsConfig(_Strict):
+    """The locations probing the same services into one store, and how many must agree
+    before a minute is down (DESIGN decision 9)."""
+
+    #: Every location that probes; empty: this daemon's location alone.
+    names: list[Annotated[str, Field(pattern=_NAME, max_length=_INSTANCE_LEN)]] = Field(
+        default_factory=list, max_length=32
+    )
+    #: A minute is down only when at least this many of the locations that measured it saw
+    #: it down, and unmonitored when fewer than this many measured it. Default: a majority.
+    quorum: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _quorum_fits(self) -> LocationsConfig:
+        for i, name in enumerate(self.names):
+            if name in self.names[:i]:
+                raise _LocatedValueError(f"location {name!r} is named twice", ("names", i))
+        if self.quorum is not None and self.names and self.quorum > len(self.names):
+            raise _LocatedValueError(
+                f"quorum {self.quorum} is larger than the {len(self.names)} locations named"
+                " under locations.names",
+                ("quorum",),
+            )
+        return self
+
+    def of(self, location: str) -> list[str]:
+        """The locations, this daemon's ``location`` when none are named."""
+        return list(self.names) or [location]
+
+    def quorum_of(self, location: str) -> int:
+        """The quorum in force: the configured one, else a majority of the locations."""
+        return self.quorum if self.quorum is not None else len(self.of(location)) // 2 + 1
+
+
 class SchedulerConfig(_Strict):
     """Global limits of the probe scheduler."""
 
@@ -665,6 +699,16 @@ class ServiceDownAlert(_Strict):
     consecutive_minutes: int = Field(default=3, ge=1)
 
 
+class LocationFaultAlert(_Strict):
+    """N consecutive decided minutes in which one location alone (or too few to make a
+    quorum) saw a service down: the monitor's own network path from there, not the
+    service. Only with several locations."""
+
+    enabled: bool = True
+    severity: Severity = "ticket"
+    consecutive_minutes: int = Field(default=3, ge=1)
+
+
 class WebhookNotifierConfig(_Strict):
     """POST a JSON body (documented in the README) to a URL, optionally HMAC-signed."""
 
@@ -738,6 +782,7 @@ class AlertingConfig(_Strict):
     month_forecast: MonthForecastAlert = Field(default_factory=MonthForecastAlert)
     month_breach: MonthBreachAlert = Field(default_factory=MonthBreachAlert)
     service_down: ServiceDownAlert = Field(default_factory=ServiceDownAlert)
+    location_fault: LocationFaultAlert = Field(default_factory=LocationFaultAlert)
     coverage: CoverageAlert = Field(default_factory=CoverageAlert)
     batch_at_risk: BatchAtRiskAlert = Field(default_factory=BatchAtRiskAlert)
     #: A condition must hold this long before its alert fires (pending until then).
@@ -759,6 +804,7 @@ class AlertingConfig(_Strict):
             self.month_forecast.severity,
             self.month_breach.severity,
             self.service_down.severity,
+            self.location_fault.severity,
             self.coverage.severity,
         }
         for severity in sorted(severities):
@@ -886,6 +932,7 @@ class Config(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     instance: InstanceConfig = Field(default_factory=InstanceConfig)
+    locations: LocationsConfig = Field(default_factory=LocationsConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     brokers: dict[str, MqttBrokerSettings] = Field(default_factory=dict)
     services: list[ServiceConfig] = Field(min_length=1)
@@ -938,6 +985,39 @@ class Config(_Strict):
                         ("simulator", "mqtt", k, "broker"),
                     )
         return self
+
+    @model_validator(mode="after")
+    def _locations_resolve(self) -> Config:
+        names = self.locations.names
+        if not names:
+            if self.locations.quorum is not None and self.locations.quorum > 1:
+                raise _LocatedValueError(
+                    f"quorum {self.locations.quorum} is larger than the 1 location"
+                    " (name the locations under locations.names)",
+                    ("locations", "quorum"),
+                )
+            return self
+        # Unset, it may come from ``run --location`` (one config for every location).
+        given = "location" in self.instance.model_fields_set
+        if given and self.instance.location not in names:
+            raise _LocatedValueError(
+                f"location {self.instance.location!r} is not one of locations.names"
+                f" ({', '.join(names)})",
+                ("instance", "location"),
+            )
+        if len(names) > 1 and self.storage.url is None:
+            raise _LocatedValueError(
+                "several locations decide minutes together through one PostgreSQL store:"
+                " set storage.url",
+                ("locations", "names"),
+            )
+        return self
+
+    @property
+    def shared_minutes(self) -> bool:
+        """Whether minutes are decided by a quorum of several locations (from what every
+        location stored) rather than by this daemon's own results."""
+        return len(self.locations.of(self.instance.location)) > 1
 
     @model_validator(mode="after")
     def _contract_resolves(self) -> Config:

@@ -171,7 +171,8 @@ class Metrics:
             "sla_results_too_late",
             "Results whose minute had been sealed beyond the re-decision horizon (a "
             "backward step of the wall clock, a long stall): counted once in latency, "
-            "not in that minute's availability.",
+            "not in that minute's availability; with several locations, a result written "
+            "after the locations decided its minute, kept raw and counted in no figure.",
             ["service", "probe"],
             registry=r,
         )
@@ -225,6 +226,23 @@ class Metrics:
             ["service", "objective"],
             registry=r,
         )
+        self.location_fault_seconds = Counter(
+            "sla_location_fault_seconds",
+            "Sealed time of an availability objective counted up although this location "
+            "saw it down: the location's own path failed, not the service (60 s per minute; "
+            "every daemon of the store counts every location's, as the minute is decided "
+            "once for all: take max across daemons, never sum).",
+            ["service", "objective", "location"],
+            registry=r,
+        )
+        self.location_fault = Gauge(
+            "sla_location_fault",
+            "1 when the last sealed minute of the objective was a fault of this location "
+            "(it alone, or too few to make a quorum, saw the service down).",
+            ["service", "objective", "location"],
+            registry=r,
+        )
+        self._faulty: set[tuple[str, str, str]] = set()
         #: Per probe: the (threshold, good, bad) counter children of its latency objectives.
         self._latency: dict[ProbeId, list[tuple[float, Counter, Counter]]] = {}
         self._seconds: dict[tuple[ObjectiveKey, MinuteCode], Counter] = {}
@@ -314,6 +332,16 @@ class Metrics:
                 good.inc(within)
             if rollup.attempts > within:
                 bad.inc(rollup.attempts - within)
+
+    def location_faults(self, minute: int, faults: Mapping[ObjectiveKey, tuple[str, ...]]) -> None:
+        """Count the sealed minute's location faults and show them as the current ones."""
+        now = {(key.service, key.objective, loc) for key, locs in faults.items() for loc in locs}
+        for labels in self._faulty - now:
+            self.location_fault.labels(*labels).set(0)
+        for labels in now:
+            self.location_fault.labels(*labels).set(1)
+            self.location_fault_seconds.labels(*labels).inc(60)
+        self._faulty = now
 
     def result_too_late(self, probe: ProbeId) -> None:
         """Count a result too late to change its minute's availability decision."""

@@ -78,12 +78,16 @@ class ServiceMinute:
             (``outside_hours`` or ``maintenance``), or None.
         states: per availability objective, the minute's code: ``up``, ``down``,
             ``unmonitored``, ``outside_hours``, ``maintenance`` or ``provider_unavailable``.
+        faults: the locations whose own path failed, per objective.
     """
 
     service: str
     minute: int
     exclusion: str | None
     states: dict[str, str]
+    #: Per availability objective counted up although some locations saw it down: those
+    #: locations (location faults, with several locations only).
+    faults: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

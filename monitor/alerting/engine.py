@@ -25,6 +25,7 @@ from monitor.alerting.labels import (
     BATCH_AT_RISK_RULE,
     COVERAGE_RULE,
     DOWN_RULE,
+    LOCATION_FAULT_RULE,
     MONTH_BREACH_RULE,
     MONTH_FORECAST_RULE,
     alert_labels,
@@ -57,11 +58,16 @@ class Condition:
     #: Whether it holds; a rule that does not hold is kept for the message that tells
     #: why its alert resolved.
     holds: bool = True
+    #: The monitor's location at fault (location-fault rule only).
+    location: str | None = None
 
     @property
     def fingerprint(self) -> str:
-        """Stable identity of the alert: same rule, service and objective, same alert."""
+        """Stable identity of the alert: same rule, service and objective (and location),
+        same alert."""
         text = f"{self.rule}\x00{self.service}\x00{self.objective or ''}"
+        if self.location is not None:
+            text += f"\x00{self.location}"
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -147,6 +153,7 @@ class Alerter:
             seen.extend(self._month(f, now))
             seen.extend(self._batch_at_risk(f))
         seen.extend(self._service_down(now))
+        seen.extend(self._location_faults(now))
         return seen
 
     def resolve_after(self, rule: str) -> float:
@@ -295,7 +302,7 @@ class Alerter:
         if not down.enabled:
             return []
         held = []
-        last = int(now // 60) - 1  # the last complete minute
+        last = self._last_minute(now)
         first = last - down.consecutive_minutes + 1
         for service in self.config.services:
             for objective in service.objectives:
@@ -316,6 +323,48 @@ class Alerter:
                             f"failed in each of the last {down.consecutive_minutes} minutes.",
                         )
                     )
+        return held
+
+    def _last_minute(self, now: float) -> int:
+        """The last minute a minute-by-minute rule looks at: the last complete one, or
+        with several locations the last one they decided (before that, nothing is known)."""
+        last = int(now // 60) - 1
+        sealed = self.ledger.sealed_through
+        if self.ledger.shared and sealed is not None:
+            last = min(last, sealed)
+        return last
+
+    def _location_faults(self, now: float) -> list[Condition]:
+        """A location that alone saw a service down in each of the last N decided minutes:
+        its own network path, alerted apart from the service (which stays up)."""
+        rule = self.settings.location_fault
+        if not rule.enabled or not self.ledger.shared:
+            return []
+        last = self._last_minute(now)
+        minutes = self.ledger.faults_between(last - rule.consecutive_minutes + 1, last)
+        held = []
+        for service in self.config.services:
+            per_minute = [
+                {loc for key, locs in faults.items() if key.service == service.name for loc in locs}
+                for faults in minutes
+            ]
+            for location in sorted(set.intersection(*per_minute) if per_minute else set()):
+                held.append(
+                    Condition(
+                        LOCATION_FAULT_RULE,
+                        rule.severity,
+                        service.name,
+                        None,
+                        None,
+                        f"location {location} cannot reach {service.name}: the monitor's path"
+                        f" ({rule.consecutive_minutes} minutes in a row)",
+                        f"Only {location} saw {service.name} down in each of the last"
+                        f" {rule.consecutive_minutes} decided minutes; the other locations saw"
+                        " it up. Not counted against the service: check the monitor's network"
+                        f" at {location}.",
+                        location=location,
+                    )
+                )
         return held
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -343,6 +392,7 @@ class Alerter:
                     summary=condition.summary,
                     description=condition.description,
                     value=condition.value,
+                    location=condition.location,
                 )
                 self._active[fingerprint] = alert
                 self._touch(alert)
@@ -425,7 +475,12 @@ class Alerter:
     def event(self, alert: Alert, kind: EventKind) -> AlertEvent:
         """The notification for ``alert``."""
         labels = alert_labels(
-            self.settings, alert.rule, alert.severity, alert.service, alert.objective
+            self.settings,
+            alert.rule,
+            alert.severity,
+            alert.service,
+            alert.objective,
+            alert.location,
         )
         return AlertEvent(
             kind=kind,

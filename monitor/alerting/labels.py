@@ -18,6 +18,7 @@ MONTH_BREACH_ALERT = "SlaMonthBreached"
 MONTH_FORECAST_ALERT = "SlaMonthForecastBreach"
 COVERAGE_ALERT = "SlaCoverageLow"
 BATCH_AT_RISK_ALERT = "SlaBatchAtRisk"
+LOCATION_FAULT_ALERT = "SlaLocationFault"
 #: Prometheus only: the daemon stopped reporting an objective, or stopped sealing minutes.
 DATA_MISSING_ALERT = "SlaDataMissing"
 
@@ -27,7 +28,9 @@ MONTH_BREACH_RULE = "month-breach"
 MONTH_FORECAST_RULE = "month-forecast"
 COVERAGE_RULE = "coverage-low"
 BATCH_AT_RISK_RULE = "batch-at-risk"
+LOCATION_FAULT_RULE = "location-fault"
 _ALERTNAMES = {
+    LOCATION_FAULT_RULE: LOCATION_FAULT_ALERT,
     BATCH_AT_RISK_RULE: BATCH_AT_RISK_ALERT,
     DOWN_RULE: DOWN_ALERT,
     COVERAGE_RULE: COVERAGE_ALERT,
@@ -48,14 +51,22 @@ def resolve_after_s(settings: AlertingConfig, rule: str) -> float:
 
 
 def alert_labels(
-    alerting: AlertingConfig, rule: str, severity: str, service: str, objective: str | None
+    alerting: AlertingConfig,
+    rule: str,
+    severity: str,
+    service: str,
+    objective: str | None,
+    location: str | None = None,
 ) -> dict[str, str]:
     """The labels of the alert of built-in ``rule`` (a burn-rate rule's name, or one of
-    the ``*_RULE`` names) for ``service`` and ``objective``."""
+    the ``*_RULE`` names) for ``service`` and ``objective`` (and the monitor's
+    ``location`` at fault)."""
     labels = {"alertname": _ALERTNAMES.get(rule, BURN_ALERT), "severity": severity}
     labels["service"] = service
     if objective:
         labels["objective"] = objective
+    if location:
+        labels["location"] = location
     labels["rule"] = rule
     for burn in alerting.burn_rate:
         if burn.name == rule:
@@ -74,6 +85,8 @@ __all__ = [
     "DATA_MISSING_ALERT",
     "DOWN_ALERT",
     "DOWN_RULE",
+    "LOCATION_FAULT_ALERT",
+    "LOCATION_FAULT_RULE",
     "MONTH_BREACH_ALERT",
     "MONTH_BREACH_RULE",
     "MONTH_FORECAST_ALERT",

@@ -367,6 +367,12 @@ def with_identity(
         )
         shown = "" if flag == "--store-url" else f" {given[flag]!r}"  # a URL may hold a secret
         raise UsageError(f"{flag}{shown}: {error['msg'].removeprefix('Value error, ')}") from None
+    names = config.locations.names
+    if names and identity.location not in names:
+        raise UsageError(
+            f"--location {identity.location!r}: not one of locations.names ({', '.join(names)});"
+            " give this daemon's with --location or instance.location"
+        )
     return config.model_copy(update={"instance": identity, "storage": storage})
 
 

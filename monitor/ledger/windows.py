@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -33,6 +33,7 @@ from monitor.sla.minutes import (
     Exclusion,
     MinuteClassifier,
     MinuteCode,
+    MinuteDecision,
     ObjectiveKey,
     ProbeId,
 )
@@ -46,7 +47,8 @@ from monitor.sla.windows import (
     previous_month,
     window_range,
 )
-from monitor.store import HistoryReader, RollupKey, RollupReader
+from monitor.store import HistoryReader, RollupKey, RollupReader, SharedMinute, SharedMinutes
+from monitor.store.base import DecideMinute
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,8 @@ _DAY = 1440  # minutes in a UTC day
 #: Sealed minutes kept in full for a while, so a result that arrives after its minute was
 #: sealed (a long queue, a slow flush) still corrects that minute's availability state.
 _RECENT_SEALED = 15
+#: Sealed minutes whose location faults are kept (for the location-fault alert).
+_FAULTS_KEPT = 60
 #: At most this many minutes are sealed per ``advance``: after a forward step of the wall
 #: clock (or a long stall) the backlog is sealed over several ticks, not in one blocking
 #: loop, and the event loop is yielded to every ``_SEAL_YIELD`` minutes.
@@ -89,6 +93,10 @@ class SealListener(Protocol):
     def result_too_late(self, probe: ProbeId) -> None:
         """A result came for a minute sealed beyond the re-decision horizon (a backward
         step of the wall clock, a long stall): counted in latency, not in availability."""
+
+    def location_faults(self, minute: int, faults: Mapping[ObjectiveKey, tuple[str, ...]]) -> None:
+        """A minute was sealed up for these objectives although these locations saw it
+        down (their own path failed); called for every sealed minute, empty when none."""
 
 
 class Ledger:
@@ -155,9 +163,21 @@ class Ledger:
         #: figure never sums probes.
         self._groups: dict[tuple[str, tuple[str, ...]], dict[str, Rollup]] = {}
         self._staged: dict[tuple[ProbeId, tuple[str, ...]], Rollup] = {}
+        #: With several locations: the store deciding each minute once for all of them,
+        #: and whether this daemon's own results of a minute are all written.
+        self._shared: tuple[SharedMinutes, Callable[[int], bool]] | None = None
+        #: The location faults of the last sealed minutes (several locations only).
+        self._faults: dict[int, dict[ObjectiveKey, tuple[str, ...]]] = {}
         for service in config.services:
             for objective in service.objectives:
                 self._group(service.name, tuple(service.probes_of(objective)))
+
+    def share(self, store: SharedMinutes, written: Callable[[int], bool]) -> None:
+        """Decide minutes with the other locations: each is sealed from what every location
+        wrote to ``store`` (pooled rollups, the quorum of the locations' verdicts), once
+        ``written(minute)`` says this daemon's own results of it are in the store; a result
+        arriving after its minute was decided counts in no figure (the store counts it)."""
+        self._shared = (store, written)
 
     def _group(self, service: str, probes: tuple[str, ...]) -> dict[str, Rollup]:
         key = (service, probes)
@@ -193,6 +213,8 @@ class Ledger:
             rollup.add_counted(counted)
             self._open_stamp += 1
             return counted
+        if self._shared is not None:
+            return counted  # decided for every location: the store counts it as late
         # Late: its minute is sealed. Count it where that minute was counted.
         late = Rollup()
         late.add_counted(counted)
@@ -276,10 +298,29 @@ class Ledger:
             self._sealed_through = start
         seal_through = min(seal_through, self._sealed_through + SEAL_PER_ADVANCE)
         while self._sealed_through < seal_through:
-            self._sealed_through += 1
-            self._seal(self._sealed_through)
-            if self._sealed_through % _SEAL_YIELD == 0:
+            minute = self._sealed_through + 1
+            shared = None
+            if self._shared is not None:
+                store_of_all, written = self._shared
+                if not written(minute):
+                    break  # this daemon's own results of it are not all in the store yet
+                shared = await store_of_all.decide_minute(minute, self._decider(minute))
+            self._sealed_through = minute
+            self._seal(minute, shared)
+            if minute % _SEAL_YIELD == 0:
                 await asyncio.sleep(0)
+
+    def _decider(self, minute: int) -> DecideMinute:
+        """How the store has ``minute`` decided when no location did before."""
+
+        def decide(
+            pooled: Mapping[ProbeId, Rollup], by_location: Mapping[str, Mapping[ProbeId, Rollup]]
+        ) -> list[ServiceMinute]:
+            return _service_minutes(
+                minute, self.classifier.decide(minute, pooled, None, by_location)
+            )
+
+        return decide
 
     async def _drop_leaving(self, end: int, store: RollupReader) -> None:
         """Subtract, from each rolling window ending at minute ``end``, the minute that
@@ -315,20 +356,31 @@ class Ledger:
             sums["month"] = Rollup()
         self._set_month(month)
 
-    def _seal(self, minute: int) -> None:
-        """Move a minute from open to the window sums and decide what it counts as."""
+    def _seal(self, minute: int, shared: SharedMinute | None = None) -> None:
+        """Move a minute from open to the window sums and decide what it counts as (or,
+        with several locations, take every location's rollups and the decision ``shared``
+        holds)."""
         self._roll_month(minute)
         sealed: dict[ProbeId, Rollup] = {}
         for key, ledger in self._probes.items():
             rollup = ledger.open.pop(minute, None)
             if rollup is not None:
                 sealed[key] = rollup
-        decisions, codes = self._decide(minute, sealed, sealed=True)
+        if shared is None:
+            decisions, codes = self._decide(minute, sealed, sealed=True)
+        else:
+            sealed = {key: r for key, r in shared.rollups.items() if key in self._probes}
+            decisions, codes = self._adopt(minute, shared.decisions)
+        if shared is not None:
+            self._faults[minute] = _faults_of(shared.decisions)
+            self._faults.pop(minute - _FAULTS_KEPT, None)
         if self.listener is not None:
             self.listener.minute_sealed(minute, codes)
+            if shared is not None:
+                self.listener.location_faults(minute, self._faults[minute])
         windows = self._windows_holding(minute)
         for key, rollup in sealed.items():
-            if decisions[key[0]] is None:
+            if key[0] in decisions and decisions[key[0]] is None:
                 self._probes[key].add_sealed(windows, rollup)
                 if self.listener is not None:
                     self.listener.rollup_counted(key, rollup)
@@ -350,26 +402,39 @@ class Ledger:
         *,
         sealed: bool,
         only: str | Iterable[str] | None = None,
+        by_location: Mapping[str, Mapping[ProbeId, Rollup]] | None = None,
     ) -> tuple[dict[str, Exclusion | None], dict[ObjectiveKey, MinuteCode]]:
         """Classify one minute with the SLA core's classifier, for every service or only
         ``only`` and its providers. When ``sealed``, the decisions are recorded in the
         rings and queued for the store."""
-        decision = self.classifier.decide(minute, rollups, only)
+        decision = self.classifier.decide(minute, rollups, only, by_location)
         exclusions, codes = decision.exclusions, decision.codes
         if sealed:
             for service, exclusion in exclusions.items():
                 self._exclusions[service][minute] = EXCLUSION_CODE[exclusion]
             for key, code in codes.items():
                 self._states[key][minute] = code
-            for service, exclusion in exclusions.items():
-                self._decisions.append(
-                    ServiceMinute(
-                        service,
-                        minute,
-                        None if exclusion is None else exclusion.value,
-                        {k.objective: c.label for k, c in codes.items() if k.service == service},
-                    )
-                )
+            self._decisions.extend(_service_minutes(minute, decision))
+        return exclusions, codes
+
+    def _adopt(
+        self, minute: int, stored: Iterable[ServiceMinute]
+    ) -> tuple[dict[str, Exclusion | None], dict[ObjectiveKey, MinuteCode]]:
+        """Record a minute as the locations decided it (``_decide`` for a decision made
+        elsewhere: already stored, so not queued)."""
+        exclusions: dict[str, Exclusion | None] = {}
+        codes: dict[ObjectiveKey, MinuteCode] = {}
+        for decided in stored:
+            if decided.service not in self._exclusions:
+                continue  # a service another daemon's config has and this one's has not
+            exclusion = None if decided.exclusion is None else Exclusion(decided.exclusion)
+            exclusions[decided.service] = exclusion
+            self._exclusions[decided.service][minute] = EXCLUSION_CODE[exclusion]
+            for objective, label in decided.states.items():
+                key = ObjectiveKey(decided.service, objective)
+                if key in self._states:
+                    codes[key] = MinuteCode.from_label(label)
+                    self._states[key][minute] = codes[key]
         return exclusions, codes
 
     def _emit_hour(
@@ -435,11 +500,18 @@ class Ledger:
         for first, end in _minute_runs(changed):
             for (service, probe, minute), rollup in await store.rollups(first, end):
                 by_minute.setdefault(minute, {})[(service, probe)] = rollup
+        located: dict[int, dict[str, dict[ProbeId, Rollup]]] | None = None
+        if self._shared is not None:  # up and down as the locations' quorum saw them
+            located = {}
+            for first, end in _minute_runs(changed):
+                located.update(await self._shared[0].location_counts(first, end))
         hours: set[int] = set()
         for minute in changed:
             before = {s: self._exclusions[s][minute] for s in self._order}
             rollups = by_minute.get(minute, {})
-            self._decide(minute, rollups, sealed=True)  # no rollups: excluded or unmonitored
+            by_location = None if located is None else located.get(minute, {})
+            # No rollups: excluded or unmonitored.
+            self._decide(minute, rollups, sealed=True, by_location=by_location)
             windows = self._windows_holding(minute)
             for (service, probe), rollup in rollups.items():
                 was = before[service] == MinuteCode.UP
@@ -491,7 +563,10 @@ class Ledger:
         """
         current = int(now // 60)
         self._window_end = current
-        sealed = self._sealed_through = current - self.grace_minutes - 1
+        # With several locations the last minute before the grace may be being decided by
+        # another daemon right now: leave it to ``advance`` (the store's one decision).
+        margin = 1 if self._shared is not None else 0
+        sealed = self._sealed_through = current - self.grace_minutes - 1 - margin
         self._set_month(month_of(current, self.zone))
         first = min(self._previous_month_first, current - max(ROLLING.values()) + 1)
         first_hour, last_full_hour = first // 60, (sealed + 1) // 60 - 1
@@ -533,6 +608,10 @@ class Ledger:
                 last_full_hour,
             )
         self._flush_staged()
+        if self._shared is not None:
+            for decided in await store.minute_states(sealed - _FAULTS_KEPT + 1, sealed + 1):
+                faults = self._faults.setdefault(decided.minute, {})
+                faults.update(_faults_of([decided]))
 
     def _stage(self, key: ProbeId, windows: Iterable[str], rollup: Rollup) -> None:
         """Sum a loaded hour or minute with the others that belong to the same windows;
@@ -757,6 +836,8 @@ class Ledger:
     def _open_codes(self, service: str, minute: int) -> dict[ObjectiveKey, MinuteCode] | None:
         """The codes an open minute of ``service`` has as it stands (None: no result of
         it yet), decided once per change of the open minutes or the eligibility."""
+        if self._shared is not None:
+            return None  # what the locations decide is not known before they decide it
         self._check_memo()
         key = (service, minute)
         if key in self._open_memo:
@@ -787,6 +868,22 @@ class Ledger:
             codes.append(MinuteCode.UNKNOWN if decided is None else decided[key])
         return codes
 
+    @property
+    def shared(self) -> bool:
+        """Whether minutes are decided with other locations (``share``): an open minute
+        then shows nothing until the locations decided it."""
+        return self._shared is not None
+
+    @property
+    def sealed_through(self) -> int | None:
+        """The last sealed (decided) minute, None before the first."""
+        return self._sealed_through
+
+    def faults_between(self, first: int, last: int) -> list[dict[ObjectiveKey, tuple[str, ...]]]:
+        """Per sealed minute in [first, last] (at most the last hour): the locations at
+        fault per availability objective."""
+        return [self._faults.get(minute, {}) for minute in range(first, last + 1)]
+
     def is_sealed(self, minute: int) -> bool:
         """True once the minute's decisions are final."""
         return self._sealed_through is not None and minute <= self._sealed_through
@@ -814,3 +911,30 @@ def _runs(hours: list[int]) -> list[tuple[int, int]]:
 
 
 __all__ = ["SEAL_PER_ADVANCE", "Ledger", "RollupKey", "SealListener"]
+
+
+def _service_minutes(minute: int, decision: MinuteDecision) -> list[ServiceMinute]:
+    """A minute's decision as the store keeps it, one record per service."""
+    return [
+        ServiceMinute(
+            service,
+            minute,
+            None if exclusion is None else exclusion.value,
+            {k.objective: c.label for k, c in decision.codes.items() if k.service == service},
+            {
+                k.objective: list(locations)
+                for k, locations in decision.faults.items()
+                if k.service == service
+            },
+        )
+        for service, exclusion in decision.exclusions.items()
+    ]
+
+
+def _faults_of(decided: Iterable[ServiceMinute]) -> dict[ObjectiveKey, tuple[str, ...]]:
+    """The location faults of a stored decision, per objective."""
+    return {
+        ObjectiveKey(m.service, objective): tuple(locations)
+        for m in decided
+        for objective, locations in m.faults.items()
+    }

@@ -10,7 +10,7 @@ status page — classifies with this module and spells the states with ``MinuteC
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING
 
@@ -109,12 +109,40 @@ def classify(
     """
     if exclusion is not None:
         return EXCLUSION_CODE[exclusion]
-    state = minute_state(rollup, down_ratio)
+    return classify_state(None, provider_out, minute_state(rollup, down_ratio))
+
+
+def classify_state(
+    exclusion: Exclusion | None, provider_out: bool, state: MinuteCode
+) -> MinuteCode:
+    """``classify`` for a minute whose results were already judged UP, DOWN or
+    UNMONITORED (by one location, or by the quorum of several)."""
+    if exclusion is not None:
+        return EXCLUSION_CODE[exclusion]
     if state is MinuteCode.UNMONITORED:
         return MinuteCode.UNMONITORED
     if provider_out:
         return MinuteCode.PROVIDER
     return state
+
+
+def quorum_state(
+    states: Mapping[str, MinuteCode], quorum: int
+) -> tuple[MinuteCode, tuple[str, ...]]:
+    """The minute as several locations saw it (each location's own UP, DOWN or
+    UNMONITORED), and the locations at fault.
+
+    Unmonitored when fewer than ``quorum`` locations measured it; down when at least
+    ``quorum`` of them saw it down; else up, and the locations that saw it down are at
+    fault: their own network path failed, not the service (DESIGN decision 9).
+    """
+    measured = {loc: s for loc, s in states.items() if s is not MinuteCode.UNMONITORED}
+    if len(measured) < quorum:
+        return MinuteCode.UNMONITORED, ()
+    down = tuple(sorted(loc for loc, s in measured.items() if s is MinuteCode.DOWN))
+    if len(down) >= quorum:
+        return MinuteCode.DOWN, ()
+    return MinuteCode.UP, down
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +168,9 @@ class MinuteDecision:
     exclusions: dict[str, Exclusion | None]
     #: Per availability objective: the minute's code.
     codes: dict[ObjectiveKey, MinuteCode]
+    #: Per availability objective counted up although some locations saw it down: those
+    #: locations (location faults; empty with one location).
+    faults: dict[ObjectiveKey, tuple[str, ...]] = field(default_factory=dict)
 
 
 ExclusionOf = Callable[[str, int], Exclusion | None]
@@ -156,6 +187,8 @@ class MinuteClassifier:
 
     def __init__(self, config: Config, exclusion: ExclusionOf) -> None:
         self._exclusion = exclusion
+        #: Locations that must agree for a minute to be down (or measured at all).
+        self.quorum = config.locations.quorum_of(config.instance.location)
         self._depends_on = {s.name: tuple(s.depends_on) for s in config.services}
         self._probes = {s.name: tuple(p.name for p in s.probes) for s in config.services}
         self.order = _provider_order(self._depends_on)
@@ -191,6 +224,7 @@ class MinuteClassifier:
         minute: int,
         rollups: Mapping[ProbeId, Rollup],
         only: str | Iterable[str] | None = None,
+        by_location: Mapping[str, Mapping[ProbeId, Rollup]] | None = None,
     ) -> MinuteDecision:
         """Classify ``minute`` for every service, or only for ``only`` (a service, or
         several) and their providers.
@@ -198,25 +232,50 @@ class MinuteClassifier:
         A provider is "out" in a minute it was down (any of its availability objectives,
         or all its probes together) or in maintenance; the dependant's eligible minutes
         with results then count as ``provider_unavailable``.
+
+        With ``by_location`` (each location's attempts and successes per probe) up and down
+        are decided by the quorum of locations (``quorum_state``) instead of from
+        ``rollups``, which then only carry latency.
         """
         exclusions: dict[str, Exclusion | None] = {}
         out: dict[str, bool] = {}
         codes: dict[ObjectiveKey, MinuteCode] = {}
+        faults: dict[ObjectiveKey, tuple[str, ...]] = {}
         for service in self._services(only):
             exclusion = self._exclusion(service, minute)
             exclusions[service] = exclusion
-            whole = _sum(rollups.get((service, p)) for p in self._probes[service])
-            out[service] = exclusion is Exclusion.MAINTENANCE or (
-                minute_state(whole) is MinuteCode.DOWN
-            )
+            whole, _ = self._judge(service, self._probes[service], 0.5, rollups, by_location)
+            out[service] = exclusion is Exclusion.MAINTENANCE or whole is MinuteCode.DOWN
             provider_out = any(out.get(p, False) for p in self._depends_on[service])
             for objective in self._availability[service]:
-                rollup = _sum(rollups.get((service, p)) for p in objective.probes)
-                code = classify(exclusion, provider_out, rollup, objective.down_ratio)
+                state, at_fault = self._judge(
+                    service, objective.probes, objective.down_ratio, rollups, by_location
+                )
+                code = classify_state(exclusion, provider_out, state)
                 codes[objective.key] = code
                 if code is MinuteCode.DOWN:
                     out[service] = True
-        return MinuteDecision(exclusions, codes)
+                elif code is MinuteCode.UP and at_fault:
+                    faults[objective.key] = at_fault
+        return MinuteDecision(exclusions, codes, faults)
+
+    def _judge(
+        self,
+        service: str,
+        probes: Iterable[str],
+        down_ratio: float,
+        rollups: Mapping[ProbeId, Rollup],
+        by_location: Mapping[str, Mapping[ProbeId, Rollup]] | None,
+    ) -> tuple[MinuteCode, tuple[str, ...]]:
+        """UP, DOWN or UNMONITORED for these probes of ``service``, and the locations at
+        fault."""
+        if by_location is None:
+            return minute_state(_sum(rollups.get((service, p)) for p in probes), down_ratio), ()
+        states = {
+            location: minute_state(_sum(seen.get((service, p)) for p in probes), down_ratio)
+            for location, seen in by_location.items()
+        }
+        return quorum_state(states, self.quorum)
 
     def _services(self, only: str | Iterable[str] | None) -> list[str]:
         """The services a decision covers, providers first."""

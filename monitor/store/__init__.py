@@ -19,6 +19,8 @@ from monitor.store.base import (
     ResultLog,
     RollupReader,
     RunLog,
+    SharedMinute,
+    SharedMinutes,
     Store,
 )
 from monitor.store.locate import is_database, shown, store_at
@@ -46,6 +48,8 @@ __all__ = [
     "RollupKey",
     "RollupReader",
     "RunLog",
+    "SharedMinute",
+    "SharedMinutes",
     "SqliteStore",
     "Store",
     "is_database",

@@ -5,12 +5,14 @@ contract suite (tests/monitor/store/test_contract.py) checks on both."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from monitor.results import BatchRecord, DaySummary, HourSummary, Result, ServiceMinute
 from monitor.sla.counts import Counted, Rollup
 from monitor.sla.eligibility import MaintenanceWindow
+from monitor.sla.minutes import ProbeId
 from monitor.store.records import (
     Alert,
     ConfigUse,
@@ -393,3 +395,47 @@ class Store(
 ):
     """Where results, minute rollups and decisions, alerts, run-time maintenance windows
     and incidents live."""
+
+
+#: ``(pooled rollups, each location's counts) -> the minute's decisions``.
+DecideMinute = Callable[
+    [Mapping[ProbeId, Rollup], Mapping[str, Mapping[ProbeId, Rollup]]], list[ServiceMinute]
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SharedMinute:
+    """A minute as several locations stored it, decided once for all of them."""
+
+    #: Per probe, every location's results of the minute pooled.
+    rollups: dict[ProbeId, Rollup]
+    #: The minute's decision per service.
+    decisions: list[ServiceMinute]
+    #: Whether this call decided it (False: another daemon had).
+    first: bool
+
+
+@runtime_checkable
+class SharedMinutes(Protocol):
+    """A store several locations write, where each minute is decided once, by the quorum
+    of the locations, from what all of them wrote (PostgreSQL)."""
+
+    def share_minutes(self) -> None:
+        """Keep each location's counts, and results of decided minutes out of rollups."""
+        ...
+
+    def take_late(self) -> dict[ProbeId, int]:
+        """Per probe, results written since the last call after their minute was decided."""
+        ...
+
+    async def location_counts(
+        self, start_minute: int, end_minute: int
+    ) -> dict[int, dict[str, dict[ProbeId, Rollup]]]:
+        """Per minute of ``[start_minute, end_minute)`` and location: each probe's attempts
+        and successes (a minute re-decided when its maintenance changes)."""
+        ...
+
+    async def decide_minute(self, minute: int, decide: DecideMinute) -> SharedMinute:
+        """The minute's pooled rollups and decisions, decided now (and stored) if no daemon
+        did before."""
+        ...

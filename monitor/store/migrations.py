@@ -240,6 +240,22 @@ CREATE TABLE IF NOT EXISTS config_history (
 );
 """
 
+#: Version 12: several locations deciding minutes together (a PostgreSQL store shares
+#: them; the tables are the same everywhere): the locations at fault in a decided minute,
+#: and each location's attempts and successes per probe and minute.
+_V12_LOCATIONS = """
+ALTER TABLE minute_states ADD COLUMN faults TEXT NOT NULL DEFAULT '';
+CREATE TABLE IF NOT EXISTS location_counts (
+    minute INTEGER NOT NULL,
+    service TEXT NOT NULL,
+    probe TEXT NOT NULL,
+    location TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    ok INTEGER NOT NULL,
+    PRIMARY KEY (minute, service, probe, location)
+) WITHOUT ROWID;
+"""
+
 #: The script that brings version n-1 to version n, at index n-1.
 MIGRATIONS: tuple[str, ...] = (
     _V1_TABLES + _MAINTENANCE_TRIGGERS + _V1_INCIDENTS,
@@ -253,6 +269,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V9_LEASES,
     _V10_OUTBOX,
     _V11_CONFIGS,
+    _V12_LOCATIONS,
 )
 #: The version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -210,8 +210,21 @@ CREATE TABLE IF NOT EXISTS config_history (
 );
 """
 
+_V12 = """
+ALTER TABLE minute_states ADD COLUMN IF NOT EXISTS faults TEXT NOT NULL DEFAULT '';
+CREATE TABLE IF NOT EXISTS location_counts (
+    minute BIGINT NOT NULL,
+    service TEXT NOT NULL,
+    probe TEXT NOT NULL,
+    location TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    ok BIGINT NOT NULL,
+    PRIMARY KEY (minute, service, probe, location)
+);
+"""
+
 #: The script that brings version n-1 to version n, at index n-1.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12)
 #: The version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 

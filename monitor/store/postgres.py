@@ -35,6 +35,8 @@ from monitor.errors import StoreError
 from monitor.results import BatchRecord, DaySummary, HourSummary, Result, ServiceMinute
 from monitor.sla.counts import Counted, Rollup
 from monitor.sla.eligibility import MaintenanceWindow
+from monitor.sla.minutes import ProbeId
+from monitor.store.base import DecideMinute, SharedMinute
 from monitor.store.pg_migrations import migrate
 from monitor.store.records import (
     RUN_MARKS,
@@ -55,6 +57,8 @@ from monitor.store.records import (
     incidents_of,
     maintenance_record,
     mark_name,
+    service_minute,
+    state_columns,
 )
 from monitor.store.records import (
     row_id as parse_row_id,
@@ -108,6 +112,10 @@ class PostgresStore:
         self.where = redacted(url)
         self._clock = clock or SystemClock()
         self._conn: _Conn | None = None
+        #: Several locations decide minutes together (``share_minutes``).
+        self._shared = False
+        #: Per probe: results whose minute was decided before they were written.
+        self._late: dict[ProbeId, int] = {}
         # One connection, several tasks: without this one task's statement could run
         # inside, and be committed with, another's transaction.
         self._lock = asyncio.Lock()
@@ -242,6 +250,8 @@ class PostgresStore:
     ) -> None:
         """The raw rows (binary COPY) and the rollups they change, inside the caller's
         transaction."""
+        if self._shared and results:
+            deltas = await self._undecided(conn, results, deltas)
         if results:
             async with (
                 conn.cursor() as cur,
@@ -286,6 +296,107 @@ class PostgresStore:
                 " body = excluded.body",
                 rows,
             )
+
+    # --- minutes decided by several locations -------------------------------------------
+
+    def share_minutes(self) -> None:
+        """Several locations write here and decide minutes together (``decide_minute``):
+        from now on every batch also adds each location's counts, and a result whose minute
+        is decided already is stored raw but counted in no rollup (``take_late``)."""
+        self._shared = True
+
+    def take_late(self) -> dict[ProbeId, int]:
+        """Per probe, the results written since the last call whose minute the locations
+        had already decided: kept raw, counted in no figure."""
+        late, self._late = self._late, {}
+        return late
+
+    async def _undecided(
+        self, conn: _Conn, results: Sequence[Result], deltas: Mapping[RollupKey, Rollup]
+    ) -> Mapping[RollupKey, Rollup]:
+        """Add each location's counts of the batch's undecided minutes, note the results
+        of decided ones as late, and return the rollup deltas of the undecided minutes.
+        Under ROLLUP_LOCK, as ``decide_minute`` is: a result counts before the decision or
+        is late, never both."""
+        minutes = sorted({int(r.started_at // 60) for r in results})
+        cur = await conn.execute(
+            "SELECT DISTINCT minute FROM minute_states WHERE minute = ANY(%s::bigint[])",
+            (minutes,),
+        )
+        decided = {int(m) for (m,) in await cur.fetchall()}
+        counts: dict[tuple[int, str, str, str], list[int]] = {}
+        for r in results:
+            minute = int(r.started_at // 60)
+            if minute in decided:
+                key = (r.service, r.probe)
+                self._late[key] = self._late.get(key, 0) + 1
+                continue
+            count = counts.setdefault((minute, r.service, r.probe, r.location), [0, 0])
+            count[0] += 1
+            count[1] += r.ok
+        if counts:
+            async with conn.cursor() as cur2:
+                await cur2.executemany(
+                    "INSERT INTO location_counts (minute, service, probe, location, attempts, ok)"
+                    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (minute, service, probe,"
+                    " location) DO UPDATE SET attempts = location_counts.attempts"
+                    " + excluded.attempts, ok = location_counts.ok + excluded.ok",
+                    [(*key, a, ok) for key, (a, ok) in counts.items()],
+                )
+        if not decided:
+            return deltas
+        return {key: delta for key, delta in deltas.items() if key[2] not in decided}
+
+    async def location_counts(
+        self, start_minute: int, end_minute: int
+    ) -> dict[int, dict[str, dict[ProbeId, Rollup]]]:
+        """Per minute and location, each probe's attempts and successes."""
+        rows = await self._fetch(
+            "SELECT minute, location, service, probe, attempts, ok FROM location_counts"
+            " WHERE minute >= %s AND minute < %s",
+            (start_minute, end_minute),
+        )
+        counts: dict[int, dict[str, dict[ProbeId, Rollup]]] = {}
+        for minute, location, service, probe, attempts, ok in rows:
+            seen = counts.setdefault(int(minute), {}).setdefault(str(location), {})
+            seen[(str(service), str(probe))] = Rollup(attempts=int(attempts), ok=int(ok))
+        return counts
+
+    async def decide_minute(self, minute: int, decide: DecideMinute) -> SharedMinute:
+        """The minute as every location wrote it: its rollups (all locations pooled) and
+        its decisions — made now by ``decide`` (from the pooled rollups and each location's
+        counts) and stored, unless a daemon decided it already, whose decisions are
+        returned. Under ROLLUP_LOCK: no result is counted into the minute after this."""
+        async with self._write(rollups=True) as conn:
+            cur = await conn.execute(
+                "SELECT service, probe, body FROM rollups WHERE minute = %s", (minute,)
+            )
+            pooled = {(str(s), str(p)): _rollup_of(b) for s, p, b in await cur.fetchall()}
+            cur = await conn.execute(
+                "SELECT service, minute, exclusion, states, faults FROM minute_states"
+                " WHERE minute = %s ORDER BY service",
+                (minute,),
+            )
+            stored = [service_minute(*row) for row in await cur.fetchall()]
+            if stored:
+                return SharedMinute(pooled, stored, first=False)
+            cur = await conn.execute(
+                "SELECT location, service, probe, attempts, ok FROM location_counts"
+                " WHERE minute = %s",
+                (minute,),
+            )
+            by_location: dict[str, dict[ProbeId, Rollup]] = {}
+            for location, service, probe, attempts, ok in await cur.fetchall():
+                counts = Rollup(attempts=int(attempts), ok=int(ok))
+                by_location.setdefault(str(location), {})[(str(service), str(probe))] = counts
+            decisions = decide(pooled, by_location)
+            async with conn.cursor() as cur2:
+                await cur2.executemany(
+                    "INSERT INTO minute_states (service, minute, exclusion, states, faults)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    [(m.service, m.minute, m.exclusion, *state_columns(m)) for m in decisions],
+                )
+        return SharedMinute(pooled, decisions, first=True)
 
     async def rollups(
         self, start_minute: int, end_minute: int, service: str | None = None
@@ -334,6 +445,7 @@ class PostgresStore:
                 ("DELETE FROM results WHERE started_at < %s", raw_before),
                 ("DELETE FROM rollups WHERE minute < %s", rollups_before_minute),
                 ("DELETE FROM minute_states WHERE minute < %s", rollups_before_minute),
+                ("DELETE FROM location_counts WHERE minute < %s", rollups_before_minute),
                 ("DELETE FROM hours WHERE hour < %s", rollups_before_minute // 60),
                 ("DELETE FROM days WHERE day < %s", rollups_before_minute // 1440),
             ):
@@ -522,13 +634,11 @@ class PostgresStore:
         """Persist minute decisions in one transaction."""
         async with self._write() as conn, conn.cursor() as cur:
             await cur.executemany(
-                "INSERT INTO minute_states (service, minute, exclusion, states)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (minute, service) DO UPDATE"
-                " SET exclusion = excluded.exclusion, states = excluded.states",
-                [
-                    (m.service, m.minute, m.exclusion, json.dumps(m.states, sort_keys=True))
-                    for m in minutes
-                ],
+                "INSERT INTO minute_states (service, minute, exclusion, states, faults)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (minute, service) DO UPDATE"
+                " SET exclusion = excluded.exclusion, states = excluded.states,"
+                " faults = excluded.faults",
+                [(m.service, m.minute, m.exclusion, *state_columns(m)) for m in minutes],
             )
 
     async def minute_states(
@@ -536,7 +646,7 @@ class PostgresStore:
     ) -> list[ServiceMinute]:
         """Minute decisions in ``[start_minute, end_minute)``."""
         query = (
-            "SELECT service, minute, exclusion, states FROM minute_states"
+            "SELECT service, minute, exclusion, states, faults FROM minute_states"
             " WHERE minute >= %s AND minute < %s"
         )
         args: tuple[object, ...] = (start_minute, end_minute)
@@ -544,7 +654,7 @@ class PostgresStore:
             query += " AND service = %s"
             args = (*args, service)
         rows = await self._fetch(query + " ORDER BY minute, service", args)
-        return [ServiceMinute(s, int(m), e, json.loads(states)) for s, m, e, states in rows]
+        return [service_minute(*row) for row in rows]
 
     async def minute_state_counts(
         self, start_minute: int, end_minute: int, bucket_minutes: int

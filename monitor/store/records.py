@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from monitor.results import Result
+from monitor.results import Result, ServiceMinute
 from monitor.sla.counts import Counted, Rollup
 from monitor.sla.eligibility import MaintenanceWindow
 
@@ -207,6 +208,8 @@ class Alert:
     #: Since when a firing alert's condition has been clear (it resolves after
     #: ``resolve_after``; holding again before that continues the same alert).
     clear_since: float | None = None
+    #: The monitor's location at fault (a location-fault alert), else None.
+    location: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (also what the store keeps)."""
@@ -281,3 +284,18 @@ def incidents_of(
         Incident(str(i), s, t, src, obj, start, end, by, tuple(updates.get(i, ())))
         for i, s, t, src, obj, start, end, by in rows
     ]
+
+
+def state_columns(minute: ServiceMinute) -> tuple[str, str]:
+    """A decided minute's ``states`` and ``faults`` columns (JSON; faults '' when none)."""
+    faults = json.dumps(minute.faults, sort_keys=True) if minute.faults else ""
+    return json.dumps(minute.states, sort_keys=True), faults
+
+
+def service_minute(
+    service: str, minute: int, exclusion: str | None, states: str, faults: str
+) -> ServiceMinute:
+    """A decided minute from its stored columns."""
+    return ServiceMinute(
+        service, int(minute), exclusion, json.loads(states), json.loads(faults) if faults else {}
+    )

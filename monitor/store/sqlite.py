@@ -51,6 +51,8 @@ from monitor.store.records import (
     incidents_of,
     maintenance_record,
     mark_name,
+    service_minute,
+    state_columns,
 )
 from monitor.store.records import (
     row_id as parse_row_id,
@@ -564,12 +566,9 @@ class SqliteStore:
         """Persist minute decisions in one transaction."""
         async with self._write() as db:
             await db.executemany(
-                "INSERT OR REPLACE INTO minute_states (service, minute, exclusion, states)"
-                " VALUES (?, ?, ?, ?)",
-                [
-                    (m.service, m.minute, m.exclusion, json.dumps(m.states, sort_keys=True))
-                    for m in minutes
-                ],
+                "INSERT OR REPLACE INTO minute_states (service, minute, exclusion, states,"
+                " faults) VALUES (?, ?, ?, ?, ?)",
+                [(m.service, m.minute, m.exclusion, *state_columns(m)) for m in minutes],
             )
 
     async def minute_states(
@@ -577,7 +576,7 @@ class SqliteStore:
     ) -> list[ServiceMinute]:
         """Minute decisions in ``[start_minute, end_minute)``."""
         query = (
-            "SELECT service, minute, exclusion, states FROM minute_states"
+            "SELECT service, minute, exclusion, states, faults FROM minute_states"
             " WHERE minute >= ? AND minute < ?"
         )
         args: tuple[object, ...] = (start_minute, end_minute)
@@ -587,7 +586,7 @@ class SqliteStore:
         query += " ORDER BY minute, service"
         async with self._lock:
             rows = await self._fetch(query, args)
-        return [ServiceMinute(s, m, e, json.loads(states)) for s, m, e, states in rows]
+        return [service_minute(*row) for row in rows]
 
     async def save_alert(self, alert: Alert) -> None:
         """Insert or replace one alert."""

@@ -321,6 +321,40 @@ _RESPONSE_SCHEMAS: dict[str, Any] = {
                     }
                 ),
             },
+            "locations": {
+                "oneOf": [_ref("Locations"), {"type": "null"}],
+                "description": "The locations deciding minutes together (null when the "
+                "daemon was built without them).",
+            },
+        }
+    ),
+    "Locations": _object(
+        {
+            "names": {"type": "array", "items": {"type": "string"}},
+            "self": {"type": "string"},
+            "quorum": {
+                "type": "integer",
+                "description": "A minute is down only when at least this many locations "
+                "saw it down, and unmonitored when fewer measured it.",
+            },
+            "decided_through": {
+                "oneOf": [_TIME, {"type": "null"}],
+                "description": "End of the last minute decided (figures include it).",
+            },
+            "faults": {
+                "type": "array",
+                "description": "Location faults in the last hour: a location that alone saw "
+                "an objective down (its own path), never counted against the service.",
+                "items": _object(
+                    {
+                        "service": {"type": "string"},
+                        "objective": {"type": "string"},
+                        "location": {"type": "string"},
+                        "minutes_last_hour": {"type": "integer"},
+                        "in_last_minute": {"type": "boolean"},
+                    }
+                ),
+            },
         }
     ),
     "ObjectiveFigures": _object(

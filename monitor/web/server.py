@@ -132,8 +132,10 @@ class Server:
         ingest: ExtraRoutes | None = None,
         evidence: ExtraRoutes | None = None,
         cluster: ExtraRoutes | None = None,
+        locations: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.config = config
+        self._locations = locations
         self.clock = clock or SystemClock()
         self._alerts = alerts
         # Read once at start; the config names the variables, never the secrets.
@@ -297,6 +299,7 @@ class Server:
                 "timezone": self.config.timezone,
                 "windows": describe_windows(self.config.timezone),
                 "services": list(services.values()),
+                "locations": self._locations() if self._locations is not None else None,
             }
         )
 

@@ -353,3 +353,42 @@ def test_an_instance_is_named_after_its_host_unless_configured(tmp_path: Path) -
     path.write_text("instance:\n  name: probe bru\n" + service)
     with pytest.raises(ConfigError, match=r"instance.yaml:2: instance\.name: String should match"):
         load_config(path)
+
+
+_SERVICE = "services:\n  - name: svc\n    probes:\n      - {name: p, kind: http, url: http://127.0.0.1:9/}\n"
+_SHARED = "storage:\n  url: postgresql://sla@127.0.0.1/sla\ninstance:\n  location: bru\n"
+
+
+@pytest.mark.parametrize(
+    ("locations", "where"),
+    [
+        # A quorum no number of locations can reach: named at its own line and key.
+        ("locations:\n  names: [bru, ghe]\n  quorum: 3\n", r"locs\.yaml:7: locations\.quorum: "),
+        ("locations:\n  quorum: 2\n", r"locs\.yaml:6: locations\.quorum: "),
+        ("locations:\n  names: [bru, bru]\n", r"locs\.yaml:6: locations\.names\[1\]: "),
+        ("locations:\n  names: [ghe, ant]\n", r"locs\.yaml:4: instance\.location: .* not one of"),
+    ],
+)
+def test_bad_locations_are_config_errors_naming_the_key(
+    tmp_path: Path, locations: str, where: str
+) -> None:
+    path = tmp_path / "locs.yaml"
+    path.write_text(_SHARED + locations + _SERVICE)
+    with pytest.raises(ConfigError, match=where):
+        load_config(path)
+
+
+def test_several_locations_need_a_shared_store(tmp_path: Path) -> None:
+    path = tmp_path / "locs.yaml"
+    path.write_text("instance:\n  location: bru\nlocations:\n  names: [bru, ghe]\n" + _SERVICE)
+    with pytest.raises(ConfigError, match=r"locs\.yaml:4: locations\.names: .*storage\.url"):
+        load_config(path)
+
+
+def test_the_quorum_defaults_to_a_majority(tmp_path: Path) -> None:
+    path = tmp_path / "locs.yaml"
+    for names, quorum in (("[bru]", 1), ("[bru, ghe]", 2), ("[bru, ghe, ant]", 2)):
+        path.write_text(_SHARED + f"locations:\n  names: {names}\n" + _SERVICE)
+        config = load_config(path)
+        assert config.locations.quorum_of(config.instance.location) == quorum
+        assert config.shared_minutes == (quorum > 1)

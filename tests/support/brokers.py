@@ -21,16 +21,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout_s: float = 10.0) -> None:
-    """Block until something accepts connections on 127.0.0.1:port."""
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout_s: float = 10.0) -> None:
+    """Block until something accepts connections on host:port."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            with socket.create_connection((host, port), timeout=0.2):
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listens on 127.0.0.1:{port}") from None
+                raise TimeoutError(f"nothing listens on {host}:{port}") from None
             time.sleep(0.02)
 
 

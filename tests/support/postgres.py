@@ -53,15 +53,16 @@ class OwnPostgres:
     """A PostgreSQL server started by the tests in a folder of its own; ``stop`` and
     ``start`` again make an outage on the same port."""
 
-    def __init__(self) -> None:
+    def __init__(self, listen: str = "127.0.0.1") -> None:
         self.bindir = _binaries()
+        self.listen = listen
         # Its own folder in /tmp: as root the server runs as ``postgres``, which cannot
         # reach into pytest's private temporary folders.
         workdir = Path(tempfile.mkdtemp(prefix="sla-pg-"))
         self.workdir = workdir
         self.data = workdir / "pgdata"
         self.port = free_port()
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.url = f"postgresql://postgres@{listen}:{self.port}/postgres"
         self._as: list[str] = []
         self.data.mkdir(parents=True)
         if os.geteuid() == 0:  # initdb and postgres refuse to run as root
@@ -70,6 +71,11 @@ class OwnPostgres:
             os.chown(self.data, account.pw_uid, account.pw_gid)
             self._as = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", "postgres", "--"]
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust")
+        if listen != "127.0.0.1":
+            # Listening on a test's own address: its clients are network namespaces the
+            # test made, on the host's subnets of their links (``samenet``).
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.write("host all all samenet trust\n")
 
     def _run(self, tool: str, *args: str, check: bool = True) -> None:
         subprocess.run(
@@ -78,10 +84,10 @@ class OwnPostgres:
 
     def start(self) -> None:
         """Start the server and wait until it takes connections."""
-        options = f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = f"-p {self.port} -k {self.workdir} -c listen_addresses={self.listen} -c fsync=off"
         log = str(self.workdir / "server.log")
         self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "start")
-        wait_for_port(self.port)
+        wait_for_port(self.port, self.listen)
 
     def stop(self) -> None:
         """Stop the server (fast: open connections are cut)."""
@@ -89,9 +95,9 @@ class OwnPostgres:
 
 
 @contextlib.contextmanager
-def own_server() -> Iterator[OwnPostgres]:
+def own_server(listen: str = "127.0.0.1") -> Iterator[OwnPostgres]:
     """A server of the caller's own, stopped and removed when the block ends."""
-    server = OwnPostgres()
+    server = OwnPostgres(listen)
     try:
         server.start()
         yield server

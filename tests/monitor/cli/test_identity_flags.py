@@ -57,3 +57,17 @@ def test_a_bad_flag_is_a_usage_error_naming_it(
         with_identity(load_config(config_path), *args)
     assert str(excinfo.value).startswith(message)
     assert "pw" not in str(excinfo.value).replace("password", "")
+
+
+def test_with_named_locations_the_daemon_must_be_one_of_them(tmp_path: Path) -> None:
+    path = tmp_path / "locations.yaml"
+    path.write_text(
+        "storage: {url: 'postgresql://sla@db/sla'}\n"
+        "locations: {names: [brussels, liege]}\n" + CONFIG.split("\n", 1)[1]
+    )
+    config = load_config(path)  # one file for both: the location comes from the flag
+    assert with_identity(config, None, "liege", None).instance.location == "liege"
+    with pytest.raises(UsageError, match=r"^--location 'ghent': not one of locations\.names"):
+        with_identity(config, None, "ghent", None)
+    with pytest.raises(UsageError, match=r"^--location 'default': .*give this daemon's"):
+        with_identity(config, None, None, None)

@@ -79,6 +79,11 @@ async def test_a_store_from_before_versions_migrates_without_losing_a_row(tmp_pa
     # Version 11 added the config history: empty until a daemon starts from a file.
     assert after.pop("config_versions") == []
     assert after.pop("config_history") == []
+    # Version 12 added minute_states.faults (none: one location) and each location's
+    # counts (empty: one location keeps none).
+    assert all(row[-1] == "" for row in after["minute_states"])
+    after["minute_states"] = [row[:-1] for row in after["minute_states"]]
+    assert after.pop("location_counts") == []
     assert after == before
     with sqlite3.connect(path) as db:
         history = db.execute("SELECT version, sla_monitor FROM schema_history").fetchall()
@@ -98,6 +103,8 @@ async def test_a_store_from_before_versions_migrates_without_losing_a_row(tmp_pa
     assert again.pop("outbox") == []
     assert again.pop("config_versions") == []
     assert again.pop("config_history") == []
+    again["minute_states"] = [row[:-1] for row in again["minute_states"]]
+    assert again.pop("location_counts") == []
     assert again == before
 
 
