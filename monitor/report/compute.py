@@ -38,6 +38,7 @@ from monitor.report.model import (
     Correction,
     EvidenceHead,
     Incident,
+    LocationFaultEntry,
     MaintenanceEntry,
     MethodItem,
     Month,
@@ -441,6 +442,10 @@ async def build_report(
         )
     records = await store.maintenance_records(include_removed=True)
     alerts = await store.load_alerts(limit=1_000_000)
+    faults: dict[str, list[LocationFaultEntry]] = {}
+    for name, objective, location, minutes in await store.location_faults(first, end):
+        entry = LocationFaultEntry(objective=objective, location=location, minutes=minutes)
+        faults.setdefault(name, []).append(entry)
 
     def measured_from(minute: int | None) -> str | None:
         """When measuring began, if after the period's start."""
@@ -484,6 +489,7 @@ async def build_report(
                     zone,
                 ),
                 alerts=_alert_entries(name, alerts, first * 60.0, end * 60.0, zone),
+                location_faults=faults.get(name, []),
             )
         )
     verdicts = [v for s in services for v in s.verdicts()]

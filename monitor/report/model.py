@@ -246,6 +246,15 @@ class AlertEntry(_Model):
     minutes_to_resolve: float | None = Field(description="from firing to resolution")
 
 
+class LocationFaultEntry(_Model):
+    """Minutes a location alone (or too few to make the quorum) saw an objective down:
+    the monitor's own path from there, counted up for the service."""
+
+    objective: str
+    location: str
+    minutes: int
+
+
 class BatchDayReport(_Model):
     """One submission day of a batch objective."""
 
@@ -297,6 +306,11 @@ class ServiceReport(_Model):
     incidents: list[Incident]
     maintenance: list[MaintenanceEntry]
     alerts: list[AlertEntry]
+    location_faults: list[LocationFaultEntry] = Field(
+        default_factory=list,
+        description="per objective and location, the minutes that were the location's fault "
+        "(several locations only; absent before they existed)",
+    )
 
     def verdicts(self) -> list[Verdict]:
         """The verdict of every objective, batch ones included."""

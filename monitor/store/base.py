@@ -171,6 +171,13 @@ class MinuteHistory(Protocol):
         """Minute decisions in ``[start_minute, end_minute)``, by minute then service."""
         ...
 
+    async def location_faults(
+        self, start_minute: int, end_minute: int
+    ) -> list[tuple[str, str, str, int]]:
+        """Minutes in ``[start_minute, end_minute)`` that were a location's fault, as
+        ``(service, objective, location, minutes)`` (none with one location)."""
+        ...
+
     async def minute_state_counts(
         self, start_minute: int, end_minute: int, bucket_minutes: int
     ) -> list[tuple[str, int, str, str, int]]:

@@ -25,6 +25,7 @@ from monitor.store.records import (
     RunMark,
     RunMarks,
     check_window,
+    count_faults,
     event_deltas,
     fresh_events,
 )
@@ -252,6 +253,16 @@ class MemoryStore:
             for key, m in sorted(self._minutes.items())
             if start_minute <= key[0] < end_minute and (service is None or m.service == service)
         ]
+
+    async def location_faults(
+        self, start_minute: int, end_minute: int
+    ) -> list[tuple[str, str, str, int]]:
+        """Faulty minutes per service, objective and location."""
+        return count_faults(
+            (m.service, json.dumps(m.faults))
+            for (minute, _), m in self._minutes.items()
+            if start_minute <= minute < end_minute and m.faults
+        )
 
     async def save_alert(self, alert: Alert) -> None:
         """Keep one alert (a copy, as JSON would: the caller goes on changing its own)."""

@@ -52,6 +52,7 @@ from monitor.store.records import (
     RunMark,
     RunMarks,
     check_window,
+    count_faults,
     event_deltas,
     fresh_events,
     incidents_of,
@@ -655,6 +656,17 @@ class PostgresStore:
             args = (*args, service)
         rows = await self._fetch(query + " ORDER BY minute, service", args)
         return [service_minute(*row) for row in rows]
+
+    async def location_faults(
+        self, start_minute: int, end_minute: int
+    ) -> list[tuple[str, str, str, int]]:
+        """Faulty minutes per service, objective and location (only those rows read)."""
+        rows = await self._fetch(
+            "SELECT service, faults FROM minute_states"
+            " WHERE minute >= %s AND minute < %s AND faults != ''",
+            (start_minute, end_minute),
+        )
+        return count_faults((str(s), str(f)) for s, f in rows)
 
     async def minute_state_counts(
         self, start_minute: int, end_minute: int, bucket_minutes: int

@@ -299,3 +299,15 @@ def service_minute(
     return ServiceMinute(
         service, int(minute), exclusion, json.loads(states), json.loads(faults) if faults else {}
     )
+
+
+def count_faults(rows: Iterable[tuple[str, str]]) -> list[tuple[str, str, str, int]]:
+    """``(service, faults column)`` rows of faulty minutes counted per service, objective
+    and location, sorted."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for service, faults in rows:
+        for objective, locations in json.loads(faults).items():
+            for location in locations:
+                key = (service, objective, location)
+                counts[key] = counts.get(key, 0) + 1
+    return [(*key, n) for key, n in sorted(counts.items())]

@@ -46,6 +46,7 @@ from monitor.store.records import (
     RunMark,
     RunMarks,
     check_window,
+    count_faults,
     event_deltas,
     fresh_events,
     incidents_of,
@@ -587,6 +588,18 @@ class SqliteStore:
         async with self._lock:
             rows = await self._fetch(query, args)
         return [service_minute(*row) for row in rows]
+
+    async def location_faults(
+        self, start_minute: int, end_minute: int
+    ) -> list[tuple[str, str, str, int]]:
+        """Faulty minutes per service, objective and location (only those rows read)."""
+        async with self._lock:
+            rows = await self._fetch(
+                "SELECT service, faults FROM minute_states"
+                " WHERE minute >= ? AND minute < ? AND faults != ''",
+                (start_minute, end_minute),
+            )
+        return count_faults(rows)
 
     async def save_alert(self, alert: Alert) -> None:
         """Insert or replace one alert."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import StoreError
-from monitor.results import Result
+from monitor.results import Result, ServiceMinute
 from monitor.sla.counts import Rollup, bucket_index, count_result
 from monitor.store import MemoryStore, RollupKey, SqliteStore, Store
 from monitor.store.records import (
@@ -521,3 +521,26 @@ async def test_config_texts_are_kept_once_and_each_start_in_order(store: Store) 
     assert await store.config_uses(T0 + 121) == [first, again, other]
     assert await store.config_body("a" * 64) == "services: []\n"
     assert await store.config_body("c" * 64) is None
+
+
+async def test_minute_decisions_keep_their_location_faults(store: Store) -> None:
+    await store.write_minute_states(
+        [
+            ServiceMinute("online", M0, None, {"avail": "up"}, {"avail": ["a"]}),
+            ServiceMinute("online", M0 + 1, None, {"avail": "up"}),
+            ServiceMinute("online", M0 + 2, None, {"avail": "up"}, {"avail": ["a", "b"]}),
+            ServiceMinute("batch", M0 + 2, None, {"avail": "down"}),
+            ServiceMinute("online", M0 + 9, None, {"avail": "up"}, {"avail": ["b"]}),
+        ]
+    )
+    got = await store.minute_states(M0, M0 + 3, "online")
+    assert [(m.minute, m.faults) for m in got] == [
+        (M0, {"avail": ["a"]}),
+        (M0 + 1, {}),
+        (M0 + 2, {"avail": ["a", "b"]}),
+    ]
+    assert await store.location_faults(M0, M0 + 9) == [
+        ("online", "avail", "a", 2),
+        ("online", "avail", "b", 1),
+    ]
+    assert await store.location_faults(M0 + 3, M0 + 9) == []

@@ -137,6 +137,8 @@ async def test_a_migrated_store_reports_what_the_old_code_reported(tmp_path: Pat
     assert [s.pop("batches") for s in got["services"]] == [[]] * len(got["services"])
     # and the digests' chain (no day of that store was digested).
     assert got.pop("evidence") is None
+    # Added since (issue 14): location faults (one location then: none).
+    assert [s.pop("location_faults") for s in got["services"]] == [[]] * len(got["services"])
     assert got == expected
 
 

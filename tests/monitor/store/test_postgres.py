@@ -5,12 +5,16 @@ itself runs on it in test_contract.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import psycopg
 import pytest
 
 from monitor.errors import StoreError
+from monitor.results import Result, ServiceMinute
+from monitor.sla.counts import Rollup
+from monitor.sla.minutes import ProbeId
+from monitor.store.base import DecideMinute
 from monitor.store.pg_migrations import SCHEMA_VERSION
 from monitor.store.postgres import PostgresStore, redacted
 from probes.base import Outcome
@@ -115,4 +119,64 @@ async def test_a_server_restart_fails_writes_then_loses_nothing_once_back(
             [(_, minute)] = await store.rollups(M0, M0 + 1)
             assert (minute.attempts, minute.ok) == (2, 1)
         finally:
+            await store.aclose()
+
+
+async def test_a_minute_is_decided_once_whoever_asks_first(postgres_url: str) -> None:
+    """Two daemons deciding the same minute at once: one decision is stored and both get
+    it; each location's counts are what each wrote; a result written afterwards is late."""
+    stores = [await opened(postgres_url), await opened(postgres_url)]
+    for store in stores:
+        store.share_minutes()
+    seen: list[dict[str, dict[tuple[str, str], tuple[int, int]]]] = []
+
+    def decider(label: str) -> DecideMinute:
+        def decide(
+            pooled: Mapping[ProbeId, Rollup], by_location: Mapping[str, Mapping[ProbeId, Rollup]]
+        ) -> list[ServiceMinute]:
+            seen.append(
+                {
+                    loc: {k: (r.attempts, r.ok) for k, r in v.items()}
+                    for loc, v in by_location.items()
+                }
+            )
+            return [ServiceMinute("online", M0, None, {"avail": label}, {"avail": ["a"]})]
+
+        return decide
+
+    try:
+        a = [
+            Result("online", "p1", "http", T0 + i, 0.1, Outcome.TIMEOUT, location="a")
+            for i in range(3)
+        ]
+        b = [
+            Result("online", "p1", "http", T0 + 10 + i, 0.1, Outcome.OK, location="b")
+            for i in range(4)
+        ]
+        await write(stores[0], a)
+        await write(stores[1], b)
+        first, second = await asyncio.gather(
+            stores[0].decide_minute(M0, decider("from-0")),
+            stores[1].decide_minute(M0, decider("from-1")),
+        )
+        assert sorted([first.first, second.first]) == [False, True]
+        assert first.decisions == second.decisions  # the one stored, for both
+        assert seen == [{"a": {("online", "p1"): (3, 0)}, "b": {("online", "p1"): (4, 4)}}]
+        assert first.rollups[("online", "p1")].attempts == 7  # every location pooled
+        # Written after the decision: kept raw, counted late, not in the minute's rollup.
+        await write(
+            stores[0], [Result("online", "p1", "http", T0 + 30, 0.1, Outcome.OK, location="a")]
+        )
+        assert stores[0].take_late() == {("online", "p1"): 1}
+        assert stores[0].take_late() == {}
+        [(_, rollup)] = await stores[1].rollups(M0, M0 + 1)
+        assert rollup.attempts == 7
+        assert len(await stores[1].results(T0, T0 + 60)) == 8
+        counts = await stores[1].location_counts(M0, M0 + 1)
+        assert {loc: c[("online", "p1")].attempts for loc, c in counts[M0].items()} == {
+            "a": 3,
+            "b": 4,
+        }
+    finally:
+        for store in stores:
             await store.aclose()
