@@ -74,6 +74,11 @@ async def _write(config: Config, config_file: Path, location: str, month: Month,
     await store.open()
     try:
         reports = Path(config.reports.directory)
+        if config.storage.url is not None:
+            from monitor.report.archive import ReportArchive
+
+            # The versions other hosts archived, into this host's folder the pack copies.
+            await asyncio.to_thread(ReportArchive(reports, config.storage.url).versions, month)
         return await write_pack(store, month, config.zone, out, config_file, reports)
     finally:
         await store.aclose()

@@ -111,7 +111,7 @@ def run_report(config: Config, args: argparse.Namespace, now: float | None = Non
         fmt = _format(args)
         if fmt == "pdf" and args.out is None and not args.versions:
             raise ReportUsageError("a PDF needs --out PATH")
-        archive = ReportArchive(config.reports.directory)
+        archive = ReportArchive(config.reports.directory, config.storage.url)
         if args.versions and month is not None:
             return _list_versions(archive, month, fmt == "json")
         location = config.storage.location

@@ -41,6 +41,7 @@ from monitor.report.model import (
     UnmonitoredSpan,
 )
 from monitor.report.render import FORMATS, SUFFIX, render, render_many
+from monitor.report.shelf import DatabaseShelf, ShelfError
 from monitor.sla.objectives import grace_minutes
 from monitor.store import Store
 from monitor.timeparse import iso_local
@@ -87,10 +88,12 @@ class Version:
 
 
 class ReportArchive:
-    """Archived versions of monthly reports under one directory."""
+    """Archived versions of monthly reports under one directory (and, with ``database``,
+    a PostgreSQL URL, in the database the daemons share: ``monitor.report.shelf``)."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, database: str | None = None) -> None:
         self.directory = Path(directory)
+        self._shelf = DatabaseShelf(database) if database else None
 
     def _month_dir(self, month: Month) -> Path:
         return self.directory / str(month)
@@ -98,6 +101,11 @@ class ReportArchive:
     def versions(self, month: Month) -> list[Version]:
         """Every version of ``month``, oldest first."""
         folder = self._month_dir(month)
+        if self._shelf is not None:
+            try:  # what other hosts archived, copied here first
+                self._shelf.pull(str(month), folder)
+            except ShelfError as exc:
+                raise ArchiveError(str(exc)) from exc
         if not folder.is_dir():
             return []
         found = []
@@ -188,6 +196,14 @@ class ReportArchive:
                 "corrections_added": list(corrections_added),
             }
             files[MANIFEST] = (json.dumps(manifest, indent=2) + "\n").encode()
+            if self._shelf is not None:
+                # The database gives the number out once across every host.
+                try:
+                    taken = not self._shelf.put(str(month), number, files)
+                except ShelfError as exc:
+                    raise ArchiveError(str(exc)) from exc
+                if taken:
+                    raise ArchiveError(f"{month} version {number} already exists")
             for name, data in files.items():
                 path = staging / name
                 path.write_bytes(data)

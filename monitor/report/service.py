@@ -86,13 +86,15 @@ def _job(config: Config, store: str, directory: Path, **fields: Any) -> dict[str
     }
 
 
-def read_corrections(directory: Path, months: Sequence[Month]) -> list[CorrectedSpan]:
+def read_corrections(
+    directory: Path, months: Sequence[Month], database: str | None = None
+) -> list[CorrectedSpan]:
     """The periods the latest archived version of each month declares unmonitored (a
     report correction: the monitor itself was faulty then). Runs in a thread: the archive
-    module imports the renderers."""
+    module imports the renderers (and reads the shared archive in ``database``)."""
     from monitor.report.archive import ReportArchive
 
-    archive = ReportArchive(directory)
+    archive = ReportArchive(directory, database)
     spans: list[CorrectedSpan] = []
     for month in months:
         latest = archive.latest(month)
@@ -157,9 +159,10 @@ class ReportsService:
         current = month_of(int(now // 60), self.config.zone)
         previous = previous_month(*current)
         months = [Month(*previous), Month(*previous_month(*previous))]
-        if not self.directory.is_dir():
+        database = self.store if self.store is not None and is_database(self.store) else None
+        if database is None and not self.directory.is_dir():
             return []
-        return await asyncio.to_thread(read_corrections, self.directory, months)
+        return await asyncio.to_thread(read_corrections, self.directory, months, database)
 
     # --- the monthly writer -----------------------------------------------------------
 
@@ -329,7 +332,7 @@ async def _child(job: dict[str, Any], location: str) -> tuple[dict[str, Any], by
 
     config = Config.model_validate(job["config"])
     month = Month.parse(job["month"])
-    archive = ReportArchive(job["directory"])
+    archive = ReportArchive(job["directory"], location if is_database(location) else None)
     store = store_at(location)
     await store.open()
     try:

@@ -256,6 +256,13 @@ CREATE TABLE IF NOT EXISTS location_counts (
 ) WITHOUT ROWID;
 """
 
+#: Version 13: the report archive shared by daemons on several hosts, which only a
+#: PostgreSQL store has (monitor.report.shelf); a SQLite file's daemon is alone and keeps
+#: its archive in its folder. Nothing to do here: the number keeps the versions in step.
+_V13_SHARED_ARCHIVE = """
+SELECT 1;
+"""
+
 #: The script that brings version n-1 to version n, at index n-1.
 MIGRATIONS: tuple[str, ...] = (
     _V1_TABLES + _MAINTENANCE_TRIGGERS + _V1_INCIDENTS,
@@ -270,6 +277,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V10_OUTBOX,
     _V11_CONFIGS,
     _V12_LOCATIONS,
+    _V13_SHARED_ARCHIVE,
 )
 #: The version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -223,8 +223,23 @@ CREATE TABLE IF NOT EXISTS location_counts (
 );
 """
 
+#: Version 13: the report archive the daemons on several hosts share (monitor.report.shelf).
+_V13 = """
+CREATE TABLE IF NOT EXISTS report_files (
+    month TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    data BYTEA NOT NULL,
+    PRIMARY KEY (month, version, name)
+);
+"""
+
 #: The script that brings version n-1 to version n, at index n-1.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12)
+MIGRATIONS: tuple[str, ...] = (
+    *(_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12),
+    _V13,
+)
 #: The version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
