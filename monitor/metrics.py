@@ -243,6 +243,14 @@ class Metrics:
             registry=r,
         )
         self._faulty: set[tuple[str, str, str]] = set()
+        if config.shared_minutes:  # every series from the first scrape, as for the others
+            for service in config.services:
+                for objective in service.objectives:
+                    if isinstance(objective, AvailabilityObjective):
+                        for loc in config.locations.of(config.instance.location):
+                            labels = (service.name, objective.name, loc)
+                            self.location_fault_seconds.labels(*labels)
+                            self.location_fault.labels(*labels).set(0)
         #: Per probe: the (threshold, good, bad) counter children of its latency objectives.
         self._latency: dict[ProbeId, list[tuple[float, Counter, Counter]]] = {}
         self._seconds: dict[tuple[ObjectiveKey, MinuteCode], Counter] = {}

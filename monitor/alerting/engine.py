@@ -344,11 +344,14 @@ class Alerter:
         minutes = self.ledger.faults_between(last - rule.consecutive_minutes + 1, last)
         held = []
         for service in self.config.services:
-            per_minute = [
-                {loc for key, locs in faults.items() if key.service == service.name for loc in locs}
-                for faults in minutes
-            ]
-            for location in sorted(set.intersection(*per_minute) if per_minute else set()):
+            # Faulty in every one of the minutes for one objective (as the generated rule
+            # reads the per-objective counter).
+            at_fault: set[str] = set()
+            for key in self.ledger.classifier.objectives_of(service.name):
+                per_minute = [set(faults.get(key, ())) for faults in minutes]
+                if per_minute:
+                    at_fault |= set.intersection(*per_minute)
+            for location in sorted(at_fault):
                 held.append(
                     Condition(
                         LOCATION_FAULT_RULE,
@@ -361,7 +364,7 @@ class Alerter:
                         f"Only {location} saw {service.name} down in each of the last"
                         f" {rule.consecutive_minutes} decided minutes; the other locations saw"
                         " it up. Not counted against the service: check the monitor's network"
-                        f" at {location}.",
+                        " there.",
                         location=location,
                     )
                 )

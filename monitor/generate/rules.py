@@ -45,6 +45,8 @@ from monitor.alerting.labels import (
     DATA_MISSING_ALERT,
     DOWN_ALERT,
     DOWN_RULE,
+    LOCATION_FAULT_ALERT,
+    LOCATION_FAULT_RULE,
     alert_labels,
 )
 from monitor.config import (
@@ -75,6 +77,8 @@ LONG_WINDOWS: tuple[str, ...] = ("1d", "3d", "30d")
 
 EVENTS_METRIC = "sla_objective_events_total"
 SECONDS_METRIC = "sla_availability_seconds_total"
+#: Sealed minutes counted up although one location saw them down, per location.
+FAULT_METRIC = "sla_location_fault_seconds_total"
 SEALED_METRIC = "sla_objective_sealed_timestamp_seconds"
 MAINTENANCE_METRIC = "sla_maintenance_active"
 COVERAGE_METRIC = "sla_monitoring_coverage_ratio"
@@ -366,6 +370,42 @@ def _down_alert(
     return rule
 
 
+def _location_fault_alert(config: Config, service: ServiceConfig) -> dict[str, Any]:
+    """A location was at fault in each of the last N decided minutes of one availability
+    objective of the service (as the built-in path decides it): the same raw difference as
+    the down alert, on the fault counter, per location. Every daemon counts every decided
+    minute, so ``max`` over daemons and objectives, never a sum."""
+    setting = config.alerting.location_fault
+    minutes = setting.consecutive_minutes
+    series = _selector(FAULT_METRIC, ("service", "=", service.name))
+    rule: dict[str, Any] = {
+        "alert": LOCATION_FAULT_ALERT,
+        "expr": (
+            f"max by (service, location) ({series} - {series} offset {minutes}m) >= {minutes * 60}"
+        ),
+    }
+    pending = prometheus_duration(config.alerting.pending_for)
+    if pending != "0s":
+        rule["for"] = pending
+    labels = alert_labels(
+        config.alerting, LOCATION_FAULT_RULE, setting.severity, service.name, None
+    )
+    del labels["alertname"]
+    rule["labels"] = labels  # the location label comes from the expression
+    rule["annotations"] = {
+        "summary": (
+            f"location {{{{ $labels.location }}}} cannot reach {service.name}: the monitor's"
+            f" path ({minutes} minutes in a row)"
+        ),
+        "description": (
+            f"Only {{{{ $labels.location }}}} saw {service.name} down in each of the last"
+            f" {minutes} decided minutes; the other locations saw it up. Not counted against"
+            " the service: check the monitor's network there."
+        ),
+    }
+    return rule
+
+
 def _batch_at_risk_alert(
     config: Config, service: ServiceConfig, objective: BatchObjective
 ) -> dict[str, Any]:
@@ -421,6 +461,9 @@ def build_rules(config: Config, interval: str = DEFAULT_INTERVAL) -> dict[str, A
             for objective in service.objectives:
                 if isinstance(objective, AvailabilityObjective):
                     rules.append(_down_alert(config, service, objective))
+        located = config.shared_minutes and config.alerting.location_fault.enabled
+        if located and any(isinstance(o, AvailabilityObjective) for o in service.objectives):
+            rules.append(_location_fault_alert(config, service))
         for objective in service.objectives:
             rules.append(_data_missing_alert(config, service, objective))
         if config.alerting.coverage.enabled:

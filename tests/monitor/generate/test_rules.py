@@ -852,3 +852,76 @@ def test_the_batch_at_risk_rule_fires_on_the_daemons_gauge_with_promtool(tmp_pat
     (tmp_path / "tests.yml").write_text(yaml.safe_dump(tests))
     promtool("check", "rules", "rules.yml", cwd=tmp_path)
     promtool("test", "rules", "tests.yml", cwd=tmp_path)
+
+
+def test_the_location_fault_rule_fires_as_the_built_in_path_with_promtool(tmp_path: Path) -> None:
+    """With several locations, Prometheus alerts a location's fault from the daemons' fault
+    counter: three decided fault minutes in a row fire it with the built-in path's labels
+    and the location; two do not; a second daemon counting the same minutes changes
+    nothing (max, not sum)."""
+    config = Config.model_validate(
+        {
+            "storage": {"url": "postgresql://sla@127.0.0.1/sla"},
+            "instance": {"location": "bru"},
+            "locations": {"names": ["bru", "lgg"]},
+            "services": [
+                {
+                    "name": "svc",
+                    "probes": [{"name": "p", "kind": "http", "url": "http://127.0.0.1:9/"}],
+                    "objectives": [{"name": "avail", "kind": "availability", "target": 99}],
+                }
+            ],
+        }
+    )
+    (tmp_path / "rules.yml").write_text(render_rules(config))
+    labels = 'service="svc",objective="avail",location="lgg"'
+    # Minute by minute: two fault minutes, one without, then three in a row, then none.
+    values = "0 60 120 120 180 240 300 300 300 300"
+    tests = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {
+                        "series": f'sla_location_fault_seconds_total{{{labels},instance="a"}}',
+                        "values": values,
+                    },
+                    {
+                        "series": f'sla_location_fault_seconds_total{{{labels},instance="b"}}',
+                        "values": values,
+                    },
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "3m", "alertname": "SlaLocationFault", "exp_alerts": []},
+                    {
+                        "eval_time": "6m",
+                        "alertname": "SlaLocationFault",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "service": "svc",
+                                    "location": "lgg",
+                                    "severity": "ticket",
+                                    "rule": "location-fault",
+                                },
+                                "exp_annotations": {
+                                    "summary": "location lgg cannot reach svc: the monitor's"
+                                    " path (3 minutes in a row)",
+                                    "description": "Only lgg saw svc down in each of the last 3"
+                                    " decided minutes; the other locations saw it up. Not"
+                                    " counted against the service: check the monitor's network"
+                                    " there.",
+                                },
+                            }
+                        ],
+                    },
+                    {"eval_time": "9m", "alertname": "SlaLocationFault", "exp_alerts": []},
+                ],
+            }
+        ],
+    }
+    (tmp_path / "tests.yml").write_text(yaml.safe_dump(tests))
+    promtool("check", "rules", "rules.yml", cwd=tmp_path)
+    promtool("test", "rules", "tests.yml", cwd=tmp_path)
