@@ -76,6 +76,9 @@ class Collector:
         self.flush_interval_s = flush_interval_s
         self._pending: list[Result] = []
         self._deltas: dict[RollupKey, Rollup] = {}
+        #: The batch being written in the background (``run``), and its task.
+        self._writing: tuple[list[Result], dict[RollupKey, Rollup]] | None = None
+        self._inflight: asyncio.Task[bool] | None = None
         self.accepted = 0
         self.written = 0
         #: The start time of the newest result written (None: none yet).
@@ -219,28 +222,56 @@ class Collector:
             return await asyncio.shield(batch.done)
 
     async def flush(self) -> bool:
-        """Write the staged results and rollup deltas in one transaction.
+        """Write the staged results and rollup deltas in one transaction (after the write
+        under way in the background, if any).
 
         Returns True when everything staged is on disk. On a store error the batch stays
         staged (nothing is lost) and the next attempt waits with backoff.
         """
+        if not await self._settle_write():
+            return False
         if not self._pending:
             return True
+        return await self._write(*self._take())
+
+    def _take(self) -> tuple[list[Result], dict[RollupKey, Rollup]]:
+        """The staged batch, out of staging (``_give_back`` returns it on failure)."""
         batch, deltas = self._pending, self._deltas
+        self._pending, self._deltas = [], {}
+        return batch, deltas
+
+    def _give_back(self, batch: list[Result], deltas: dict[RollupKey, Rollup]) -> None:
+        """A batch the store refused, back in front of what was staged since."""
+        self._pending = batch + self._pending
+        for key, delta in self._deltas.items():
+            if key in deltas:
+                deltas[key].merge(delta)
+            else:
+                deltas[key] = delta
+        self._deltas = deltas
+
+    async def _write(self, batch: list[Result], deltas: dict[RollupKey, Rollup]) -> bool:
+        """Write one batch taken out of staging; given back when the store refuses it."""
         started = time.perf_counter()
         try:
             await self.store.write_batch(batch, deltas)
         except StoreError as exc:
+            self._writing = None
+            self._give_back(batch, deltas)
             self.metrics.store_errors.inc()
             self._failures_in_row += 1
             backoff = min(30.0, 0.5 * 2 ** min(self._failures_in_row, 6))
             self._retry_after = time.monotonic() + backoff
             log.error(
-                "store write failed (%d results kept, retry in %.1fs): %s", len(batch), backoff, exc
+                "store write failed (%d results kept, retry in %.1fs): %s",
+                len(self._pending),
+                backoff,
+                exc,
             )
             if len(self._pending) >= self.max_staged:
                 self.spill()
             return False
+        self._writing = None  # on disk: no longer staged
         self.metrics.write_seconds.observe(time.perf_counter() - started)
         self.metrics.written.inc(len(batch))
         self.written += len(batch)
@@ -248,13 +279,27 @@ class Collector:
         if self.last_written_at is None or latest > self.last_written_at:
             self.last_written_at = latest
         self._failures_in_row = 0
-        self._pending, self._deltas = [], {}
         if self.take_late is not None:
             for probe, count in self.take_late().items():
                 self.metrics.results_too_late.labels(*probe).inc(count)
         if self.spool is not None and self.spool.size():
             await self._replay_spool()
         return True
+
+    def _write_behind(self) -> None:
+        """Start writing the staged batch while the next one is taken (one write at a
+        time: the store's transactions stay in the order the results came)."""
+        batch, deltas = self._take()
+        self._writing = (batch, deltas)
+        self._inflight = asyncio.create_task(self._write(batch, deltas))
+
+    async def _settle_write(self) -> bool:
+        """Wait for the write under way, if any; False when it failed (its batch is staged
+        again)."""
+        task, self._inflight = self._inflight, None
+        if task is None:
+            return True
+        return await task
 
     def spill(self) -> bool:
         """Move every staged result to the spool (the store keeps failing, or the daemon
@@ -321,9 +366,16 @@ class Collector:
             self.metrics.queue_depth.set(self.queue.qsize())
             now = time.monotonic()
             due = now >= next_flush or len(self._pending) >= self.batch_size
-            if due and now >= self._retry_after:
-                await self.flush()
+            writing = self._inflight is not None and not self._inflight.done()
+            if due and now >= self._retry_after and not writing:
+                # The last write is over: start the next one and go on taking results.
+                if await self._settle_write() and self._pending:
+                    self._write_behind()
                 next_flush = time.monotonic() + self.flush_interval_s
+            elif writing and len(self._pending) >= 2 * self.batch_size:
+                await self._settle_write()  # the store is slower than the probes: wait
+            if self.store_failing and len(self._pending) >= self.max_staged:
+                self.spill()  # bounded memory through the whole backoff, not at its end
             if now >= next_tick + 1.0:
                 next_tick = now
                 await self._advance()
@@ -403,10 +455,11 @@ class Collector:
 
     def written_through(self, minute: int) -> bool:
         """Whether every result taken so far that started in ``minute`` or before is in the
-        store (nothing of it staged, nothing in the spool)."""
+        store (nothing of it staged or being written, nothing in the spool)."""
         if self.spool is not None and self.spool.pending():
             return False
-        return all(key[2] > minute for key in self._deltas)
+        writing = self._writing[1] if self._writing is not None else {}
+        return all(key[2] > minute for key in (*self._deltas, *writing))
 
     @property
     def store_failing(self) -> bool:
@@ -416,4 +469,4 @@ class Collector:
     @property
     def staged(self) -> int:
         """Results accepted but not yet on disk."""
-        return len(self._pending)
+        return len(self._pending) + (len(self._writing[0]) if self._writing is not None else 0)

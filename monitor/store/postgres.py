@@ -226,7 +226,8 @@ class PostgresStore:
     ) -> None:
         """Insert raw results and add rollup deltas in one transaction."""
         async with self._write(rollups=True) as conn:
-            await self._insert(conn, results, deltas)
+            late = await self._insert(conn, results, deltas)
+        self._count_late(late)
 
     async def write_events(
         self, events: Sequence[Result], counted: Sequence[Counted]
@@ -243,16 +244,19 @@ class PostgresStore:
             )
             stored = {(str(s), str(i)) for s, i in await cur.fetchall()}
             fresh, new = fresh_events(events, counted, stored)
-            await self._insert(conn, fresh, event_deltas(events, counted, new))
+            late = await self._insert(conn, fresh, event_deltas(events, counted, new))
+        self._count_late(late)
         return new
 
     async def _insert(
         self, conn: _Conn, results: Sequence[Result], deltas: Mapping[RollupKey, Rollup]
-    ) -> None:
+    ) -> dict[ProbeId, int]:
         """The raw rows (binary COPY) and the rollups they change, inside the caller's
-        transaction."""
+        transaction; per probe, the results whose minute was decided already (late, with
+        several locations: counted once the transaction commits)."""
+        late: dict[ProbeId, int] = {}
         if self._shared and results:
-            deltas = await self._undecided(conn, results, deltas)
+            deltas = await self._undecided(conn, results, deltas, late)
         if results:
             async with (
                 conn.cursor() as cur,
@@ -274,7 +278,7 @@ class PostgresStore:
                         )
                     )
         if not deltas:
-            return
+            return late
         keys = list(deltas)
         cur = await conn.execute(
             "SELECT r.service, r.probe, r.minute, r.body FROM rollups r"
@@ -297,6 +301,7 @@ class PostgresStore:
                 " body = excluded.body",
                 rows,
             )
+        return late
 
     # --- minutes decided by several locations -------------------------------------------
 
@@ -312,11 +317,19 @@ class PostgresStore:
         late, self._late = self._late, {}
         return late
 
+    def _count_late(self, late: Mapping[ProbeId, int]) -> None:
+        for probe, count in late.items():
+            self._late[probe] = self._late.get(probe, 0) + count
+
     async def _undecided(
-        self, conn: _Conn, results: Sequence[Result], deltas: Mapping[RollupKey, Rollup]
+        self,
+        conn: _Conn,
+        results: Sequence[Result],
+        deltas: Mapping[RollupKey, Rollup],
+        late: dict[ProbeId, int],
     ) -> Mapping[RollupKey, Rollup]:
         """Add each location's counts of the batch's undecided minutes, note the results
-        of decided ones as late, and return the rollup deltas of the undecided minutes.
+        of decided ones in ``late``, and return the rollup deltas of the undecided minutes.
         Under ROLLUP_LOCK, as ``decide_minute`` is: a result counts before the decision or
         is late, never both."""
         minutes = sorted({int(r.started_at // 60) for r in results})
@@ -330,7 +343,7 @@ class PostgresStore:
             minute = int(r.started_at // 60)
             if minute in decided:
                 key = (r.service, r.probe)
-                self._late[key] = self._late.get(key, 0) + 1
+                late[key] = late.get(key, 0) + 1
                 continue
             count = counts.setdefault((minute, r.service, r.probe, r.location), [0, 0])
             count[0] += 1

@@ -205,3 +205,61 @@ async def test_bodies_stored_side_by_side_count_each_id_once(tmp_path: Path) -> 
         "location": "default",
     }
     assert metrics.registry.get_sample_value("sla_probe_attempts_total", labels) == unique
+
+
+class SlowStore(FlakyStore):
+    """A store whose batch writes wait for ``go`` (a slow database), and fail while
+    ``failing`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = asyncio.Event()
+        self.writing = asyncio.Event()
+
+    async def write_batch(
+        self, results: Sequence[Result], deltas: Mapping[RollupKey, Rollup]
+    ) -> None:
+        self.writing.set()
+        await self.go.wait()
+        await super().write_batch(results, deltas)  # FlakyStore's: fails while failing
+
+
+async def test_results_taken_while_a_batch_is_written_are_written_after_it_once() -> None:
+    """The collector goes on taking results while the store writes the last batch; a
+    batch the store refuses goes back in front of them; at the end every result is in
+    the store once, and each minute's rollup counts each once."""
+    store = SlowStore()
+    queue: asyncio.Queue[QueueItem] = asyncio.Queue(1000)
+    ledger = Ledger(CONFIG, grace_minutes=1)
+    collector = Collector(
+        queue, ledger, store, Metrics(CONFIG), FakeClock(T0), batch_size=10, flush_interval_s=0.01
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(collector.run(stop))
+    results = [
+        Result("svc", "p", "http", T0 + i, 0.5, Outcome.OK, request_id=f"r{i}") for i in range(50)
+    ]
+    for result in results[:10]:
+        await queue.put(result)
+    await asyncio.wait_for(store.writing.wait(), 5)  # the first batch is being written
+    for result in results[10:30]:
+        await queue.put(result)
+    await asyncio.sleep(0.1)
+    assert collector.staged == 30  # taken, nothing written yet
+    assert not collector.written_through(int(T0 // 60))
+    store.failing = True  # the first write fails: its batch comes back, first
+    store.go.set()
+    await asyncio.sleep(0.1)
+    assert collector.store_failing
+    assert collector.staged == 30
+    store.failing = False
+    for result in results[30:]:
+        await queue.put(result)
+    stop.set()
+    await asyncio.wait_for(running, 10)
+    stored = await store.results(T0 - 1, T0 + 100)
+    assert [r.request_id for r in stored] == [r.request_id for r in results]
+    [(_, rollup)] = await store.rollups(int(T0 // 60), int(T0 // 60) + 1)
+    assert rollup.attempts == 50
+    assert (collector.accepted, collector.written, collector.staged) == (50, 50, 0)
+    assert collector.written_through(int(T0 // 60))
