@@ -13,7 +13,7 @@ call; the call that found it lost raises ``StoreError``, and the collector keeps
 results until a write succeeds (nothing is lost, nothing written twice: a failed
 transaction wrote nothing).
 
-One class on one connection (~860 lines), like the SQLite store; the schema is
+One class on one connection (~990 lines), like the SQLite store; the schema is
 ``monitor.store.pg_migrations``.
 """
 

@@ -8,7 +8,7 @@ The CLI writes them from another process while the daemon runs, so the daemon po
 ``maintenance_version()`` and reloads when it changes. Removal is a soft delete: a removed
 window stays on file for the audit trail and the monthly report.
 
-One class on one connection (~920 lines): every method shares its lock and its one write
+One class on one connection (~930 lines): every method shares its lock and its one write
 transaction helper; the schema is ``monitor.store.migrations``.
 """
 
