@@ -366,10 +366,12 @@ class Collector:
             self.metrics.queue_depth.set(self.queue.qsize())
             now = time.monotonic()
             due = now >= next_flush or len(self._pending) >= self.batch_size
-            writing = self._inflight is not None and not self._inflight.done()
+            if self._inflight is not None and self._inflight.done():
+                await self._settle_write()  # over (a failure gave its batch back already)
+            writing = self._inflight is not None
             if due and now >= self._retry_after and not writing:
-                # The last write is over: start the next one and go on taking results.
-                if await self._settle_write() and self._pending:
+                # Start the next write and go on taking results meanwhile.
+                if self._pending:
                     self._write_behind()
                 next_flush = time.monotonic() + self.flush_interval_s
             elif writing and len(self._pending) >= 2 * self.batch_size:
