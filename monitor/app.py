@@ -49,7 +49,7 @@ from monitor.scheduler import Job, Scheduler
 from monitor.sla.batch import BatchBook
 from monitor.sla.eligibility import Eligibility
 from monitor.sla.figures import ObjectiveFigures, all_figures, batch_figures
-from monitor.sla.objectives import grace_minutes, probe_thresholds
+from monitor.sla.objectives import grace_minutes, location_series, probe_thresholds
 from monitor.store import SharedMinutes, Store, store_at
 from monitor.store.records import Alert, ConfigUse, RunMark, RunMarks
 from monitor.store.spool import Spool, replay
@@ -547,6 +547,7 @@ class Daemon:
                 self.store,
                 probe_thresholds(self.config),
                 self.config.storage.batch_size,
+                location_series(self.config),
             )
         except StoreError as exc:  # the collector retries once the store takes writes
             log.error("could not write the spool back before loading (will retry): %s", exc)

@@ -11,6 +11,7 @@ goes to the spool. Only what the spool cannot take is lost: counted in ``lost`` 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -30,7 +31,7 @@ from monitor.results import (
 )
 from monitor.sla.counts import Counted, Rollup
 from monitor.sla.minutes import ProbeId
-from monitor.sla.objectives import probe_thresholds
+from monitor.sla.objectives import location_series, probe_thresholds
 from monitor.store import RollupKey, Store
 from monitor.store.spool import Spool, replay
 
@@ -93,6 +94,9 @@ class Collector:
         self.lost = 0
         #: Set once the collector has drained: events can no longer be taken.
         self.closed = False
+        #: (service, probe, location) -> the series of that location's results alone,
+        #: for latency objectives of one location (counted beside the probe's own).
+        self._series = location_series(ledger.config)
         #: Told of the batch events newly stored (the batch book counts them).
         self.on_batch_events: Callable[[list[BatchRecord]], None] | None = None
         #: Bodies of events being stored, oldest first.
@@ -107,6 +111,24 @@ class Collector:
         self._pending.append(result)  # first: whatever fails below, the result is stored
         counted = self._count(result)
         if counted is None:
+            counted = self.ledger.count(result)
+        key = (result.service, result.probe, result.minute)
+        delta = self._deltas.get(key)
+        if delta is None:
+            delta = self._deltas[key] = Rollup()
+        delta.add_counted(counted)
+        if self._series:
+            series = self._series.get((result.service, result.probe, result.location))
+            if series is not None:
+                self._count_series(dataclasses.replace(result, probe=series))
+
+    def _count_series(self, result: Result) -> None:
+        """Count a result again in the series of its location alone (ledger and store
+        rollups only: it is stored raw, and in the metrics, once)."""
+        try:
+            counted = self.ledger.add(result, series=True)
+        except Exception:  # as in _count
+            log.exception("could not count a result of %s/%s", result.service, result.probe)
             counted = self.ledger.count(result)
         key = (result.service, result.probe, result.minute)
         delta = self._deltas.get(key)
@@ -331,7 +353,11 @@ class Collector:
         before = self.spool.pending()
         try:
             await replay(
-                self.spool, self.store, probe_thresholds(self.ledger.config), self.batch_size
+                self.spool,
+                self.store,
+                probe_thresholds(self.ledger.config),
+                self.batch_size,
+                self._series,
             )
         except StoreError as exc:
             log.error("replaying the spool failed (will retry): %s", exc)

@@ -90,6 +90,10 @@ class LatencyObjective(_Strict):
     source: Source = "probes"
     #: Overrides the config's ``coverage_floor`` for this objective.
     coverage_floor: CoverageFloor | None = None
+    #: Count only the results measured from this location (one of ``locations.names``);
+    #: unset, the results of every location are pooled. One objective per location
+    #: judges each location on its own.
+    location: str | None = Field(default=None, pattern=_NAME, max_length=63)
 
     @property
     def target_ratio(self) -> float:
@@ -410,6 +414,16 @@ class ServiceConfig(_Strict):
         if objective.probes:
             return list(objective.probes)
         return [p.name for p in self.probes if _of_source(p.kind, objective.source)]
+
+    def series_of(self, objective: LatencyObjective | AvailabilityObjective) -> list[str]:
+        """Names of the rollup series an objective sums: its probes, or for a latency
+        objective of one location ``probe@location`` each (that probe's results from
+        that location alone; ``@`` is never in a probe's name)."""
+        names = self.probes_of(objective)
+        location = getattr(objective, "location", None)
+        if location is None:
+            return names
+        return [series_name(name, location) for name in names]
 
     @cached_property
     def objectives(self) -> list[LatencyObjective | AvailabilityObjective]:
@@ -1013,6 +1027,29 @@ class Config(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _objective_locations_resolve(self) -> Config:
+        known = self.locations.of(self.instance.location)
+        for i, service in enumerate(self.services):
+            for j, objective in enumerate(service.all_objectives):
+                location = getattr(objective, "location", None)
+                if location is None or isinstance(objective, BatchObjective):
+                    continue
+                where = ("services", i, "objectives", j, "location")
+                if objective.source != "probes":
+                    raise _LocatedValueError(
+                        "only probes are measured from a location: an objective with a "
+                        "location has source 'probes'",
+                        where,
+                    )
+                if location not in known:
+                    raise _LocatedValueError(
+                        f"location {location!r} is not one of the locations"
+                        f" ({', '.join(known)}; name them under locations.names)",
+                        where,
+                    )
+        return self
+
     @property
     def shared_minutes(self) -> bool:
         """Whether minutes are decided by a quorum of several locations (from what every
@@ -1184,6 +1221,11 @@ def missing_secrets(config: Config) -> list[str]:
             if variable is not None and variable not in os.environ:
                 errors.append(f"brokers.{name}.{key}: environment variable {variable} is not set")
     return errors
+
+
+def series_name(probe: str, location: str) -> str:
+    """The rollup series of ``probe``'s results measured from ``location`` alone."""
+    return f"{probe}@{location}"
 
 
 def _of_source(kind: str, source: str) -> bool:

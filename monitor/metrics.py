@@ -261,7 +261,7 @@ class Metrics:
                 if isinstance(objective, LatencyObjective):
                     good = self.objective_events.labels(service.name, objective.name, "good")
                     bad = self.objective_events.labels(service.name, objective.name, "bad")
-                    for name in service.probes_of(objective):
+                    for name in service.series_of(objective):
                         self._latency.setdefault((service.name, name), []).append(
                             (float(objective.threshold), good, bad)
                         )

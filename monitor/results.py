@@ -25,6 +25,8 @@ class Result:
         request_id: correlation id sent to the target.
         location: where the daemon that measured it probes from (``instance.location``);
             empty for traffic events, which no location measured.
+        late: stored after the locations had decided its minute (several locations
+            only): kept raw, counted in no figure. Set by the store when it reads it back.
     """
 
     service: str
@@ -36,6 +38,7 @@ class Result:
     detail: str = ""
     request_id: str = ""
     location: str = ""
+    late: bool = False
 
     @property
     def ok(self) -> bool:
@@ -57,6 +60,7 @@ class Result:
                 self.detail,
                 self.request_id,
                 self.location,
+                self.late,
             ),
         )
 

@@ -4,10 +4,12 @@ A day's digest is the SHA-256 of its raw results' lines exactly as an evidence p
 ``results.csv`` holds them (``pack.result_row`` and ``pack.csv_line``), in the store's
 order (start time, then insertion). Its ``chain`` is the SHA-256 of the text
 
-    {previous chain}\\n{date}\\n{results}\\n{results_sha256}\\n
+    {previous chain}\\n{date}\\n{results}\\n{results_sha256}\\nformat 2\\n
 
-so changing one row of a digested day, or one digest, breaks every later link. The
-digests are never pruned: a digest outlives the raw rows it summarises, and
+(format 1 digests, made before results.csv had its location and late columns, hashed
+the records without those two columns and leave out the last line), so changing one
+row of a digested day, or one digest, breaks every later link. The digests are never
+pruned: a digest outlives the raw rows it summarises, and
 ``sla-monitor verify`` recomputes a pack's days and links from its bytes.
 
 A day is digested once it is over by ``settle_s`` (an hour, or the age up to which events
@@ -38,6 +40,9 @@ from monitor.store.records import DayDigest
 
 #: The ``previous`` of the first day digested.
 GENESIS = "0" * 64
+#: How a day's rows are hashed now: whole results.csv records, with the location and
+#: late columns (format 1, before those columns, hashed the records without them).
+FORMAT = 2
 #: Results are read this many seconds at a time (an hour: 3.6 M rows at 1,000 probes/s).
 _CHUNK_S = 3600.0
 
@@ -54,9 +59,14 @@ class DigestStore(Protocol):
     async def write_digest(self, digest: DayDigest) -> bool: ...
 
 
-def chain_of(previous: str, date: str, results: int, results_sha256: str) -> str:
-    """The link of one day: SHA-256 of the day before's chain and this day's digest."""
+def chain_of(
+    previous: str, date: str, results: int, results_sha256: str, format: int = FORMAT
+) -> str:
+    """The link of one day: SHA-256 of the day before's chain and this day's digest (and,
+    from format 2, of its format: a day cannot be passed off as hashed the old way)."""
     text = f"{previous}\n{date}\n{results}\n{results_sha256}\n"
+    if format >= 2:
+        text += f"format {format}\n"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -96,7 +106,7 @@ async def digest_due_days(
             return made
         count, sha = await digest_results(store, start, end)
         chain = chain_of(previous, date.isoformat(), count, sha)
-        digest = DayDigest(date.isoformat(), count, sha, previous, chain, now)
+        digest = DayDigest(date.isoformat(), count, sha, previous, chain, now, FORMAT)
         if not await store.write_digest(digest):
             return made  # another process digested it meanwhile: it goes on from there
         made.append(digest)

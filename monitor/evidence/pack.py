@@ -54,6 +54,8 @@ RESULT_COLUMNS = (
     "outcome",
     "detail",
     "request_id",
+    "location",
+    "late",
 )
 MINUTE_COLUMNS = ("service", "minute", "minute_start_utc", "exclusion", "objective", "state")
 MAINTENANCE_COLUMNS = (
@@ -82,7 +84,7 @@ PUBLICATION_COLUMNS = (
     "outcome",
     "text",
 )
-DIGEST_COLUMNS = ("date", "results", "results_sha256", "previous", "chain", "made_at")
+DIGEST_COLUMNS = ("date", "results", "results_sha256", "previous", "chain", "made_at", "format")
 CONFIG_HISTORY_COLUMNS = ("at", "at_utc", "instance", "path", "sha256")
 
 
@@ -325,6 +327,8 @@ def result_row(r: Result) -> list[str]:
         r.outcome.value,
         r.detail or "",
         r.request_id or "",
+        r.location,
+        "1" if r.late else "0",
     ]
 
 
@@ -400,6 +404,10 @@ results.csv ({results} rows): every raw result of the month, probes and real-tra
   outcome              ok, or the failure class (timeout, connect, status, ...)
   detail               a short reason for a failure
   request_id           the correlation id sent to the target (an event's id)
+  location             where the daemon that measured it probes from (instance.location;
+                       empty for an event of real traffic)
+  late                 1: stored after the locations had decided its minute (several
+                       locations only); kept, but counted in no figure
   Raw results older than storage.raw_retention_days are pruned: a month older than that
   has fewer rows than it had results (its minute decisions below remain).
 
@@ -443,8 +451,12 @@ digests.csv: the daemon's daily digests of the month's days (and of the day befo
                        the file's order (start time, then the order they were stored)
   previous             the chain of the day before (64 zeros for the first day digested)
   chain                SHA-256 of the text, each line ending in a newline (\\n):
-                       previous, date, results, results_sha256
+                       previous, date, results, results_sha256, and "format 2" (format
+                       1: without that last line)
   made_at              when the digest was made (UTC epoch s)
+  format               2: the lines hashed are results.csv's records as they are; 1 (made
+                       before the location and late columns existed): the records without
+                       their last two fields
   A row of results.csv changed, added or removed after its day was digested no longer
   matches its day's digest; a digest changed breaks every later chain.
 

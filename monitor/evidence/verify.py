@@ -32,6 +32,15 @@ The rules, per service and per minute M (epoch minute: ``[M*60, M*60 + 60)`` sec
 Then the daily digests (``digests.csv``): every link of the chain is recomputed, and each
 digested day's rows of ``results.csv`` are hashed as the file holds them and compared with
 its digest, so a row changed, added or removed after its day was digested names the day.
+(A format 1 digest, made before results.csv had its location and late columns, hashed
+each record without those two fields.)
+
+With several locations (``locations.names``), rule 2 judges each location on its own
+results first: a minute is unmonitored when fewer than the quorum of locations measured
+it, down when at least the quorum saw it down, else up, and the locations that saw it
+down are at fault (their own path failed; the report lists those minutes). A latency
+objective with a ``location`` counts the results measured from there alone. A result
+marked ``late`` (stored after the locations had decided its minute) counts nowhere.
 
 Quantiles in the report are estimates from latency histograms; they are not verified.
 
@@ -119,9 +128,17 @@ def verify_pack(pack: Path) -> Verification:
     services = [_Service(s, month.zone) for s in config.get("services", [])]
     lead = _seconds(config.get("maintenance_lead_time", 0))
     calendar = _Calendar(services, _stored_maintenance(pack), _corrections(report), lead)
-    results = _Results.read(pack / "results.csv", services, month)
-    recomputed = _recompute_on_every_core(services, calendar, results, month)
+    places = _Locations(config)
+    located = places.several or any(
+        o.get("location") is not None for s in services for o in s.objectives
+    )
+    results = _Results.read(
+        pack / "results.csv", services, month, located, _hashed_without_new_columns(pack)
+    )
+    recomputed = _recompute_on_every_core(services, calendar, results, month, places)
     checks += _compare(services, recomputed, report, results, month)
+    if places.several:
+        checks += _location_faults(services, recomputed, report)
     checks += _batches(pack, services, report, month)
     checks += _digests(pack, results, month, report.get("evidence"))
     checks += _configs(pack)
@@ -257,6 +274,21 @@ def _clock(text: Any) -> int:
 # --- the config, read plainly ---------------------------------------------------------
 
 
+class _Locations:
+    """``locations:`` of the config: the names, and how many must agree (default: a
+    majority). With one location the quorum is 1: its own verdict is the minute's."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        raw = config.get("locations") or {}
+        self.names: list[str] = list(raw.get("names") or [])
+        quorum = raw.get("quorum")
+        self.quorum = int(quorum) if quorum is not None else len(self.names) // 2 + 1
+        #: Whether each location is judged on its own (else the results are pooled).
+        self.several = len(self.names) > 1
+        if not self.several:
+            self.quorum = 1
+
+
 class _Service:
     def __init__(self, raw: dict[str, Any], zone: ZoneInfo) -> None:
         self.name: str = raw["name"]
@@ -387,28 +419,43 @@ class _Results:
     thresholds], and which (service, local date)s have any raw result."""
 
     def __init__(self) -> None:
-        self.counts: dict[tuple[str, str, int], list[int]] = {}
+        #: Key (service, probe, minute), or with ``located`` (service, probe, minute,
+        #: location): the counts of each location apart.
+        self.counts: dict[tuple[Any, ...], list[int]] = {}
         self.thresholds: dict[str, list[float]] = {}
         self.dated: set[tuple[str, str]] = set()
         self.days: DayHashes = {}
         self.rows = 0
+        self.located = False
+        self.locations: list[str] = []  # every location with a counted row
 
     @classmethod
-    def read(cls, path: Path, services: list[_Service], month: _Month) -> _Results:
+    def read(
+        cls,
+        path: Path,
+        services: list[_Service],
+        month: _Month,
+        located: bool = False,
+        legacy: frozenset[str] = frozenset(),
+    ) -> _Results:
+        """Count ``path``; ``located``: each location apart; ``legacy``: the dates whose
+        digest hashed the records without the location and late columns (format 1)."""
         self = cls()
+        self.located = located
         for s in services:
             self.thresholds[s.name] = sorted(
                 {_seconds(o["threshold"]) for o in s.objectives if o["kind"] == "latency"}
             )
         parts = _split(path, os.cpu_count() or 1, month)
+        limits = self.thresholds
         if len(parts) == 1:
-            answers = [_read_part(path, *parts[0], self.thresholds, month)]
+            answers = [_read_part(path, *parts[0], limits, month, located, legacy)]
         else:
             # The rows are independent: each core counts a part of the file, then the parts
             # are added up (a minute split between two parts is summed, not replaced).
             with ProcessPoolExecutor(len(parts)) as pool:
                 futures = [
-                    pool.submit(_read_part, path, begin, end, self.thresholds, month)
+                    pool.submit(_read_part, path, begin, end, limits, month, located, legacy)
                     for begin, end in parts
                 ]
                 answers = [future.result() for future in futures]
@@ -419,11 +466,13 @@ class _Results:
                 # A date in two parts: the file is not in time order (the digest of such a
                 # day cannot match; the counts above are still right).
                 self.days[date] = hashed if date not in self.days else [-1, "out of order"]
-        for service, _, minute in self.counts:
-            self.dated.add((service, month.date_at(minute)))
+        for key in self.counts:
+            self.dated.add((key[0], month.date_at(key[2])))
+        if located:
+            self.locations = sorted({key[3] for key in self.counts})
         return self
 
-    def _merge(self, counts: dict[tuple[str, str, int], list[int]]) -> None:
+    def _merge(self, counts: dict[tuple[Any, ...], list[int]]) -> None:
         if not self.counts:
             self.counts = counts
             return
@@ -434,23 +483,41 @@ class _Results:
             else:
                 self.counts[key] = [a + b for a, b in zip(mine, entry, strict=True)]
 
-    def of(self, service: str, probes: Iterable[str], minute: int) -> tuple[int, int]:
-        """(results, ok) of some probes in a minute."""
-        results = ok = 0
-        for probe in probes:
-            entry = self.counts.get((service, probe, minute))
+    def _entries(
+        self, service: str, probes: Iterable[str], minute: int, location: str | None
+    ) -> Iterator[list[int]]:
+        """The counts of some probes in a minute: of one location, or of all of them."""
+        if not self.located:
+            keys: Iterable[tuple[Any, ...]] = ((service, p, minute) for p in probes)
+        elif location is not None:
+            keys = ((service, p, minute, location) for p in probes)
+        else:
+            keys = ((service, p, minute, at) for p in probes for at in self.locations)
+        for key in keys:
+            entry = self.counts.get(key)
             if entry is not None:
-                results += entry[0]
-                ok += entry[1]
+                yield entry
+
+    def of(
+        self, service: str, probes: Iterable[str], minute: int, location: str | None = None
+    ) -> tuple[int, int]:
+        """(results, ok) of some probes in a minute (measured from ``location`` only)."""
+        results = ok = 0
+        for entry in self._entries(service, probes, minute, location):
+            results += entry[0]
+            ok += entry[1]
         return results, ok
 
-    def good(self, service: str, probes: Iterable[str], minute: int, threshold: float) -> int:
+    def good(
+        self,
+        service: str,
+        probes: Iterable[str],
+        minute: int,
+        threshold: float,
+        location: str | None = None,
+    ) -> int:
         index = 2 + self.thresholds[service].index(threshold)
-        return sum(
-            entry[index]
-            for probe in probes
-            if (entry := self.counts.get((service, probe, minute))) is not None
-        )
+        return sum(entry[index] for entry in self._entries(service, probes, minute, location))
 
 
 def _split(path: Path, parts: int, month: _Month) -> list[tuple[int, int]]:
@@ -487,17 +554,40 @@ def _split(path: Path, parts: int, month: _Month) -> list[tuple[int, int]]:
 DayHashes = dict[str, list[Any]]
 
 
+def _without_last_two(record: bytes) -> bytes:
+    """A results.csv record as format 1 hashed it: without its location and late fields
+    (the last two; neither ever holds a comma or a quote)."""
+    body = record[:-1]  # the record's "\n"
+    cut = body.rfind(b",", 0, body.rfind(b","))
+    return body[:cut] + b"\n"
+
+
+def _hashed_without_new_columns(pack: Path) -> frozenset[str]:
+    """The dates digests.csv says were hashed as format 1 (no format column: all)."""
+    path = pack / "digests.csv"
+    if not path.is_file():
+        return frozenset()
+    with path.open(newline="", encoding="utf-8") as file:
+        return frozenset(
+            row["date"] for row in csv.DictReader(file) if row.get("format", "1") in ("", "1")
+        )
+
+
 def _read_part(
     path: Path,
     begin: int,
     end: int,
     thresholds: dict[str, list[float]],
     month: _Month,
-) -> tuple[dict[tuple[str, str, int], list[int]], int, DayHashes]:
+    located: bool = False,
+    legacy: frozenset[str] = frozenset(),
+) -> tuple[dict[tuple[Any, ...], list[int]], int, DayHashes]:
     """Count the results.csv records starting in bytes [begin, end): per (service, probe,
-    minute) [results, ok, good at each of the service's thresholds]; and hash each local
-    date's records, byte for byte, in the file's order."""
-    counts: dict[tuple[str, str, int], list[int]] = {}
+    minute), and location when ``located``, [results, ok, good at each of the service's
+    thresholds], leaving out the late ones (counted in no figure); and hash each local
+    date's records, byte for byte, in the file's order (the dates in ``legacy`` without
+    their location and late fields, as a format 1 digest hashed them)."""
+    counts: dict[tuple[Any, ...], list[int]] = {}
     days: DayHashes = {}
     rows = 0
     first, after = month.first, month.after
@@ -530,6 +620,10 @@ def _read_part(
         column = {name: i for i, name in enumerate(header)}
         c_service, c_probe, c_started = column["service"], column["probe"], column["started_at"]
         c_latency, c_outcome = column["latency_s"], column["outcome"]
+        # Packs made before these columns existed have neither: one location, none late.
+        c_location, c_late = column.get("location"), column.get("late")
+        strip = c_late is not None and legacy
+        key: tuple[Any, ...]
         for raw, row in records():
             minute = int(float(row[c_started]) // 60)
             date = month.date_at(minute) if first <= minute < after else month.date_of(minute)
@@ -537,13 +631,19 @@ def _read_part(
             if day is None:
                 day = days[date] = [0, hashlib.sha256()]
             day[0] += 1
-            day[1].update(raw)
+            day[1].update(_without_last_two(raw) if strip and date in legacy else raw)
             service = row[c_service]
             limits = thresholds.get(service)
             if limits is None or not first <= minute < after:
                 continue
+            if c_late is not None and row[c_late] == "1":
+                continue  # stored after the locations decided its minute: counted nowhere
             rows += 1
-            key = (service, row[c_probe], minute)
+            if located:
+                where = row[c_location] if c_location is not None else ""
+                key = (service, row[c_probe], minute, where)
+            else:
+                key = (service, row[c_probe], minute)
             entry = counts.get(key)
             if entry is None:
                 entry = counts[key] = [0] * (2 + len(limits))
@@ -594,23 +694,27 @@ def _order(services: list[_Service]) -> list[_Service]:
 #: From this many (service, probe, minute) counts on, the decisions run on every core.
 PARALLEL_FROM = 1_000_000
 #: What the forked workers of ``_recompute_on_every_core`` read (inherited, not pickled).
-_SHARED: tuple[list[_Service], _Calendar, _Results, _Month] | None = None
+_SHARED: tuple[list[_Service], _Calendar, _Results, _Month, _Locations | None] | None = None
 
 
 def _recompute_on_every_core(
-    services: list[_Service], calendar: _Calendar, results: _Results, month: _Month
+    services: list[_Service],
+    calendar: _Calendar,
+    results: _Results,
+    month: _Month,
+    places: _Locations | None = None,
 ) -> dict[tuple[str, str], _Figure]:
     """``_recompute``, with the services split across the cores: services linked by
     ``depends_on`` stay together (a provider is decided before its dependants)."""
     groups = _linked(services)
     workers = min(os.cpu_count() or 1, len(groups))
     if workers <= 1 or len(results.counts) < PARALLEL_FROM:  # small packs: one process
-        return _recompute(services, calendar, results, month)
+        return _recompute(services, calendar, results, month, places)
     shares: list[list[str]] = [[] for _ in range(workers)]
     for group in sorted(groups, key=len, reverse=True):  # the largest to the least loaded
         min(shares, key=len).extend(group)
     global _SHARED
-    _SHARED = (services, calendar, results, month)
+    _SHARED = (services, calendar, results, month, places)
     try:
         context = multiprocessing.get_context("fork")  # the counts are shared, not copied
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
@@ -631,11 +735,11 @@ def _recompute_share(
     names: list[str],
 ) -> dict[tuple[str, str], tuple[dict[str, int], dict[str, dict[str, int]]]]:
     assert _SHARED is not None
-    services, calendar, results, month = _SHARED
+    services, calendar, results, month, places = _SHARED
     chosen = [s for s in services if s.name in set(names)]
     return {
         key: (dict(f.month), {d: dict(c) for d, c in f.days.items()})
-        for key, f in _recompute(chosen, calendar, results, month).items()
+        for key, f in _recompute(chosen, calendar, results, month, places).items()
     }
 
 
@@ -656,13 +760,15 @@ def _recompute(
     calendar: _Calendar,
     results: _Results,
     month: _Month,
+    places: _Locations | None = None,
 ) -> dict[tuple[str, str], _Figure]:
+    places = places if places is not None else _Locations({})
     figures: dict[tuple[str, str], _Figure] = {}
     #: Per service, the minutes it was out (down, or in maintenance) for its dependants.
     out: dict[str, set[int]] = {}
     for service in _order(services):
         out[service.name] = set()
-        # (kind, figure, probes, latency threshold, down ratio) of each objective
+        # (kind, figure, probes, latency threshold, down ratio, location) of each objective
         specs = [
             (
                 o["kind"],
@@ -670,6 +776,7 @@ def _recompute(
                 service.probes_of(o),
                 _seconds(o["threshold"]) if o["kind"] == "latency" else 0.0,
                 float(o.get("down_ratio", 0.5)),
+                o.get("location"),
             )
             for o in service.objectives
             if o["kind"] in ("latency", "availability")
@@ -678,31 +785,65 @@ def _recompute(
             date = month.date_at(minute)
             exclusion = calendar.exclusion(service.name, minute)
             provider_out = any(minute in out[p] for p in service.depends_on)
-            all_results, all_ok = results.of(service.name, service.kinds, minute)
-            if exclusion == "maintenance" or _down(all_results, all_ok, 0.5):
+            whole, _ = _judge(results, places, service.name, service.kinds, minute, 0.5)
+            if exclusion == "maintenance" or whole == "down":
                 out[service.name].add(minute)
-            for kind, figure, probes, threshold, ratio in specs:
-                n, ok = results.of(service.name, probes, minute)
+            for kind, figure, probes, threshold, ratio, location in specs:
                 if kind == "latency":
                     if exclusion is None:
-                        good = results.good(service.name, probes, minute, threshold)
+                        n, _ = results.of(service.name, probes, minute, location)
+                        good = results.good(service.name, probes, minute, threshold, location)
                         figure.add(date, "valid", n)
                         figure.add(date, "good", good)
                     continue
+                seen, at_fault = _judge(results, places, service.name, probes, minute, ratio)
                 if exclusion is not None:
                     state = "unmonitored" if exclusion == "corrected" else exclusion
-                elif n == 0:
+                elif seen == "unmonitored":
                     state = "unmonitored"
                 elif provider_out:
                     state = "provider_unavailable"
-                elif _down(n, ok, ratio):
-                    state = "down"
                 else:
-                    state = "up"
+                    state = seen
                 figure.add(date, state)
                 if state == "down":
                     out[service.name].add(minute)
+                elif state == "up":
+                    for location in at_fault:  # its own path failed, not the service
+                        figure.add(date, f"fault {location}")
     return figures
+
+
+def _judge(
+    results: _Results,
+    places: _Locations,
+    service: str,
+    probes: Iterable[str],
+    minute: int,
+    ratio: float,
+) -> tuple[str, list[str]]:
+    """ "up", "down" or "unmonitored" for these probes in a minute, and the locations at
+    fault. One location: down when more than ``ratio`` of the results failed. Several:
+    each location judged so on its own results; unmonitored when fewer than the quorum
+    measured it, down when at least the quorum saw it down, else up, and the locations
+    that saw it down are at fault."""
+    if not places.several:
+        n, ok = results.of(service, probes, minute)
+        return ("unmonitored" if n == 0 else "down" if _down(n, ok, ratio) else "up"), []
+    measured = down = 0
+    downs = []
+    for location in results.locations:
+        n, ok = results.of(service, probes, minute, location)
+        if n:
+            measured += 1
+            if _down(n, ok, ratio):
+                down += 1
+                downs.append(location)
+    if measured < places.quorum:
+        return "unmonitored", []
+    if down >= places.quorum:
+        return "down", []
+    return "up", downs
 
 
 def _down(results: int, ok: int, ratio: float) -> bool:
@@ -770,6 +911,37 @@ def _compare(
             )
 
 
+def _location_faults(
+    services: list[_Service],
+    figures: dict[tuple[str, str], _Figure],
+    report: dict[str, Any],
+) -> Iterator[Check]:
+    """Per service, the minutes each location alone saw an objective down (counted up)."""
+    reported_by = {s["name"]: s.get("location_faults") or [] for s in report["services"]}
+    for service in services:
+        reported = {
+            (f["objective"], f["location"]): int(f["minutes"])
+            for f in reported_by.get(service.name, [])
+        }
+        ours = {
+            (objective, key.removeprefix("fault ")): count
+            for (name, objective), figure in figures.items()
+            if name == service.name
+            for key, count in figure.month.items()
+            if key.startswith("fault ") and count
+        }
+
+        def show(faults: dict[tuple[str, str], int]) -> str:
+            return ", ".join(f"{o}@{loc} {n}" for (o, loc), n in sorted(faults.items())) or "none"
+
+        yield Check(
+            f"{service.name} location faults (minutes)",
+            show(reported),
+            show(ours),
+            "match" if reported == ours else "MISMATCH",
+        )
+
+
 def _counts(entry: dict[str, Any], keys: Iterable[str]) -> dict[str, int]:
     if "valid" in keys:
         return {"valid": int(entry["valid"]), "good": int(entry["good"])}
@@ -814,6 +986,8 @@ def _digests(
     previous = None
     for row in rows:
         text = f"{row['previous']}\n{row['date']}\n{row['results']}\n{row['results_sha256']}\n"
+        if row.get("format") not in (None, "", "1"):  # format 2 on: the format is linked too
+            text += f"format {row['format']}\n"
         link = hashlib.sha256(text.encode("utf-8")).hexdigest()
         if link != row["chain"] or previous not in (None, row["previous"]):
             broken.append(row["date"])

@@ -128,7 +128,10 @@ class Ledger:
         #: The one minute classifier (monitor.sla.minutes), on this ledger's eligibility.
         self.classifier = MinuteClassifier(config, self.eligibility.exclusion)
         self._order = self.classifier.order
-        self._service_probes = {s.name: [p.name for p in s.probes] for s in config.services}
+        #: Per service: its probes' series (and those of one location's results).
+        self._service_probes: dict[str, list[str]] = {s.name: [] for s in config.services}
+        for name, probe in self._probes:
+            self._service_probes[name].append(probe)
         self._objectives_of = {
             s.name: self.classifier.objectives_of(s.name) for s in config.services
         }
@@ -170,7 +173,7 @@ class Ledger:
         self._faults: dict[int, dict[ObjectiveKey, tuple[str, ...]]] = {}
         for service in config.services:
             for objective in service.objectives:
-                self._group(service.name, tuple(service.probes_of(objective)))
+                self._group(service.name, tuple(service.series_of(objective)))
 
     def share(self, store: SharedMinutes, written: Callable[[int], bool]) -> None:
         """Decide minutes with the other locations: each is sealed from what every location
@@ -195,10 +198,12 @@ class Ledger:
         ledger = self._probes.get((result.service, result.probe))
         return _count(result, ledger)
 
-    def add(self, result: Result, counted: Counted | None = None) -> Counted:
+    def add(self, result: Result, counted: Counted | None = None, series: bool = False) -> Counted:
         """Count a result in its minute (open, or already sealed if it arrived late);
         returns its counts, worked out once (or given: ``count`` of it), for the store's
-        rollup of the same minute."""
+        rollup of the same minute. ``series``: it is a result counted again in the series
+        of its location alone, so a late one re-decides nothing and is not counted late
+        twice (its probe's own result did both)."""
         ledger = self._probes.get((result.service, result.probe))
         if counted is None:
             counted = _count(result, ledger)
@@ -228,6 +233,8 @@ class Ledger:
                 self._recent_hours[hour].setdefault(key, Rollup()).merge(late)
             elif (self._sealed_through + 1) % 60 and hour == self._sealed_through // 60:
                 self._hour_acc.setdefault(key, Rollup()).merge(late)  # the hour being sealed
+        if series:
+            return counted
         recent = self._recent.get(minute)
         # Only the services whose decision this result can change: its own and those that
         # depend on it (a provider's late failure may excuse its dependants' minute).
@@ -569,6 +576,12 @@ class Ledger:
         sealed = self._sealed_through = current - self.grace_minutes - 1 - margin
         self._set_month(month_of(current, self.zone))
         first = min(self._previous_month_first, current - max(ROLLING.values()) + 1)
+        if self._shared is not None:
+            # Minutes every daemon stopped before deciding: decided now by the quorum, as
+            # sealing would have (not from the pooled rollups alone, as one location's).
+            shared = self._shared[0]
+            for minute in await shared.undecided_minutes(first, sealed + 1):
+                await shared.decide_minute(minute, self._decider(minute))
         first_hour, last_full_hour = first // 60, (sealed + 1) // 60 - 1
         # Hours read minute by minute: those a window starts inside, the recent and
         # partly sealed ones at the end, and any hour never compacted (the daemon was

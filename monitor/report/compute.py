@@ -109,6 +109,7 @@ def _objective_report(
         target=target,
         threshold_s=threshold,
         source=objective.source,
+        location=getattr(objective, "location", None),
         probes=probes,
         valid=figures.valid,
         good=figures.good,
@@ -456,7 +457,7 @@ async def build_report(
         service_config = config.service(name)
         objectives = [
             _objective_report(
-                config, name, o, service_config.probes_of(o), builder.acc[(name, o.name)]
+                config, name, o, service_config.series_of(o), builder.acc[(name, o.name)]
             )
             for o in service_config.objectives
         ]

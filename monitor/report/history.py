@@ -205,7 +205,7 @@ class _Builder:
             settings = self.config.service(name)
             for objective in settings.objectives:
                 acc = self.acc[(name, objective.name)]
-                probes = settings.probes_of(objective)
+                probes = settings.series_of(objective)
                 if isinstance(objective, LatencyObjective):
                     acc.days.append(
                         self._latency_day(

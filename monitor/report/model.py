@@ -161,6 +161,11 @@ class ObjectiveReport(_Model):
         description="where its results come from: the probes, events of the real traffic, "
         "or both (absent before it existed: probes)",
     )
+    location: str | None = Field(
+        default=None,
+        description="latency only: the one location whose results it counts (its probes"
+        " are then named probe@location); null: every location's results pooled",
+    )
     probes: list[str]
     valid: int = Field(description="events, or monitored eligible minutes (up + down)")
     good: int

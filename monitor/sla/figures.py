@@ -364,7 +364,7 @@ def all_figures(config: Config, source: WindowSource, now: float) -> list[Object
     figures = []
     for service in config.services:
         for objective in service.objectives:
-            probes = tuple(service.probes_of(objective))
+            probes = tuple(service.series_of(objective))
             floor = coverage_floor(config, objective)
             if objective.kind == "latency":
                 runs = runs_per_minute(config, service.name, probes)

@@ -24,16 +24,34 @@ def grace_minutes(config: Config) -> int:
 
 
 def probe_thresholds(config: Config) -> dict[ProbeId, tuple[float, ...]]:
-    """For every probe, the latency thresholds it is counted against (its objectives')."""
+    """For every probe (and every series of one location's results, ``series_of``), the
+    latency thresholds it is counted against (its objectives')."""
     thresholds: dict[ProbeId, set[float]] = {}
     for service in config.services:
         for probe in service.probes:
             thresholds[(service.name, probe.name)] = set()
         for objective in service.objectives:
             if objective.kind == "latency":
-                for name in service.probes_of(objective):
-                    thresholds[(service.name, name)].add(objective.threshold)
+                for name in service.series_of(objective):
+                    thresholds.setdefault((service.name, name), set()).add(objective.threshold)
     return {key: tuple(sorted(values)) for key, values in thresholds.items()}
+
+
+def location_series(config: Config) -> dict[tuple[str, str, str], str]:
+    """(service, probe, location) -> the series that counts that probe's results from that
+    location alone, for the latency objectives of one location (empty when there are
+    none: every result then counts in its probe's series only)."""
+    series: dict[tuple[str, str, str], str] = {}
+    for service in config.services:
+        for objective in service.objectives:
+            location = getattr(objective, "location", None)
+            if location is None:
+                continue
+            for probe, name in zip(
+                service.probes_of(objective), service.series_of(objective), strict=True
+            ):
+                series[(service.name, probe, location)] = name
+    return series
 
 
 def coverage_floor(config: Config, objective: LatencyObjective | AvailabilityObjective) -> float:
@@ -46,4 +64,5 @@ def runs_per_minute(config: Config, service: str, probes: tuple[str, ...] | list
     """Probe runs expected per eligible minute from ``probes`` of ``service`` (60 / interval
     each): the denominator of a latency objective's coverage, at today's intervals."""
     settings = config.service(service)
-    return sum(60.0 / p.interval for p in settings.probes if p.name in probes)
+    measured = {name.partition("@")[0] for name in probes}  # a series of one location
+    return sum(60.0 / p.interval for p in settings.probes if p.name in measured)

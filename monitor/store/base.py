@@ -446,3 +446,8 @@ class SharedMinutes(Protocol):
         """The minute's pooled rollups and decisions, decided now (and stored) if no daemon
         did before."""
         ...
+
+    async def undecided_minutes(self, start_minute: int, end_minute: int) -> list[int]:
+        """The minutes of ``[start_minute, end_minute)`` with results but no decision (every
+        daemon stopped before deciding them), oldest first."""
+        ...

@@ -263,6 +263,15 @@ _V13_SHARED_ARCHIVE = """
 SELECT 1;
 """
 
+#: Version 14: evidence of several locations. A raw result is marked ``late`` when it was
+#: stored after the locations had decided its minute (counted in no figure; only a shared
+#: PostgreSQL store marks any), and a digest says how it hashed its day's rows: format 1
+#: without the location and late columns, format 2 with them (evidence.digest).
+_V14_LATE = """
+ALTER TABLE results ADD COLUMN late INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE digests ADD COLUMN format INTEGER NOT NULL DEFAULT 1;
+"""
+
 #: The script that brings version n-1 to version n, at index n-1.
 MIGRATIONS: tuple[str, ...] = (
     _V1_TABLES + _MAINTENANCE_TRIGGERS + _V1_INCIDENTS,
@@ -278,6 +287,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V11_CONFIGS,
     _V12_LOCATIONS,
     _V13_SHARED_ARCHIVE,
+    _V14_LATE,
 )
 #: The version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -235,10 +235,18 @@ CREATE TABLE IF NOT EXISTS report_files (
 );
 """
 
+#: Version 14: a result stored after the locations decided its minute is marked late
+#: (counted in no figure), and a digest says how it hashed its day's rows (format 2:
+#: with the location and late columns). Both constant defaults: no table rewrite.
+_V14 = """
+ALTER TABLE results ADD COLUMN IF NOT EXISTS late BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE digests ADD COLUMN IF NOT EXISTS format INTEGER NOT NULL DEFAULT 1;
+"""
+
 #: The script that brings version n-1 to version n, at index n-1.
 MIGRATIONS: tuple[str, ...] = (
     *(_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12),
-    _V13,
+    *(_V13, _V14),
 )
 #: The version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

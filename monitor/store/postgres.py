@@ -80,9 +80,11 @@ _MAINTENANCE_COLUMNS = (
     " removed_at, removed_by, correction, origin"
 )
 _RESULT_COLUMNS = (
-    "service, probe, kind, started_at, latency_s, outcome, detail, request_id, location"
+    "service, probe, kind, started_at, latency_s, outcome, detail, request_id, location, late"
 )
-_RESULT_TYPES = ["text", "text", "text", "float8", "float8", "text", "text", "text", "text"]
+_RESULT_TYPES = [
+    *("text", "text", "text", "float8", "float8", "text", "text", "text", "text", "bool")
+]
 
 
 def redacted(url: str) -> str:
@@ -255,8 +257,9 @@ class PostgresStore:
         transaction; per probe, the results whose minute was decided already (late, with
         several locations: counted once the transaction commits)."""
         late: dict[ProbeId, int] = {}
+        decided: set[int] = set()
         if self._shared and results:
-            deltas = await self._undecided(conn, results, deltas, late)
+            deltas, decided = await self._undecided(conn, results, deltas, late)
         if results:
             async with (
                 conn.cursor() as cur,
@@ -275,6 +278,7 @@ class PostgresStore:
                             r.detail,
                             r.request_id,
                             r.location,
+                            int(r.started_at // 60) in decided,  # late: counted nowhere
                         )
                     )
         if not deltas:
@@ -327,9 +331,10 @@ class PostgresStore:
         results: Sequence[Result],
         deltas: Mapping[RollupKey, Rollup],
         late: dict[ProbeId, int],
-    ) -> Mapping[RollupKey, Rollup]:
+    ) -> tuple[Mapping[RollupKey, Rollup], set[int]]:
         """Add each location's counts of the batch's undecided minutes, note the results
-        of decided ones in ``late``, and return the rollup deltas of the undecided minutes.
+        of decided ones in ``late``, and return the rollup deltas of the undecided minutes
+        and the decided ones (their results are stored marked late).
         Under ROLLUP_LOCK, as ``decide_minute`` is: a result counts before the decision or
         is late, never both."""
         minutes = sorted({int(r.started_at // 60) for r in results})
@@ -358,8 +363,8 @@ class PostgresStore:
                     [(*key, a, ok) for key, (a, ok) in counts.items()],
                 )
         if not decided:
-            return deltas
-        return {key: delta for key, delta in deltas.items() if key[2] not in decided}
+            return deltas, decided
+        return {key: delta for key, delta in deltas.items() if key[2] not in decided}, decided
 
     async def location_counts(
         self, start_minute: int, end_minute: int
@@ -412,6 +417,17 @@ class PostgresStore:
                 )
         return SharedMinute(pooled, decisions, first=True)
 
+    async def undecided_minutes(self, start_minute: int, end_minute: int) -> list[int]:
+        """The minutes of ``[start_minute, end_minute)`` with results but no decision (every
+        daemon stopped before deciding them), oldest first."""
+        rows = await self._fetch(
+            "SELECT DISTINCT r.minute FROM rollups r WHERE r.minute >= %s AND r.minute < %s"
+            " AND NOT EXISTS (SELECT 1 FROM minute_states m WHERE m.minute = r.minute)"
+            " ORDER BY r.minute",
+            (start_minute, end_minute),
+        )
+        return [int(m) for (m,) in rows]
+
     async def rollups(
         self, start_minute: int, end_minute: int, service: str | None = None
     ) -> list[tuple[RollupKey, Rollup]]:
@@ -447,8 +463,8 @@ class PostgresStore:
             args = (*args, service)
         rows = await self._fetch(query + " ORDER BY started_at, id", args)
         return [
-            Result(s, p, k, t, lat, Outcome(o), d, rid, loc)
-            for s, p, k, t, lat, o, d, rid, loc in rows
+            Result(s, p, k, t, lat, Outcome(o), d, rid, loc, late)
+            for s, p, k, t, lat, o, d, rid, loc, late in rows
         ]
 
     async def prune(self, raw_before: float, rollups_before_minute: int) -> int:
@@ -512,8 +528,8 @@ class PostgresStore:
         """Store a day's digest unless that day has one."""
         async with self._write() as conn:
             cur = await conn.execute(
-                "INSERT INTO digests (date, results, results_sha256, previous, chain, made_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (date) DO NOTHING",
+                "INSERT INTO digests (date, results, results_sha256, previous, chain, made_at,"
+                " format) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (date) DO NOTHING",
                 astuple(digest),
             )
             return cur.rowcount == 1
@@ -521,11 +537,12 @@ class PostgresStore:
     async def digests(self) -> list[DayDigest]:
         """Every digest, oldest day first."""
         rows = await self._fetch(
-            "SELECT date, results, results_sha256, previous, chain, made_at FROM digests"
-            " ORDER BY date"
+            "SELECT date, results, results_sha256, previous, chain, made_at, format"
+            " FROM digests ORDER BY date"
         )
         return [
-            DayDigest(str(d), int(n), str(h), str(p), str(c), float(m)) for d, n, h, p, c, m in rows
+            DayDigest(str(d), int(n), str(h), str(p), str(c), float(m), int(f))
+            for d, n, h, p, c, m, f in rows
         ]
 
     # --- instances ----------------------------------------------------------------------

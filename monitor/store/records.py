@@ -89,8 +89,11 @@ class DayDigest:
     results: int  # raw results that started that day
     results_sha256: str  # SHA-256 of their lines in the evidence pack's results.csv form
     previous: str  # the chain of the day before (64 zeros for the first day digested)
-    chain: str  # SHA-256 of previous, date, results and results_sha256
+    chain: str  # SHA-256 of previous, date, results, results_sha256 (and format from 2)
     made_at: float  # UTC epoch seconds
+    #: How the day's rows were hashed: 1 without results.csv's location and late columns
+    #: (digests made before they existed), 2 with them.
+    format: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,22 +141,31 @@ class Spool:
 
 
 def rollup_deltas(
-    results: Sequence[Result], thresholds: Mapping[ProbeId, tuple[float, ...]]
+    results: Sequence[Result],
+    thresholds: Mapping[ProbeId, tuple[float, ...]],
+    series: Mapping[tuple[str, str, str], str] | None = None,
 ) -> dict[RollupKey, Rollup]:
-    """The rollup deltas of ``results``, counted as the collector counts them."""
+    """The rollup deltas of ``results``, counted as the collector counts them: in their
+    probe's series, and in their location's own (``location_series``) where one is."""
     deltas: dict[RollupKey, Rollup] = {}
     for result in results:
-        counted = count_result(
-            result.ok,
-            result.outcome.value,
-            result.latency_s,
-            thresholds.get((result.service, result.probe), ()),
-        )
-        key = (result.service, result.probe, result.minute)
-        delta = deltas.get(key)
-        if delta is None:
-            delta = deltas[key] = Rollup()
-        delta.add_counted(counted)
+        names = [result.probe]
+        if series:
+            own = series.get((result.service, result.probe, result.location))
+            if own is not None:
+                names.append(own)
+        for name in names:
+            counted = count_result(
+                result.ok,
+                result.outcome.value,
+                result.latency_s,
+                thresholds.get((result.service, name), ()),
+            )
+            key = (result.service, name, result.minute)
+            delta = deltas.get(key)
+            if delta is None:
+                delta = deltas[key] = Rollup()
+            delta.add_counted(counted)
     return deltas
 
 
@@ -165,12 +174,13 @@ async def replay(
     store: ResultLog,
     thresholds: Mapping[ProbeId, tuple[float, ...]],
     batch_size: int,
+    series: Mapping[tuple[str, str, str], str] | None = None,
 ) -> int:
     """Write the spool back into ``store`` in batches of ``batch_size``; returns how many
     results it wrote. StoreError leaves the rest for the next replay."""
     written = 0
     for batch, offset in spool.batches(batch_size):
-        await store.write_batch(batch, rollup_deltas(batch, thresholds))
+        await store.write_batch(batch, rollup_deltas(batch, thresholds, series))
         spool.mark(offset)
         written += len(batch)
     if spool.path.exists():

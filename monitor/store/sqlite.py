@@ -389,7 +389,7 @@ class SqliteStore:
         async with self._write() as db:
             cursor = await db.execute(
                 "INSERT OR IGNORE INTO digests (date, results, results_sha256, previous, chain,"
-                " made_at) VALUES (?, ?, ?, ?, ?, ?)",
+                " made_at, format) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 astuple(digest),
             )
             return cursor.rowcount == 1
@@ -397,9 +397,13 @@ class SqliteStore:
     async def digests(self) -> list[DayDigest]:
         """Every digest, oldest day first."""
         async with self._lock:
-            rows = await self._fetch("SELECT * FROM digests ORDER BY date")
+            rows = await self._fetch(
+                "SELECT date, results, results_sha256, previous, chain, made_at, format"
+                " FROM digests ORDER BY date"
+            )
         return [
-            DayDigest(str(d), int(n), str(h), str(p), str(c), float(m)) for d, n, h, p, c, m in rows
+            DayDigest(str(d), int(n), str(h), str(p), str(c), float(m), int(f))
+            for d, n, h, p, c, m, f in rows
         ]
 
     async def record_config(self, use: ConfigUse, body: str) -> None:
@@ -518,7 +522,7 @@ class SqliteStore:
         async with self._lock:
             query = (
                 "SELECT service, probe, kind, started_at, latency_s, outcome, detail, request_id,"
-                " location FROM results WHERE started_at >= ? AND started_at < ?"
+                " location, late FROM results WHERE started_at >= ? AND started_at < ?"
             )
             args: tuple[object, ...] = (start, end)
             if service is not None:
@@ -527,8 +531,8 @@ class SqliteStore:
             query += " ORDER BY started_at, id"
             rows = await self._fetch(query, args)
             return [
-                Result(s, p, k, t, lat, Outcome(o), d, rid, loc)
-                for s, p, k, t, lat, o, d, rid, loc in rows
+                Result(s, p, k, t, lat, Outcome(o), d, rid, loc, bool(late))
+                for s, p, k, t, lat, o, d, rid, loc, late in rows
             ]
 
     async def prune(self, raw_before: float, rollups_before_minute: int) -> int:

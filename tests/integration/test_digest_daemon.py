@@ -27,16 +27,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 def _expected(db: sqlite3.Connection, start: float, end: float) -> tuple[int, str]:
     rows = db.execute(
-        "SELECT service, probe, kind, started_at, latency_s, outcome, detail, request_id"
-        " FROM results WHERE started_at >= ? AND started_at < ? ORDER BY started_at, id",
+        "SELECT service, probe, kind, started_at, latency_s, outcome, detail, request_id,"
+        " location, late FROM results WHERE started_at >= ? AND started_at < ?"
+        " ORDER BY started_at, id",
         (start, end),
     ).fetchall()
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    for service, probe, kind, started, latency, outcome, detail, request_id in rows:
+    for service, probe, kind, started, latency, outcome, detail, request_id, *more in rows:
         utc = dt.datetime.fromtimestamp(started, dt.UTC).isoformat()
         writer.writerow([service, probe, kind, repr(started), utc, repr(latency), outcome,
-                         detail, request_id])  # fmt: skip
+                         detail, request_id, *more])  # fmt: skip
     return len(rows), hashlib.sha256(buffer.getvalue().encode()).hexdigest()
 
 
@@ -86,7 +87,7 @@ async def test_the_daemon_digests_a_settled_day_of_its_store(tmp_path: Path) -> 
         assert (found[0], found[1]) == expected
         assert found[0] == 2881
         # Chained to the day before, as the README documents the link.
-        text = f"{found[2]}\n{day.isoformat()}\n{found[0]}\n{found[1]}\n"
+        text = f"{found[2]}\n{day.isoformat()}\n{found[0]}\n{found[1]}\nformat 2\n"
         assert found[2] == before[0]
         assert found[3] == hashlib.sha256(text.encode()).hexdigest()
         assert daemon.digests.head is not None

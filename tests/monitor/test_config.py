@@ -13,6 +13,7 @@ import pytest
 
 from monitor.config import LatencyObjective, load_config, parse_config
 from monitor.errors import ConfigError
+from monitor.sla.objectives import location_series, probe_thresholds
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTDATA = ROOT / "tests" / "testdata" / "config"
@@ -392,3 +393,39 @@ def test_the_quorum_defaults_to_a_majority(tmp_path: Path) -> None:
         config = load_config(path)
         assert config.locations.quorum_of(config.instance.location) == quorum
         assert config.shared_minutes == (quorum > 1)
+
+
+@pytest.mark.parametrize(
+    ("objective", "where"),
+    [
+        # A location no daemon probes from, and a traffic feed (measured from nowhere).
+        ("location: ant", r"locs\.yaml:12: services\[0\]\.objectives\[0\]\.location: .*'ant'"),
+        ("location: ghe, source: both", r"locs\.yaml:12: .*objectives\[0\]\.location: only"),
+    ],
+)
+def test_an_objective_of_one_location_names_a_known_one(
+    tmp_path: Path, objective: str, where: str
+) -> None:
+    path = tmp_path / "locs.yaml"
+    objectives = (
+        "    objectives:\n"
+        f"      - {{name: fast, kind: latency, threshold: 1s, target: 99, {objective}}}\n"
+    )
+    path.write_text(_SHARED + "locations:\n  names: [bru, ghe]\n" + _SERVICE + objectives)
+    with pytest.raises(ConfigError, match=where):
+        load_config(path)
+
+
+def test_an_objective_of_one_location_sums_that_locations_series(tmp_path: Path) -> None:
+    path = tmp_path / "locs.yaml"
+    objectives = (
+        "    objectives:\n"
+        "      - {name: fast, kind: latency, threshold: 1s, target: 99}\n"
+        "      - {name: fast-ghe, kind: latency, threshold: 2s, target: 99, location: ghe}\n"
+    )
+    path.write_text(_SHARED + "locations:\n  names: [bru, ghe]\n" + _SERVICE + objectives)
+    config = load_config(path)
+    service = config.services[0]
+    assert [service.series_of(o) for o in service.objectives] == [["p"], ["p@ghe"]]
+    assert probe_thresholds(config) == {("svc", "p"): (1.0,), ("svc", "p@ghe"): (2.0,)}
+    assert location_series(config) == {("svc", "p", "ghe"): "p@ghe"}

@@ -28,12 +28,14 @@ def _expected(results: list[Result]) -> tuple[int, str]:
     for r in results:
         utc = dt.datetime.fromtimestamp(r.started_at, dt.UTC).isoformat()
         writer.writerow([r.service, r.probe, r.kind, repr(r.started_at), utc,
-                         repr(r.latency_s), r.outcome.value, r.detail, r.request_id])  # fmt: skip
+                         repr(r.latency_s), r.outcome.value, r.detail, r.request_id,
+                         r.location, int(r.late)])  # fmt: skip
     return len(results), hashlib.sha256(buffer.getvalue().encode()).hexdigest()
 
 
 def _link(previous: str, date: str, count: int, sha: str) -> str:
-    return hashlib.sha256(f"{previous}\n{date}\n{count}\n{sha}\n".encode()).hexdigest()
+    text = f"{previous}\n{date}\n{count}\n{sha}\nformat 2\n"  # format 2: with location, late
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 async def test_settled_days_are_digested_once_and_chained() -> None:
@@ -48,6 +50,8 @@ async def test_settled_days_are_digested_once_and_chained() -> None:
         Result("core", "p", "http", _at("2026-10-25T23:59:59"), 0.4, Outcome.OK, "", "id\n2"),
     ]
     day26 = [Result("core", "p", "http", _at("2026-10-26T08:00"), 0.1, Outcome.OK)]
+    day25[0] = Result("core", "p", "http", _at("2026-10-25T00:00"), 0.2, Outcome.OK,
+                      location="ghent")  # fmt: skip
     await store.write_batch(day24 + day25 + day26, {})
 
     # At 00:30 on the 26th with an hour to settle, the 25th is not yet due.

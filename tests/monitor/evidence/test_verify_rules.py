@@ -156,3 +156,79 @@ def test_rows_with_quotes_commas_and_newlines_are_read_and_hashed_as_written(
     assert results.rows == 3
     assert results.counts[("core", "p", int(at // 60))] == [3, 2, 1]  # 3 results, 2 ok, 1 <= 1 s
     assert results.days == {"2026-11-30": [3, hashlib.sha256(body).hexdigest()]}
+
+
+def test_located_rows_count_apart_and_a_format_1_day_hashes_without_the_new_fields(
+    tmp_path: Path,
+) -> None:
+    month = _Month({"timezone": "Europe/Brussels", "start": "2026-11-30T00:00:00+01:00",
+                    "end": "2026-12-01T00:00:00+01:00"})  # fmt: skip
+    at = _minute("2026-11-30T10:00") * 60.0
+    old = [
+        ["core", "p", "http", repr(at), "", "0.5", "ok", "", ""],
+        ["core", "p", "http", repr(at + 10), "", "5.0", "timeout", 'no "answer", in 5 s', ""],
+    ]
+    old.append(["core", "p", "http", repr(at + 20), "", "0.2", "ok", "", ""])
+    located = [[*old[0], "a", "0"], [*old[1], "b", "0"], [*old[2], "b", "1"]]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["service", "probe", "kind", "started_at", "started_at_utc", "latency_s",
+                     "outcome", "detail", "request_id", "location", "late"])  # fmt: skip
+    writer.writerows(located)
+    (tmp_path / "results.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    # What a format 1 digest hashed: the same records without their last two fields.
+    before = io.StringIO()
+    csv.writer(before, lineterminator="\n").writerows(old)
+    service = _Service({"name": "core", "probes": [{"name": "p", "kind": "http"}],
+                        "objectives": [{"name": "f", "kind": "latency", "threshold": "1s"}]},
+                       ZONE)  # fmt: skip
+    results = _Results.read(
+        tmp_path / "results.csv", [service], month, located=True, legacy=frozenset({"2026-11-30"})
+    )
+    minute = int(at // 60)
+    assert results.rows == 2  # the late row is hashed, not counted
+    assert results.counts == {("core", "p", minute, "a"): [1, 1, 1],
+                              ("core", "p", minute, "b"): [1, 0, 0]}  # fmt: skip
+    assert results.of("core", ["p"], minute) == (2, 1)
+    assert results.of("core", ["p"], minute, "b") == (1, 0)
+    expected = hashlib.sha256(before.getvalue().encode()).hexdigest()
+    assert results.days == {"2026-11-30": [3, expected]}
+
+
+@pytest.mark.parametrize(
+    ("seen", "quorum", "state", "faults"),
+    [
+        # (results, ok) per location in one minute -> the minute, the locations at fault
+        ({"a": (6, 0), "b": (6, 6)}, 2, "up", ["a"]),
+        ({"a": (6, 1), "b": (6, 0)}, 2, "down", []),
+        ({"b": (6, 0)}, 2, "unmonitored", []),
+        ({"a": (6, 0), "b": (6, 6), "c": (6, 6)}, 2, "up", ["a"]),
+        ({"a": (6, 0), "b": (6, 0), "c": (6, 6)}, 2, "down", []),
+        ({"a": (6, 0), "b": (6, 6)}, 1, "down", []),  # quorum 1: one location is enough
+    ],
+)
+def test_the_quorum_of_locations_decides_each_minute(
+    tmp_path: Path,
+    seen: dict[str, tuple[int, int]],
+    quorum: int,
+    state: str,
+    faults: list[str],
+) -> None:
+    month = _Month({"timezone": "UTC", "start": "2026-11-30T00:00:00+00:00",
+                    "end": "2026-11-30T00:02:00+00:00"})  # fmt: skip
+    service = _Service({"name": "core", "probes": [{"name": "p", "kind": "http"}],
+                        "objectives": [{"name": "up", "kind": "availability"}]}, ZONE)  # fmt: skip
+    results = _Results()
+    results.located, results.locations = True, sorted(seen)
+    for location, (n, ok) in seen.items():
+        results.counts[("core", "p", month.first, location)] = [n, ok]
+    names = ["a", "b", "c"][: max(2, len(seen))]
+    places = verify._Locations({"locations": {"names": names, "quorum": quorum}})
+    calendar = _Calendar([service], [], [], 0.0)
+    figure = _recompute([service], calendar, results, month, places)[("core", "up")]
+    # The month's second minute has no result: unmonitored.
+    assert dict(figure.month) | {"unmonitored": figure.month["unmonitored"] - 1} == {
+        state: 1,
+        "unmonitored": int(state == "unmonitored"),
+        **{f"fault {location}": 1 for location in faults},
+    }

@@ -5,6 +5,7 @@ the same figures (the store's pooled rollups and decisions)."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from monitor.collector import Collector
 from monitor.config import Config
@@ -22,13 +23,23 @@ M0 = int(T0 // 60)
 AVAIL = ObjectiveKey("svc", "avail")
 
 
-def _config(location: str, url: str) -> Config:
-    return builders.config(
-        builders.service("svc", probes=("p",), latency={"fast": 1}, availability=["avail"]),
+def document(location: str, url: str) -> dict[str, Any]:
+    """The config of location ``location``'s daemon (locations a and b, quorum 2)."""
+    svc = builders.service("svc", probes=("p",), latency={"fast": 1}, availability=["avail"])
+    # The same promise judged from each location alone.
+    for where in ("a", "b"):
+        objective = {"name": f"fast-{where}", "kind": "latency", "threshold": 1, "target": 99}
+        svc["objectives"].append({**objective, "location": where})
+    return builders.document(
+        svc,
         instance={"name": f"daemon-{location}", "location": location},
         locations={"names": ["a", "b"]},
         storage={"path": ":memory:", "url": url},
     )
+
+
+def _config(location: str, url: str) -> Config:
+    return Config.model_validate(document(location, url))
 
 
 class Daemon:
@@ -110,6 +121,11 @@ async def test_two_locations_decide_each_minute_once_by_quorum(postgres_url: str
             assert sums.attempts == 6 + 6 + 6 + 6 + 6 + 6 + 6
             assert sums.ok == 6 + 1 + 6 + 6 + 6
             assert sums.good_within(1.0) == 6 + 1 + 6 + 6  # not b's 1.5 s results
+            # Each location's own objective counts that location's results alone, on
+            # both daemons: a's 3 minutes of 6 results, b's 4 (its 1.5 s results late).
+            for where, counts in (("a", (18, 0 + 1 + 6, 1 + 6)), ("b", (24, 6 + 6 + 6, 6 + 6))):
+                own = daemon.ledger.window_rollup("svc", [f"p@{where}"], "1h", now)
+                assert (own.attempts, own.ok, own.good_within(1.0)) == counts
         stored = await a.store.minute_states(M0, M0 + 4)
         assert [(m.minute, m.states["avail"], m.faults) for m in stored] == [
             (M0, "up", {"avail": ["a"]}),
@@ -128,6 +144,12 @@ async def test_two_locations_decide_each_minute_once_by_quorum(postgres_url: str
         )
         assert late == 3
         assert a.code(M0 + 1) is MinuteCode.DOWN
+        # A daemon started again reads each location's series back from the store.
+        again = Ledger(_config("b", postgres_url), grace_minutes=1)
+        again.share(a.store, lambda minute: True)
+        await again.load(a.store, now)
+        own = again.window_rollup("svc", ["p@b"], "1h", now)
+        assert (own.attempts, own.ok, own.good_within(1.0)) == (24, 18, 12)
     finally:
         for daemon in (a, b):
             await daemon.store.aclose()
@@ -150,3 +172,30 @@ async def test_a_minute_waits_for_this_daemons_own_results(postgres_url: str) ->
         assert a.code(M0) is MinuteCode.UNMONITORED
     finally:
         await a.store.aclose()
+
+
+async def test_a_minute_no_daemon_decided_is_decided_by_the_quorum_at_restart(
+    postgres_url: str,
+) -> None:
+    """Both daemons stopped after writing a minute, before deciding it: the next start
+    decides it as sealing would have, by the quorum (a alone saw it down: up, a at fault),
+    not from the pooled results (8 failures of 12: down)."""
+    a, b = Daemon("a", postgres_url), Daemon("b", postgres_url)
+    for daemon in (a, b):
+        await daemon.store.open()
+    try:
+        for daemon in (a, b):
+            await daemon.seal(T0)
+        await a.minute(M0, ok=0, failed=6)
+        await b.minute(M0, ok=4, failed=2)
+        now = (M0 + 6) * 60.0
+        again = Daemon("b", postgres_url)  # a fresh start, on b's connection
+        again.store = b.store
+        again.ledger.share(b.store, lambda minute: True)
+        await again.ledger.load(b.store, now)
+        assert again.code(M0) is MinuteCode.UP
+        (stored,) = await a.store.minute_states(M0, M0 + 1)
+        assert (stored.states["avail"], stored.faults) == ("up", {"avail": ["a"]})
+    finally:
+        for daemon in (a, b):
+            await daemon.store.aclose()

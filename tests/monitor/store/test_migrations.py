@@ -69,8 +69,9 @@ async def test_a_store_from_before_versions_migrates_without_losing_a_row(tmp_pa
     assert after.pop("digests") == []
     # Version 8 added results.location (empty: measured before locations) and the
     # instances' table (empty until a daemon runs).
-    assert all(row[-1] == "" for row in after["results"])
-    after["results"] = [row[:-1] for row in after["results"]]
+    # Version 14 added results.late (0: one location never stores a result late).
+    assert all(row[-2:] == ("", 0) for row in after["results"])
+    after["results"] = [row[:-2] for row in after["results"]]
     assert after.pop("instances") == []
     # Version 9 added the leases' table (the leader among several daemons): empty.
     assert after.pop("leases") == []
@@ -97,7 +98,7 @@ async def test_a_store_from_before_versions_migrates_without_losing_a_row(tmp_pa
     again["maintenance"] = [row[:-2] for row in again["maintenance"]]
     assert again.pop("batch_events") == []
     assert again.pop("digests") == []
-    again["results"] = [row[:-1] for row in again["results"]]
+    again["results"] = [row[:-2] for row in again["results"]]
     assert again.pop("instances") == []
     assert again.pop("leases") == []
     assert again.pop("outbox") == []
@@ -139,6 +140,8 @@ async def test_a_migrated_store_reports_what_the_old_code_reported(tmp_path: Pat
     assert got.pop("evidence") is None
     # Added since (issue 14): location faults (one location then: none).
     assert [s.pop("location_faults") for s in got["services"]] == [[]] * len(got["services"])
+    # and each latency objective's one location (none: every location pooled).
+    assert {o.pop("location") for o in _objectives(got)} == {None}
     assert got == expected
 
 
