@@ -29,6 +29,7 @@ import pytest
 import yaml
 from aiohttp import web
 
+from monitor.sla.counts import Rollup
 from simulator.network import Simulator
 from simulator.settings import SimulatorSettings
 from tests.support.brokers import free_port
@@ -44,6 +45,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CUT = range(1, 4)
 OUTAGE = range(5, 8)
 MINUTES = 9
+
+
+#: A latency objective; with a location, of that location's results alone.
+FAST = {"kind": "latency", "threshold": 0.5, "target": 99}
 
 
 def _needs_namespaces() -> None:
@@ -83,7 +88,11 @@ class Daemon:
                             "timeout": 1,
                         }
                     ],
-                    "objectives": [{"name": "avail", "kind": "availability", "target": 99}],
+                    "objectives": [
+                        {"name": "avail", "kind": "availability", "target": 99},
+                        # The latency promise judged from each location alone.
+                        *({**FAST, "name": f"fast-{at}", "location": at} for at in ("a", "b")),
+                    ],
                 }
             ],
         )
@@ -203,7 +212,7 @@ async def test_a_cut_location_is_its_own_fault_and_a_failed_target_is_down(
                 await runner.cleanup()
             with psycopg.connect(store_url) as conn:
                 sent = conn.execute(
-                    "SELECT location, started_at, request_id FROM results"
+                    "SELECT location, started_at, request_id, outcome, latency_s FROM results"
                     " WHERE started_at >= %s AND started_at < %s",
                     (first * 60.0, (first + MINUTES) * 60.0),
                 ).fetchall()
@@ -212,13 +221,20 @@ async def test_a_cut_location_is_its_own_fault_and_a_failed_target_is_down(
                     " WHERE service = 'svc' AND minute >= %s AND minute < %s ORDER BY minute",
                     (first, first + MINUTES),
                 ).fetchall()
+                series = conn.execute(
+                    "SELECT probe, minute, body FROM rollups WHERE service = 'svc'"
+                    " AND probe LIKE 'p@%%' AND minute >= %s AND minute < %s",
+                    (first, first + MINUTES),
+                ).fetchall()
 
     # --- the truth: what reached the target from each location, and what it answered ---
     answered = {r.request_id: r.action for r in truth}
     reached: dict[tuple[int, str], list[bool]] = defaultdict(list)
-    for location, started_at, request_id in sent:
+    fast: dict[tuple[int, str], int] = defaultdict(int)  # the daemon's own ok <= 0.5 s
+    for location, started_at, request_id, outcome, latency_s in sent:
         # Served: the request reached the target and it answered it well.
         reached[(int(started_at // 60), location)].append(answered.get(request_id) == "ok")
+        fast[(int(started_at // 60), location)] += outcome == "ok" and latency_s <= 0.5
     expected: list[tuple[str, list[str]]] = []
     for minute in range(first, first + MINUTES):
         saw_down = [
@@ -236,6 +252,18 @@ async def test_a_cut_location_is_its_own_fault_and_a_failed_target_is_down(
         ("down", []) if i in OUTAGE else ("up", ["a"] if i in CUT else []) for i in range(MINUTES)
     ]
     assert expected == planned
+
+    # Each location's own latency series: exactly that location's requests, its
+    # successes those the target answered well, and good its raw rows' within 0.5 s.
+    own = {
+        (int(minute), probe.split("@")[1]): Rollup.from_dict(json.loads(body))
+        for probe, minute, body in series
+    }
+    for (minute, loc), served in reached.items():
+        if first <= minute < first + MINUTES:
+            rollup = own[(minute, loc)]
+            assert (rollup.attempts, rollup.ok) == (len(served), sum(served))
+            assert rollup.good_within(0.5) == fast[(minute, loc)]
 
     # --- what the daemons decided: once, for both, by the quorum ---
     stored = [
@@ -264,14 +292,17 @@ async def test_a_cut_location_is_its_own_fault_and_a_failed_target_is_down(
     [down] = notices("SlaServiceDown", "firing")
     assert _epoch(down["started_at"]) >= (first + OUTAGE[0]) * 60.0
     assert len(notices("SlaServiceDown", "resolved")) == 1
-    # Nothing about the service itself while only a's path was cut.
+    # Nothing about the service itself while only a's path was cut. (The latency objective
+    # of location a alone may burn: from a, the service was unreachable; that is what an
+    # objective of one location is for.)
     before_outage = (first + OUTAGE[0]) * 60.0
     about_service = [
-        e
+        e["labels"]
         for e in received
         if e["labels"]["alertname"] != "SlaLocationFault"
         and e["kind"] == "firing"
         and e["labels"].get("rule", "").startswith(("burn", "service-down"))
+        and e["labels"].get("objective") != "fast-a"
         and _epoch(e["started_at"]) < before_outage
     ]
     assert about_service == []
