@@ -112,11 +112,7 @@ class Collector:
         counted = self._count(result)
         if counted is None:
             counted = self.ledger.count(result)
-        key = (result.service, result.probe, result.minute)
-        delta = self._deltas.get(key)
-        if delta is None:
-            delta = self._deltas[key] = Rollup()
-        delta.add_counted(counted)
+        self._stage_delta(result, counted)
         if self._series:
             series = self._series.get((result.service, result.probe, result.location))
             if series is not None:
@@ -130,6 +126,10 @@ class Collector:
         except Exception:  # as in _count
             log.exception("could not count a result of %s/%s", result.service, result.probe)
             counted = self.ledger.count(result)
+        self._stage_delta(result, counted)
+
+    def _stage_delta(self, result: Result, counted: Counted) -> None:
+        """Add a result's counts to the store's rollup of its probe (or series) and minute."""
         key = (result.service, result.probe, result.minute)
         delta = self._deltas.get(key)
         if delta is None:
