@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from monitor.evidence.digest import GENESIS, chain_of
+from monitor.evidence.digest import FORMAT, GENESIS, chain_of
 from monitor.evidence.pack import RESULT_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +88,7 @@ def generate(folder: Path, services: int, interval: int, seed: int = 7) -> int:
                         latency, outcome = round(rng.lognormvariate(-1.5, 0.6), 6), "ok"
                         day["good"] += latency <= 1.0
                     out.writerow([name, "p", "http", repr(float(started)), utc, repr(latency),
-                                  outcome, "", ""])  # fmt: skip
+                                  outcome, "", "", "default", "0"])  # fmt: skip
                 day["valid"] += per_minute
                 is_down = failed >= 1 and failed > 0.5 * per_minute
                 day["down" if is_down else "up"] += 1
@@ -98,10 +98,10 @@ def generate(folder: Path, services: int, interval: int, seed: int = 7) -> int:
             hashed[date][0] += per_minute * len(names)
             hashed[date][1].update(data)
     previous = GENESIS
-    links = ["date,results,results_sha256,previous,chain,made_at\n"]
+    links = ["date,results,results_sha256,previous,chain,made_at,format\n"]
     for date, (count, sha) in sorted(hashed.items()):
-        chain = chain_of(previous, date, count, sha.hexdigest())
-        links.append(f"{date},{count},{sha.hexdigest()},{previous},{chain},0.0\n")
+        chain = chain_of(previous, date, count, sha.hexdigest(), FORMAT)
+        links.append(f"{date},{count},{sha.hexdigest()},{previous},{chain},0.0,{FORMAT}\n")
         previous = chain
     (folder / "digests.csv").write_text("".join(links), encoding="utf-8")
     (folder / "maintenance.csv").write_text(
