@@ -2,7 +2,7 @@
 
 Secrets are never read from the file: the config names environment variables instead.
 
-One piece (~1,400 lines) on purpose: it is the one schema of the config file, read top to
+One piece (~1,450 lines) on purpose: it is the one schema of the config file, read top to
 bottom as its reference; each section is a small pydantic model, and splitting them would
 scatter what an operator looks up in one place (the contract the report is signed against
 has its own module, ``monitor/contract.py``).

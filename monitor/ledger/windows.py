@@ -7,7 +7,7 @@ it counts as (eligible, outside service hours, in maintenance; up, down, unmonit
 provider unavailable); the decision is persisted so a restart rebuilds the same sums
 (DESIGN decisions 2, 3, 5). Minutes are classified by ``monitor.sla.minutes`` only.
 
-One piece (~940 lines): sealing, the restart that rebuilds the sums and the re-decision of
+One piece (~950 lines): sealing, the restart that rebuilds the sums and the re-decision of
 sealed minutes all change the same running sums and minute rings, and each must leave them
 as the other two would; kept together so those invariants are read in one place.
 """
